@@ -1,0 +1,410 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// Config is the whole configuration of an agent. Every key is optional; the
+// zero-config agent uses the embedded SQLite file hammerwork.db, serves every
+// queue and dispatches to http://127.0.0.1:8080/jobs/{queue}.
+type Config struct {
+	Database DatabaseConfig `toml:"database"`
+	Agent    AgentConfig    `toml:"agent"`
+	App      AppConfig      `toml:"app"`
+	API      APIConfig      `toml:"api"`
+	// Retry is the default retry policy of jobs that carry none of their own.
+	Retry  job.RetryPolicy `toml:"retry"`
+	Queues []QueueConfig   `toml:"queue"`
+	Log    LogConfig       `toml:"log"`
+}
+
+// DatabaseConfig says where jobs live.
+type DatabaseConfig struct {
+	// URL is postgres://..., postgresql://..., sqlite://path or sqlite::memory:.
+	// Defaults to sqlite://hammerwork.db.
+	URL string `toml:"url"`
+	// MaxConns caps the connection pool. Defaults to 10.
+	MaxConns int `toml:"max_conns"`
+}
+
+// AgentConfig tunes the run loop.
+type AgentConfig struct {
+	// ID names this agent in leased_by. Defaults to hostname-pid.
+	ID string `toml:"id"`
+	// Queues this agent serves; "*" serves all. Defaults to ["*"].
+	Queues []string `toml:"queues"`
+	// Concurrency caps in-flight requests to the app, all queues together. Defaults to 50.
+	Concurrency int `toml:"concurrency"`
+	// LeaseDuration is extended while a request is in flight; it must exceed
+	// every request timeout. Defaults to 90s (DESIGN.md's 30s could not exceed
+	// its own 60s request_timeout default).
+	LeaseDuration job.Duration `toml:"lease_duration"`
+	// PollInterval is the pause between lease attempts when queues are empty,
+	// with ±20% jitter. Defaults to 1s.
+	PollInterval job.Duration `toml:"poll_interval"`
+	// DrainTimeout bounds the wait for in-flight requests on shutdown. Defaults to 25s.
+	DrainTimeout job.Duration `toml:"drain_timeout"`
+	// RescueInterval is how often expired leases are looked for. Defaults to 5s.
+	RescueInterval job.Duration `toml:"rescue_interval"`
+	// CompleteFlushInterval batches completions for at most this long. Defaults to 20ms.
+	CompleteFlushInterval job.Duration `toml:"complete_flush_interval"`
+}
+
+// AppConfig describes the local app the agent dispatches to.
+type AppConfig struct {
+	// HandlerURL may contain {queue}. Defaults to http://127.0.0.1:8080/jobs/{queue}.
+	HandlerURL string `toml:"handler_url"`
+	// HealthURL gates leasing while it fails; empty disables the gate.
+	HealthURL string `toml:"health_url"`
+	// HealthInterval is how often HealthURL is checked. Defaults to 2s.
+	HealthInterval job.Duration `toml:"health_interval"`
+	// RequestTimeout bounds one request unless the job or queue sets one. Defaults to 60s.
+	RequestTimeout job.Duration `toml:"request_timeout"`
+	// SigningSecret enables Standard Webhooks signatures; empty leaves requests unsigned.
+	SigningSecret string `toml:"signing_secret"`
+	// Envelope wraps the payload in {id, queue, attempt, payload, parents}.
+	Envelope bool `toml:"envelope"`
+	// MaxResultBytes caps a stored result. Defaults to 1 MiB.
+	MaxResultBytes int64 `toml:"max_result_bytes"`
+}
+
+// APIConfig configures the agent's HTTP API.
+type APIConfig struct {
+	// Listen is the API address. Defaults to 127.0.0.1:9090; "off" disables the API.
+	Listen string `toml:"listen"`
+	// Token, when set, is required as a bearer token on every /v1 route.
+	Token string `toml:"token"`
+	// MaxBodyBytes caps a request body. Defaults to 10 MiB.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+}
+
+// QueueConfig overrides settings for one queue.
+type QueueConfig struct {
+	Name string `toml:"name"`
+	// Concurrency caps this queue's in-flight requests on this agent; 0: only the global cap.
+	Concurrency    int              `toml:"concurrency"`
+	HandlerURL     string           `toml:"handler_url"`
+	RequestTimeout job.Duration     `toml:"request_timeout"`
+	Envelope       *bool            `toml:"envelope"`
+	Retry          *job.RetryPolicy `toml:"retry"`
+}
+
+// LogConfig configures log/slog output.
+type LogConfig struct {
+	// Format is "text" (default) or "json".
+	Format string `toml:"format"`
+	// Level is debug, info (default), warn or error.
+	Level string `toml:"level"`
+}
+
+// DefaultConfig returns the zero-config configuration.
+func DefaultConfig() Config {
+	return Config{
+		Database: DatabaseConfig{URL: "sqlite://hammerwork.db", MaxConns: 10},
+		Agent: AgentConfig{
+			Queues:                []string{"*"},
+			Concurrency:           50,
+			LeaseDuration:         job.Duration(90 * time.Second),
+			PollInterval:          job.Duration(time.Second),
+			DrainTimeout:          job.Duration(25 * time.Second),
+			RescueInterval:        job.Duration(5 * time.Second),
+			CompleteFlushInterval: job.Duration(20 * time.Millisecond),
+		},
+		App: AppConfig{
+			HandlerURL:     "http://127.0.0.1:8080/jobs/{queue}",
+			HealthInterval: job.Duration(2 * time.Second),
+			RequestTimeout: job.Duration(60 * time.Second),
+			MaxResultBytes: 1 << 20,
+		},
+		API: APIConfig{Listen: "127.0.0.1:9090", MaxBodyBytes: 10 << 20},
+		Log: LogConfig{Format: "text", Level: "info"},
+	}
+}
+
+// LoadConfig reads the TOML file at path (none when empty), applies
+// HW_<SECTION>_<KEY> environment overrides from environ, and validates the
+// result. Unknown keys are errors that name the key.
+func LoadConfig(path string, environ []string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return Config{}, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return Config{}, err
+	}
+	if cfg.Agent.ID == "" {
+		cfg.Agent.ID = defaultAgentID()
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// applyEnv sets each section key named by an HW_<SECTION>_<KEY> variable.
+// Lists are comma-separated. Unknown HW_ variables are errors, like unknown
+// keys in the file.
+func applyEnv(cfg *Config, environ []string) error {
+	fields := map[string]reflect.Value{}
+	root := reflect.ValueOf(cfg).Elem()
+	for i := 0; i < root.NumField(); i++ {
+		sec := root.Type().Field(i)
+		if sec.Type.Kind() != reflect.Struct {
+			continue
+		}
+		secName := sec.Tag.Get("toml")
+		for j := 0; j < sec.Type.NumField(); j++ {
+			key := sec.Type.Field(j).Tag.Get("toml")
+			fields["HW_"+strings.ToUpper(secName+"_"+key)] = root.Field(i).Field(j)
+		}
+	}
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "HW_") || strings.HasPrefix(name, "HW_TEST_") {
+			continue
+		}
+		f, known := fields[name]
+		if !known {
+			return fmt.Errorf("environment variable %s names no configuration key", name)
+		}
+		if err := setFromString(f, val); err != nil {
+			return fmt.Errorf("environment variable %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(f reflect.Value, val string) error {
+	if u, ok := f.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok {
+		return u.UnmarshalText([]byte(val))
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(val)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", val)
+		}
+		f.SetInt(n)
+	case reflect.Float64:
+		n, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", val)
+		}
+		f.SetFloat(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", val)
+		}
+		f.SetBool(b)
+	case reflect.Slice:
+		var items []string
+		for _, s := range strings.Split(val, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
+	case reflect.Pointer:
+		v := reflect.New(f.Type().Elem())
+		if err := setFromString(v.Elem(), val); err != nil {
+			return err
+		}
+		f.Set(v)
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+// Validate checks every key and names the first bad one with its value.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if _, err := ParseDatabaseURL(c.Database.URL); err != nil {
+		bad("database.url: %v", err)
+	}
+	if c.Database.MaxConns < 1 {
+		bad("database.max_conns (%d) must be at least 1", c.Database.MaxConns)
+	}
+	if len(c.Agent.Queues) == 0 {
+		bad("agent.queues must name at least one queue or \"*\"")
+	}
+	for _, q := range c.Agent.Queues {
+		if q != "*" && !store.ValidQueueName(q) {
+			bad("agent.queues: %q is not a valid queue name", q)
+		}
+	}
+	if c.Agent.Concurrency < 1 {
+		bad("agent.concurrency (%d) must be at least 1", c.Agent.Concurrency)
+	}
+	if c.Agent.PollInterval.D() <= 0 {
+		bad("agent.poll_interval must be positive")
+	}
+	if c.Agent.RescueInterval.D() <= 0 {
+		bad("agent.rescue_interval must be positive")
+	}
+	if c.Agent.CompleteFlushInterval.D() <= 0 {
+		bad("agent.complete_flush_interval must be positive")
+	}
+	if err := checkURL(c.App.HandlerURL); err != nil {
+		bad("app.handler_url: %v", err)
+	}
+	if c.App.HealthURL != "" {
+		if err := checkURL(c.App.HealthURL); err != nil {
+			bad("app.health_url: %v", err)
+		}
+	}
+	if c.App.HealthInterval.D() <= 0 {
+		bad("app.health_interval must be positive")
+	}
+	if c.App.RequestTimeout.D() <= 0 {
+		bad("app.request_timeout must be positive")
+	}
+	if c.Agent.LeaseDuration.D() <= c.App.RequestTimeout.D() {
+		bad("agent.lease_duration (%s) must exceed app.request_timeout (%s)", c.Agent.LeaseDuration, c.App.RequestTimeout)
+	}
+	if c.App.MaxResultBytes < 0 {
+		bad("app.max_result_bytes (%d) must not be negative", c.App.MaxResultBytes)
+	}
+	if c.API.MaxBodyBytes < 1 {
+		bad("api.max_body_bytes (%d) must be positive", c.API.MaxBodyBytes)
+	}
+	if err := c.Retry.Validate(); err != nil {
+		bad("%v", err)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q must be text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q must be debug, info, warn or error", c.Log.Level)
+	}
+	seen := map[string]bool{}
+	for i, q := range c.Queues {
+		key := fmt.Sprintf("queue[%d]", i)
+		if !store.ValidQueueName(q.Name) {
+			bad("%s.name %q is not a valid queue name", key, q.Name)
+			continue
+		}
+		key = fmt.Sprintf("queue %q", q.Name)
+		if seen[q.Name] {
+			bad("%s is configured twice", key)
+		}
+		seen[q.Name] = true
+		if q.Concurrency < 0 {
+			bad("%s: concurrency (%d) must not be negative", key, q.Concurrency)
+		}
+		if q.HandlerURL != "" {
+			if err := checkURL(q.HandlerURL); err != nil {
+				bad("%s: handler_url: %v", key, err)
+			}
+		}
+		if q.RequestTimeout.D() >= c.Agent.LeaseDuration.D() {
+			bad("agent.lease_duration (%s) must exceed %s request_timeout (%s)", c.Agent.LeaseDuration, key, q.RequestTimeout)
+		}
+		if q.Retry != nil {
+			if err := q.Retry.Validate(); err != nil {
+				bad("%s: %v", key, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(raw string) error {
+	u, err := url.Parse(strings.ReplaceAll(raw, "{queue}", "q"))
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q must be an http:// or https:// URL", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}
+
+// Queue returns the overrides configured for name, if any.
+func (c *Config) Queue(name string) (QueueConfig, bool) {
+	for _, q := range c.Queues {
+		if q.Name == name {
+			return q, true
+		}
+	}
+	return QueueConfig{}, false
+}
+
+// DatabaseKind is the backend a database URL selects.
+type DatabaseKind string
+
+const (
+	DatabasePostgres DatabaseKind = "postgres"
+	DatabaseSQLite   DatabaseKind = "sqlite"
+	DatabaseMySQL    DatabaseKind = "mysql"
+)
+
+// ParseDatabaseURL tells which backend a URL selects.
+func ParseDatabaseURL(raw string) (DatabaseKind, error) {
+	switch {
+	case raw == "":
+		return "", errors.New("is empty")
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		return DatabasePostgres, nil
+	case raw == "sqlite::memory:", strings.HasPrefix(raw, "sqlite://"):
+		return DatabaseSQLite, nil
+	case strings.HasPrefix(raw, "mysql://"):
+		return DatabaseMySQL, nil
+	}
+	return "", fmt.Errorf("%q has an unknown scheme (want postgres://, postgresql://, sqlite://path, sqlite::memory: or mysql://)", RedactURL(raw))
+}
+
+// RedactURL hides a password in a database URL, for logs and errors.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// defaultAgentID is hostname-pid, unique per process on a host.
+func defaultAgentID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "agent"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}

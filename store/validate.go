@@ -1,0 +1,76 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hammerwork-go/hw-agent/job"
+)
+
+var queueName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// ValidQueueName reports whether name is a queue name: 1..128 of letters,
+// digits, '_', '.', ':' and '-', starting with a letter or digit. The name
+// appears in URLs and metric labels, so it is kept plain.
+func ValidQueueName(name string) bool { return queueName.MatchString(name) }
+
+// Validate reports the first problem with a new job, naming the field.
+// The returned error wraps ErrInvalid.
+func (n NewJob) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+	}
+	if n.Queue == "" {
+		return bad("queue is required")
+	}
+	if !ValidQueueName(n.Queue) {
+		return bad("queue %q is not a valid name (letters, digits, '_', '.', ':', '-'; at most 128)", n.Queue)
+	}
+	if len(n.Payload) > 0 && !json.Valid(n.Payload) {
+		return bad("payload is not valid JSON")
+	}
+	if n.Priority < job.PriorityBackground || n.Priority > job.PriorityCritical {
+		return bad("priority %d is out of range 0..4", n.Priority)
+	}
+	if n.MaxAttempts < 0 {
+		return bad("max_attempts %d must be at least 1", n.MaxAttempts)
+	}
+	if n.Timeout < 0 {
+		return bad("timeout must not be negative")
+	}
+	if n.ResultTTL < 0 {
+		return bad("result_ttl must not be negative")
+	}
+	if n.RetryPolicy != nil {
+		if err := n.RetryPolicy.Validate(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if len(n.UniqueKey) > 255 {
+		return bad("unique_key is longer than 255 bytes")
+	}
+	return nil
+}
+
+// DefaultListLimit and MaxListLimit bound List pages.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+)
+
+// ListLimit applies the documented default and cap.
+func (p ListParams) ListLimit() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultListLimit
+	case p.Limit > MaxListLimit:
+		return MaxListLimit
+	}
+	return p.Limit
+}
+
+// UTC normalises a time for storage: UTC, microsecond precision (what every
+// backend can keep), so a value read back equals the value written.
+func UTC(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
