@@ -1,0 +1,57 @@
+package store_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+func TestNewJobValidateNamesTheField(t *testing.T) {
+	t.Parallel()
+	ok := store.NewJob{Queue: "emails", Payload: []byte(`{"to":"a@b"}`), Priority: job.PriorityNormal}
+	require.NoError(t, ok.Validate())
+
+	tests := []struct {
+		name string
+		edit func(*store.NewJob)
+		want string
+	}{
+		{"empty queue", func(n *store.NewJob) { n.Queue = "" }, "queue is required"},
+		{"queue with space", func(n *store.NewJob) { n.Queue = "my queue" }, "not a valid name"},
+		{"queue too long", func(n *store.NewJob) { n.Queue = strings.Repeat("q", 129) }, "not a valid name"},
+		{"bad payload", func(n *store.NewJob) { n.Payload = []byte(`{"a":`) }, "payload is not valid JSON"},
+		{"priority", func(n *store.NewJob) { n.Priority = 7 }, "priority 7"},
+		{"max attempts", func(n *store.NewJob) { n.MaxAttempts = -1 }, "max_attempts"},
+		{"timeout", func(n *store.NewJob) { n.Timeout = -time.Second }, "timeout"},
+		{"result ttl", func(n *store.NewJob) { n.ResultTTL = -time.Second }, "result_ttl"},
+		{"retry", func(n *store.NewJob) { n.RetryPolicy = &job.RetryPolicy{Strategy: "sometimes"} }, "retry.strategy"},
+		{"unique key", func(n *store.NewJob) { n.UniqueKey = strings.Repeat("k", 256) }, "unique_key"},
+	}
+	for _, tt := range tests {
+		n := ok
+		tt.edit(&n)
+		err := n.Validate()
+		require.ErrorContains(t, err, tt.want, tt.name)
+		require.True(t, errors.Is(err, store.ErrInvalid), tt.name)
+	}
+}
+
+func TestListLimitDefaultsAndCaps(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, store.DefaultListLimit, store.ListParams{}.ListLimit())
+	require.Equal(t, 7, store.ListParams{Limit: 7}.ListLimit())
+	require.Equal(t, store.MaxListLimit, store.ListParams{Limit: 5000}.ListLimit())
+}
+
+func TestStateErrorIsConflict(t *testing.T) {
+	t.Parallel()
+	var err error = &store.StateError{Op: "cancel", Current: job.StatusCompleted}
+	require.ErrorIs(t, err, store.ErrConflict)
+	require.EqualError(t, err, "cannot cancel a completed job")
+}
