@@ -1,0 +1,205 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// These routes finish jobs the app answered with 202 Accepted. Each is
+// fenced by the lease token the app received in Hammerwork-Lease-Token: once
+// the lease has expired and the job was rescued, leased again, cancelled or
+// finished, the token no longer matches and the answer is a 409 stale_lease
+// that changed nothing.
+
+// maxErrorBytes caps a reported error as dispatch caps a response body
+// (DESIGN.md: the first 4 KiB), so one chatty app cannot bloat every row.
+const maxErrorBytes = 4 << 10
+
+// failOutcome labels, in the job's error history, an attempt the app itself
+// reported as failed through the API.
+const failOutcome = "app_failed"
+
+type completeRequest struct {
+	LeaseToken string          `json:"lease_token"`
+	Result     json.RawMessage `json:"result"`
+}
+
+type failRequest struct {
+	LeaseToken string `json:"lease_token"`
+	Error      string `json:"error"`
+	// Retry defaults to true: a failure is retried while attempts remain.
+	Retry *bool `json:"retry"`
+}
+
+type heartbeatRequest struct {
+	LeaseToken string  `json:"lease_token"`
+	Extend     *string `json:"extend"`
+}
+
+type heartbeatResponse struct {
+	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+}
+
+func (s *Server) completeJob(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req completeRequest
+	if err := decodeJSON(c.Request().Body, &req); err != nil {
+		return err
+	}
+	if req.LeaseToken == "" {
+		return invalid("lease_token is required (the Hammerwork-Lease-Token header of the dispatch)")
+	}
+	var result []byte
+	if !isNull(req.Result) {
+		result = req.Result
+	}
+	ctx := c.Request().Context()
+	stale, err := s.p.Store.Complete(ctx, store.CompleteParams{
+		Completions: []store.Completion{{LeaseRef: store.LeaseRef{ID: id, Token: req.LeaseToken}, Result: result}},
+		Now:         s.now(),
+	})
+	if err != nil {
+		return fmt.Errorf("complete job %s: %w", id, err)
+	}
+	if len(stale) > 0 {
+		return s.staleLease(ctx, id)
+	}
+	return s.respondJob(c, id, "job completed through the API")
+}
+
+func (s *Server) failJob(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req failRequest
+	if err := decodeJSON(c.Request().Body, &req); err != nil {
+		return err
+	}
+	if req.LeaseToken == "" {
+		return invalid("lease_token is required (the Hammerwork-Lease-Token header of the dispatch)")
+	}
+	if strings.TrimSpace(req.Error) == "" {
+		return invalid("error is required: say why the job failed")
+	}
+	retry := req.Retry == nil || *req.Retry
+
+	// The job is read first because RetryAt needs its attempt count and
+	// policy; the token check here only saves a write, the store's guard
+	// is what makes a stale answer harmless.
+	ctx := c.Request().Context()
+	j, err := s.p.Store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("get job %s: %w", id, err)
+	}
+	if j.Status != job.StatusRunning || j.LeaseToken != req.LeaseToken {
+		return staleLeaseError(j)
+	}
+	now := s.now()
+	retryAt := now
+	if retry && s.p.RetryAt != nil {
+		retryAt = s.p.RetryAt(j, now)
+	}
+	res, err := s.p.Store.Fail(ctx, store.FailParams{
+		Failures: []store.Failure{{
+			LeaseRef: store.LeaseRef{ID: id, Token: req.LeaseToken},
+			Error:    truncateError(req.Error),
+			Outcome:  failOutcome,
+			Retry:    retry,
+			RetryAt:  retryAt,
+		}},
+		Now: now,
+	})
+	if err != nil {
+		return fmt.Errorf("fail job %s: %w", id, err)
+	}
+	if len(res.Stale) > 0 {
+		return s.staleLease(ctx, id)
+	}
+	return s.respondJob(c, id, "job failed through the API")
+}
+
+func (s *Server) heartbeat(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req heartbeatRequest
+	if err := decodeJSON(c.Request().Body, &req); err != nil {
+		return err
+	}
+	if req.LeaseToken == "" {
+		return invalid("lease_token is required (the Hammerwork-Lease-Token header of the dispatch)")
+	}
+	extend := s.p.LeaseDuration
+	if req.Extend != nil {
+		if extend, err = parseDuration("extend", req.Extend); err != nil {
+			return err
+		}
+		if extend <= 0 {
+			return invalid("extend %q must be positive", *req.Extend)
+		}
+	}
+	until := store.UTC(s.now().Add(extend))
+	ctx := c.Request().Context()
+	stale, err := s.p.Store.Extend(ctx, store.ExtendParams{
+		Leases: []store.LeaseRef{{ID: id, Token: req.LeaseToken}},
+		Until:  until,
+	})
+	if err != nil {
+		return fmt.Errorf("extend lease of job %s: %w", id, err)
+	}
+	if len(stale) > 0 {
+		return s.staleLease(ctx, id)
+	}
+	return c.JSON(http.StatusOK, heartbeatResponse{LeaseExpiresAt: until})
+}
+
+// staleLease explains a token the store did not accept: the job is gone
+// (404) or no longer held by that lease (409).
+func (s *Server) staleLease(ctx context.Context, id uuid.UUID) error {
+	j, err := s.p.Store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("get job %s: %w", id, err)
+	}
+	return staleLeaseError(j)
+}
+
+func staleLeaseError(j *job.Job) error {
+	if j.Status == job.StatusRunning {
+		return fmt.Errorf("job %s is running under another lease: %w", j.ID, store.ErrStaleLease)
+	}
+	return fmt.Errorf("job %s is %s: %w", j.ID, j.Status, store.ErrStaleLease)
+}
+
+// respondJob answers with the job as stored after a transition.
+func (s *Server) respondJob(c echo.Context, id uuid.UUID, msg string) error {
+	j, err := s.p.Store.Get(c.Request().Context(), id)
+	if err != nil {
+		return fmt.Errorf("get job %s: %w", id, err)
+	}
+	s.log.Info(msg, append(jobAttrs(j), "status", j.Status)...)
+	return c.JSON(http.StatusOK, j)
+}
+
+// truncateError keeps the first maxErrorBytes of a message without
+// splitting a UTF-8 sequence.
+func truncateError(msg string) string {
+	if len(msg) <= maxErrorBytes {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:maxErrorBytes], "")
+}

@@ -1,0 +1,186 @@
+// Package api is the agent's HTTP API (DESIGN.md, "Agent API"): apps and
+// operators enqueue, inspect, cancel and retry jobs, and apps that answered a
+// dispatch with 202 Accepted finish the job here with its lease token.
+//
+// Every /v1 response that is not a success is
+// {"error": {"code": "...", "message": "...", "details": ...}}; the codes are
+// bad_request (400), unauthorized (401), not_found (404), method_not_allowed
+// (405), conflict and stale_lease (409), payload_too_large (413), invalid and
+// not_supported (422), internal (500), not_ready and not_migrated (503).
+// A rejected request writes nothing.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// Defaults for zero Params fields.
+const (
+	defaultMaxBodyBytes  = 10 << 20
+	defaultLeaseDuration = 30 * time.Second
+	// readyTimeout bounds one readiness check, so a hung database makes
+	// /readyz answer 503 instead of hanging the orchestrator's probe.
+	readyTimeout = 5 * time.Second
+)
+
+// Params configures a Server.
+type Params struct {
+	Store store.Store
+	// Token, when non-empty, is required on every /v1 route as
+	// "Authorization: Bearer <token>". Health routes never need it, so
+	// orchestrator probes work without the secret.
+	Token string
+	// MaxBodyBytes caps a request body; larger bodies get 413. Zero means
+	// 10 MiB, the default of api.max_body_bytes.
+	MaxBodyBytes int64
+	// LeaseDuration is how far /heartbeat extends a lease when the request
+	// names no extend. Zero means 30s.
+	LeaseDuration time.Duration
+	// RetryAt gives the next attempt time for /fail with retry; nil retries
+	// at once.
+	RetryAt func(j *job.Job, now time.Time) time.Time
+	// Ready reports readiness for /readyz (database reachable, app
+	// healthy): nil error means ready. Nil Ready pings the store.
+	Ready func(ctx context.Context) error
+	// Logger receives internal errors; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves the agent API. It implements http.Handler.
+type Server struct {
+	p    Params
+	echo *echo.Echo
+	log  *slog.Logger
+	// tokenSum is the SHA-256 of Params.Token: comparing fixed-size digests
+	// in constant time leaks neither the token's bytes nor its length.
+	tokenSum [sha256.Size]byte
+}
+
+// New builds a Server with its routes.
+func New(p Params) *Server {
+	if p.MaxBodyBytes <= 0 {
+		p.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if p.LeaseDuration <= 0 {
+		p.LeaseDuration = defaultLeaseDuration
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	s := &Server{p: p, log: p.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if p.Token != "" {
+		s.tokenSum = sha256.Sum256([]byte(p.Token))
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		// The stack rides on the error to handleError, which logs it once.
+		LogErrorFunc: func(_ echo.Context, err error, stack []byte) error {
+			return fmt.Errorf("panic: %w\n%s", err, stack)
+		},
+	}))
+	e.Use(s.limitBody)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	v1 := e.Group("/v1")
+	if p.Token != "" {
+		v1.Use(s.requireToken)
+	}
+	v1.POST("/jobs", s.enqueue)
+	v1.POST("/jobs/batch", s.enqueueBatch)
+	v1.GET("/jobs", s.listJobs)
+	v1.GET("/jobs/:id", s.getJob)
+	v1.POST("/jobs/:id/cancel", s.cancelJob)
+	v1.POST("/jobs/:id/retry", s.retryJob)
+	v1.POST("/jobs/:id/complete", s.completeJob)
+	v1.POST("/jobs/:id/fail", s.failJob)
+	v1.POST("/jobs/:id/heartbeat", s.heartbeat)
+
+	s.echo = e
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) now() time.Time { return s.p.Now() }
+
+// limitBody rejects bodies over MaxBodyBytes: at once when Content-Length
+// says so, otherwise when reading crosses the limit (chunked uploads), which
+// decodeJSON turns into 413.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > s.p.MaxBodyBytes {
+			return tooLarge(s.p.MaxBodyBytes)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, s.p.MaxBodyBytes)
+		return next(c)
+	}
+}
+
+func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
+				Message: "missing bearer token: send \"Authorization: Bearer <token>\""}
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+			return &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "invalid bearer token"}
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+	defer cancel()
+	var err error
+	if s.p.Ready != nil {
+		err = s.p.Ready(ctx)
+	} else {
+		err = s.p.Store.Ping(ctx)
+	}
+	if err != nil {
+		s.log.Warn("not ready", "err", err)
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeNotReady, Message: err.Error()}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// isClientGone reports an error caused by the client hanging up, which is
+// neither the server's fault nor worth an error log.
+func isClientGone(c echo.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil
+}
