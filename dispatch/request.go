@@ -1,0 +1,144 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/tracing"
+)
+
+// Request headers the app receives; DESIGN.md fixes their names.
+const (
+	HeaderJobID         = "Hammerwork-Job-Id"
+	HeaderQueue         = "Hammerwork-Queue"
+	HeaderAttempt       = "Hammerwork-Attempt"
+	HeaderMaxAttempts   = "Hammerwork-Max-Attempts"
+	HeaderPriority      = "Hammerwork-Priority"
+	HeaderDeadline      = "Hammerwork-Deadline"
+	HeaderLeaseToken    = "Hammerwork-Lease-Token"
+	HeaderWorkflowID    = "Hammerwork-Workflow-Id"
+	HeaderWorkflowName  = "Hammerwork-Workflow-Name"
+	HeaderStep          = "Hammerwork-Step"
+	HeaderParentIDs     = "Hammerwork-Parent-Ids"
+	HeaderBatchID       = "Hammerwork-Batch-Id"
+	HeaderCorrelationID = "Hammerwork-Correlation-Id"
+	HeaderTraceparent   = "traceparent"
+	// HeaderNoRetry in a non-2xx response fails the job at once.
+	HeaderNoRetry = "Hammerwork-No-Retry"
+)
+
+// DeadlineFormat is RFC 3339 in UTC with milliseconds: precise enough for an
+// app to budget its work, and parseable by every RFC 3339 parser.
+const DeadlineFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// userAgent names the sender in the app's access logs.
+const userAgent = "hw-agent"
+
+// HandlerURL substitutes {queue} in a handler_url template, path-escaped so
+// a queue name can never change the URL's structure.
+func HandlerURL(template, queue string) string {
+	return strings.ReplaceAll(template, "{queue}", url.PathEscape(queue))
+}
+
+// envelope is the body sent when Target.Envelope is set.
+type envelope struct {
+	ID      uuid.UUID                  `json:"id"`
+	Queue   string                     `json:"queue"`
+	Attempt int                        `json:"attempt"`
+	Payload json.RawMessage            `json:"payload"`
+	Parents map[string]json.RawMessage `json:"parents"`
+}
+
+var nullJSON = []byte("null")
+
+// requestBody is the payload as enqueued, or the envelope around it.
+func requestBody(j *job.Job, wrap bool) ([]byte, error) {
+	payload := []byte(j.Payload)
+	if len(bytes.TrimSpace(payload)) == 0 {
+		payload = nullJSON
+	}
+	if !wrap {
+		return payload, nil
+	}
+	b, err := json.Marshal(envelope{
+		ID:      j.ID,
+		Queue:   j.Queue,
+		Attempt: j.Attempts,
+		Payload: payload,
+		Parents: map[string]json.RawMessage{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build envelope for job %s: %w", j.ID, err)
+	}
+	return b, nil
+}
+
+// newRequest builds the POST for one attempt. It returns the traceparent it
+// sent so the caller can report the dispatch span.
+func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, deadline time.Time) (*http.Request, string, error) {
+	body, err := requestBody(j, t.Envelope)
+	if err != nil {
+		return nil, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, "", fmt.Errorf("build request to %q: %w", t.URL, err)
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", userAgent)
+	h.Set(HeaderJobID, j.ID.String())
+	h.Set(HeaderQueue, j.Queue)
+	h.Set(HeaderAttempt, strconv.Itoa(j.Attempts))
+	h.Set(HeaderMaxAttempts, strconv.Itoa(j.MaxAttempts))
+	h.Set(HeaderPriority, j.Priority.String())
+	if !deadline.IsZero() {
+		h.Set(HeaderDeadline, deadline.UTC().Format(DeadlineFormat))
+	}
+	setIf(h, HeaderLeaseToken, j.LeaseToken)
+	if j.WorkflowID != nil {
+		h.Set(HeaderWorkflowID, j.WorkflowID.String())
+	}
+	setIf(h, HeaderWorkflowName, j.WorkflowName)
+	setIf(h, HeaderStep, j.StepName)
+	if len(j.DependsOn) > 0 {
+		ids := make([]string, len(j.DependsOn))
+		for i, id := range j.DependsOn {
+			ids[i] = id.String()
+		}
+		h.Set(HeaderParentIDs, strings.Join(ids, ","))
+	}
+	if j.BatchID != nil {
+		h.Set(HeaderBatchID, j.BatchID.String())
+	}
+	setIf(h, HeaderCorrelationID, j.CorrelationID)
+	var traceparent string
+	if parent, err := tracing.ParseTraceparent(j.SpanContext); err == nil {
+		traceparent = tracing.Child(parent).String()
+		h.Set(HeaderTraceparent, traceparent)
+	}
+	if t.SigningSecret != "" {
+		if err := sign(h, t.SigningSecret, j.ID.String(), now, body); err != nil {
+			return nil, "", err
+		}
+	}
+	return req, traceparent, nil
+}
+
+// setIf sets a header only when the job has the value: an empty header tells
+// the app nothing and costs bytes on every request.
+func setIf(h http.Header, key, value string) {
+	if value != "" {
+		h.Set(key, value)
+	}
+}
