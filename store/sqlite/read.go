@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// querier is what reads need from a *sql.DB or a *sql.Tx, so a transition
+// can read its job back inside its own transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Get returns one job with DependsOn and Dependents read from the edge table.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (*job.Job, error) {
+	j, err := getJob(ctx, s.read, id)
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, dbErr(err))
+	}
+	return j, nil
+}
+
+func getJob(ctx context.Context, q querier, id uuid.UUID) (*job.Job, error) {
+	j, err := scanJob(q.QueryRowContext(ctx,
+		`SELECT `+jobColumns+` FROM hammerwork_jobs WHERE id = ?`, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if j.DependsOn, err = queryIDs(ctx, q,
+		`SELECT depends_on_id FROM hammerwork_job_dependencies WHERE job_id = ? ORDER BY depends_on_id`, id); err != nil {
+		return nil, fmt.Errorf("read parents: %w", err)
+	}
+	if j.Dependents, err = queryIDs(ctx, q,
+		`SELECT job_id FROM hammerwork_job_dependencies WHERE depends_on_id = ? ORDER BY job_id`, id); err != nil {
+		return nil, fmt.Errorf("read children: %w", err)
+	}
+	hideExpiredResult(j, time.Now())
+	return j, nil
+}
+
+// hideExpiredResult drops a result whose time to live has passed; a sweeper
+// may not have deleted it yet, but it is gone as far as readers know.
+func hideExpiredResult(j *job.Job, now time.Time) {
+	if j.ResultExpiresAt != nil && !j.ResultExpiresAt.After(now) {
+		j.Result = nil
+	}
+}
+
+func queryIDs(ctx context.Context, q querier, query string, id uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.QueryContext(ctx, query, id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := []uuid.UUID{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		u, err := uuid.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("job id %q: %w", s, err)
+		}
+		ids = append(ids, u)
+	}
+	return ids, rows.Err()
+}
+
+// List returns one page of jobs, newest first. It reads one row beyond the
+// page to know whether another page follows.
+func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, error) {
+	limit := p.ListLimit()
+	var where []string
+	var args []any
+	if p.Queue != "" {
+		where = append(where, "queue_name = ?")
+		args = append(args, p.Queue)
+	}
+	if p.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, string(p.Status))
+	}
+	if p.DependencyStatus != "" {
+		where = append(where, "dependency_status = ?")
+		args = append(args, string(p.DependencyStatus))
+	}
+	if p.WorkflowID != nil {
+		where = append(where, "workflow_id = ?")
+		args = append(args, p.WorkflowID.String())
+	}
+	if p.Cursor != "" {
+		cursor, err := uuid.Parse(p.Cursor)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cursor %q is not a job id", store.ErrInvalid, p.Cursor)
+		}
+		where = append(where, "id < ?")
+		args = append(args, cursor.String())
+	}
+	query := `SELECT ` + jobColumns + ` FROM hammerwork_jobs`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit+1)
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", dbErr(err))
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	page := &store.ListPage{Jobs: jobs}
+	if len(jobs) > limit {
+		page.Jobs = jobs[:limit]
+		page.NextCursor = page.Jobs[limit-1].ID.String()
+	}
+	if page.Jobs == nil {
+		page.Jobs = []*job.Job{}
+	}
+	now := time.Now()
+	for _, j := range page.Jobs {
+		hideExpiredResult(j, now)
+	}
+	return page, nil
+}
+
+// QueueStats counts jobs per queue and status.
+func (s *Store) QueueStats(ctx context.Context) ([]store.QueueCount, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT queue_name, status, count(*)
+		FROM hammerwork_jobs GROUP BY queue_name, status ORDER BY queue_name, status`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs per queue: %w", dbErr(err))
+	}
+	defer rows.Close()
+	counts := []store.QueueCount{}
+	for rows.Next() {
+		var c store.QueueCount
+		if err := rows.Scan(&c.Queue, &c.Status, &c.Count); err != nil {
+			return nil, fmt.Errorf("count jobs per queue: %w", err)
+		}
+		counts = append(counts, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count jobs per queue: %w", err)
+	}
+	return counts, nil
+}

@@ -1,0 +1,231 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// timeFormat is how every timestamp is stored: UTC, fixed width, a space
+// before the time as in CURRENT_TIMESTAMP, so comparing the strings compares
+// the times and `scheduled_at <= CURRENT_TIMESTAMP` works as written.
+const timeFormat = "2006-01-02 15:04:05.000000"
+
+// parseFormat also accepts a missing or shorter fraction, for rows written
+// by hand with CURRENT_TIMESTAMP.
+const parseFormat = "2006-01-02 15:04:05.999999999"
+
+// ts formats a time for storage.
+func ts(t time.Time) string { return store.UTC(t).Format(timeFormat) }
+
+// tsOrNow formats t, or now when t is zero.
+func tsOrNow(t, now time.Time) string {
+	if t.IsZero() {
+		return ts(now)
+	}
+	return ts(t)
+}
+
+// nowOr returns the caller's Now, or the clock when the caller left it zero.
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return store.UTC(time.Now())
+	}
+	return store.UTC(t)
+}
+
+func parseTS(s string) (time.Time, error) {
+	t, err := time.ParseInLocation(parseFormat, s, time.UTC)
+	if err != nil {
+		if t2, err2 := time.Parse(time.RFC3339Nano, s); err2 == nil {
+			return t2.UTC(), nil
+		}
+		return time.Time{}, fmt.Errorf("parse timestamp %q: %w", s, err)
+	}
+	return t, nil
+}
+
+func parseNullTS(s sql.NullString) (*time.Time, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	t, err := parseTS(s.String)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// nullString stores an empty optional string as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullSeconds stores a zero duration as NULL.
+func nullSeconds(d time.Duration) any {
+	if d == 0 {
+		return nil
+	}
+	return d.Seconds()
+}
+
+func nullUUID(id *uuid.UUID) any {
+	if id == nil {
+		return nil
+	}
+	return id.String()
+}
+
+// jobColumns is every column of hammerwork_jobs in scanJob's order.
+const jobColumns = `id, queue_name, payload, status, priority, attempts, max_attempts,
+	created_at, scheduled_at, started_at, completed_at, failed_at,
+	error_message, errors, timeout_seconds, retry_policy,
+	result_data, result_expires_at, result_ttl_seconds,
+	batch_id, workflow_id, workflow_name, step_name, depends_on,
+	dependency_status, pending_dependencies, condition,
+	trace_id, correlation_id, parent_span_id, span_context, unique_key,
+	leased_by, lease_expires_at, lease_token`
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanJob reads one row of jobColumns. DependsOn comes from the depends_on
+// column; Dependents is empty (only Get looks the edges up).
+func scanJob(row scanner) (*job.Job, error) {
+	var (
+		j                                            job.Job
+		id, payload, status, createdAt, scheduledAt  string
+		errorsJSON, dependsOn, depStatus             string
+		startedAt, completedAt, failedAt, errMessage sql.NullString
+		timeoutSecs, ttlSecs                         sql.NullFloat64
+		retryPolicy, result, resultExpiresAt         sql.NullString
+		batchID, workflowID, workflowName, stepName  sql.NullString
+		condition, traceID, correlationID            sql.NullString
+		parentSpanID, spanContext, uniqueKey         sql.NullString
+		leasedBy, leaseExpiresAt, leaseToken         sql.NullString
+	)
+	err := row.Scan(&id, &j.Queue, &payload, &status, &j.Priority, &j.Attempts, &j.MaxAttempts,
+		&createdAt, &scheduledAt, &startedAt, &completedAt, &failedAt,
+		&errMessage, &errorsJSON, &timeoutSecs, &retryPolicy,
+		&result, &resultExpiresAt, &ttlSecs,
+		&batchID, &workflowID, &workflowName, &stepName, &dependsOn,
+		&depStatus, &j.PendingDependencies, &condition,
+		&traceID, &correlationID, &parentSpanID, &spanContext, &uniqueKey,
+		&leasedBy, &leaseExpiresAt, &leaseToken)
+	if err != nil {
+		return nil, err
+	}
+	if j.ID, err = uuid.Parse(id); err != nil {
+		return nil, fmt.Errorf("job id %q: %w", id, err)
+	}
+	bad := func(col string, err error) (*job.Job, error) {
+		return nil, fmt.Errorf("job %s: column %s: %w", id, col, err)
+	}
+	j.Payload = json.RawMessage(payload)
+	j.Status = job.Status(status)
+	j.DependencyStatus = job.DependencyStatus(depStatus)
+	if j.CreatedAt, err = parseTS(createdAt); err != nil {
+		return bad("created_at", err)
+	}
+	if j.ScheduledAt, err = parseTS(scheduledAt); err != nil {
+		return bad("scheduled_at", err)
+	}
+	for _, c := range []struct {
+		name string
+		src  sql.NullString
+		dst  **time.Time
+	}{
+		{"started_at", startedAt, &j.StartedAt},
+		{"completed_at", completedAt, &j.CompletedAt},
+		{"failed_at", failedAt, &j.FailedAt},
+		{"result_expires_at", resultExpiresAt, &j.ResultExpiresAt},
+		{"lease_expires_at", leaseExpiresAt, &j.LeaseExpiresAt},
+	} {
+		if *c.dst, err = parseNullTS(c.src); err != nil {
+			return bad(c.name, err)
+		}
+	}
+	j.Errors = []job.AttemptError{}
+	if err := json.Unmarshal([]byte(errorsJSON), &j.Errors); err != nil {
+		return bad("errors", err)
+	}
+	j.DependsOn = []uuid.UUID{}
+	if err := json.Unmarshal([]byte(dependsOn), &j.DependsOn); err != nil {
+		return bad("depends_on", err)
+	}
+	j.Dependents = []uuid.UUID{}
+	if retryPolicy.Valid {
+		j.RetryPolicy = new(job.RetryPolicy)
+		if err := json.Unmarshal([]byte(retryPolicy.String), j.RetryPolicy); err != nil {
+			return bad("retry_policy", err)
+		}
+	}
+	if result.Valid {
+		j.Result = json.RawMessage(result.String)
+	}
+	j.Timeout = job.Duration(seconds(timeoutSecs))
+	j.ResultTTL = job.Duration(seconds(ttlSecs))
+	if j.BatchID, err = parseNullUUID(batchID); err != nil {
+		return bad("batch_id", err)
+	}
+	if j.WorkflowID, err = parseNullUUID(workflowID); err != nil {
+		return bad("workflow_id", err)
+	}
+	j.ErrorMessage = errMessage.String
+	j.WorkflowName = workflowName.String
+	j.StepName = stepName.String
+	j.Condition = condition.String
+	j.TraceID = traceID.String
+	j.CorrelationID = correlationID.String
+	j.ParentSpanID = parentSpanID.String
+	j.SpanContext = spanContext.String
+	j.UniqueKey = uniqueKey.String
+	j.LeasedBy = leasedBy.String
+	j.LeaseToken = leaseToken.String
+	return &j, nil
+}
+
+// seconds converts stored seconds back to a duration. Rounding to the
+// nanosecond undoes the float's error, so a duration reads back as written.
+func seconds(s sql.NullFloat64) time.Duration {
+	if !s.Valid {
+		return 0
+	}
+	return time.Duration(math.Round(s.Float64 * 1e9))
+}
+
+func parseNullUUID(s sql.NullString) (*uuid.UUID, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	id, err := uuid.Parse(s.String)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// scanJobs reads every row of jobColumns.
+func scanJobs(rows *sql.Rows) ([]*job.Job, error) {
+	defer rows.Close()
+	var jobs []*job.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
