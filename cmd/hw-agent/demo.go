@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hammerwork-go/hw-agent/agent"
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/store/sqlite"
+)
+
+const (
+	// demoTimeout stops a demo that cannot finish; the jobs all end within a
+	// few seconds when the agent works.
+	demoTimeout = 60 * time.Second
+	// demoProgressEvery paces the live progress lines.
+	demoProgressEvery = 300 * time.Millisecond
+	// demoBounce is the address the sample app rejects, to show a permanent failure.
+	demoBounce = "bounce@example.invalid"
+)
+
+func (c *cli) demoCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo",
+		Short: "Run jobs end to end on a throwaway SQLite database and a built-in sample app",
+		Long: `Start a temporary SQLite database, a sample app with three queues and an agent,
+enqueue 20 jobs and watch them run: emails succeed, thumbnails take a moment,
+reports fail once with 503 and succeed on retry, and one email is rejected with
+422 and fails without a retry. Everything is removed at the end.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runDemo(cmd.Context())
+		},
+	}
+}
+
+// demoJobs is what the demo enqueues: 20 jobs over three queues.
+func demoJobs() []store.NewJob {
+	quickRetry := &job.RetryPolicy{Strategy: job.StrategyFixed, Initial: job.Duration(200 * time.Millisecond)}
+	var jobs []store.NewJob
+	add := func(queue, payload string, retry *job.RetryPolicy) {
+		jobs = append(jobs, store.NewJob{Queue: queue, Payload: []byte(payload), Priority: job.PriorityNormal, RetryPolicy: retry})
+	}
+	for i, name := range []string{"ada", "grace", "alan", "edsger", "barbara", "donald", "margaret"} {
+		add("emails", fmt.Sprintf(`{"to":"%s@example.com","template":"welcome","n":%d}`, name, i+1), nil)
+	}
+	add("emails", `{"to":"`+demoBounce+`","template":"welcome"}`, nil)
+	for i := 1; i <= 7; i++ {
+		add("thumbnails", fmt.Sprintf(`{"image":"photos/%03d.jpg","width":320}`, i), nil)
+	}
+	for _, month := range []string{"2026-06", "2026-07", "2026-08", "2026-09", "2026-10"} {
+		add("reports", fmt.Sprintf(`{"report":"sales","month":"%s"}`, month), quickRetry)
+	}
+	return jobs
+}
+
+func (c *cli) runDemo(ctx context.Context) error {
+	started := time.Now()
+	dir, err := os.MkdirTemp("", "hw-agent-demo-")
+	if err != nil {
+		return fmt.Errorf("create demo directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	dbURL := "sqlite://" + filepath.Join(dir, "demo.db")
+	st, err := sqlite.Open(ctx, sqlite.Config{URL: dbURL})
+	if err != nil {
+		return fmt.Errorf("open demo database: %w", err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate demo database: %w", err)
+	}
+
+	app, err := startDemoApp()
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	cfg := agent.DefaultConfig()
+	cfg.Database.URL = dbURL
+	cfg.Agent.ID = "demo"
+	cfg.Agent.Concurrency = 4
+	cfg.Agent.PollInterval = job.Duration(50 * time.Millisecond)
+	cfg.Agent.LeaseDuration = job.Duration(30 * time.Second)
+	cfg.App.HandlerURL = app.url + "/jobs/{queue}"
+	cfg.App.RequestTimeout = job.Duration(5 * time.Second)
+	cfg.API.Listen = "off"
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("demo configuration: %w", err)
+	}
+	// The demo's own output is the show; agent logs stay quiet unless the
+	// user asks for them with --log-level.
+	logCfg := agent.LogConfig{Format: "text", Level: "error"}
+	if c.flagSet("log-level") {
+		logCfg.Level = c.logLevel
+	}
+	if c.flagSet("log-format") {
+		logCfg.Format = c.logFormat
+	}
+	ag, err := agent.New(agent.Params{Config: cfg, Store: st, Logger: c.newLogger(logCfg)})
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+
+	newJobs := demoJobs()
+	if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: newJobs, Now: time.Now()}); err != nil {
+		return fmt.Errorf("enqueue demo jobs: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "hw-agent demo\n  database    %s (temporary)\n  sample app  %s\n  enqueued    %d jobs: %s\n\n",
+		dbURL, cfg.App.HandlerURL, len(newJobs), describeQueues(newJobs))
+
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- ag.Run(agentCtx) }()
+
+	waitErr := c.waitForDemo(ctx, st, len(newJobs), agentDone)
+	stopAgent()
+	if err := <-agentDone; err != nil && waitErr == nil {
+		waitErr = fmt.Errorf("agent: %w", err)
+	}
+	if waitErr != nil {
+		return waitErr
+	}
+	if err := c.printDemoSummary(ctx, st); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "\nAll %d jobs finished in %s.\n", len(newJobs), time.Since(started).Round(10*time.Millisecond))
+	fmt.Fprintf(c.stdout, "Reports failed once with 503 and were retried after 200ms; the email to %s was\nrejected with 422 and failed at once (4xx means do not retry).\n", demoBounce)
+	fmt.Fprintln(c.stdout, `
+Next: point an agent at your own app:
+  hw-agent migrate
+  hw-agent run     # dispatches to http://127.0.0.1:8080/jobs/{queue}, API on 127.0.0.1:9090
+  hw-agent job enqueue --queue emails --payload '{"to":"ada@example.com"}'`)
+	return nil
+}
+
+// waitForDemo prints the status counts as they change until every job is
+// terminal, the agent stops, or demoTimeout passes.
+func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, agentDone <-chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
+	defer cancel()
+	tick := time.NewTicker(demoProgressEvery)
+	defer tick.Stop()
+	last := ""
+	for {
+		counts, err := statusCounts(ctx, st, "")
+		if err != nil {
+			return err
+		}
+		line := fmt.Sprintf("  pending %-3d running %-3d completed %-3d failed %d",
+			counts[job.StatusPending], counts[job.StatusRunning], counts[job.StatusCompleted], counts[job.StatusFailed])
+		if line != last {
+			fmt.Fprintln(c.stdout, line)
+			last = line
+		}
+		if terminalCount(counts) >= int64(total) {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case err := <-agentDone:
+			return fmt.Errorf("agent stopped before the demo finished: %v", err)
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return c.demoStuck(st, total-int(terminalCount(counts)))
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// demoStuck explains a demo that ran out of time by listing unfinished jobs.
+func (c *cli) demoStuck(st store.Store, unfinished int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var stuck []string
+	for _, s := range []job.Status{job.StatusPending, job.StatusRunning} {
+		page, err := st.List(ctx, store.ListParams{Status: s, Limit: store.MaxListLimit})
+		if err != nil {
+			return fmt.Errorf("demo timed out after %s with %d unfinished jobs (listing them failed: %w)", demoTimeout, unfinished, err)
+		}
+		for _, j := range page.Jobs {
+			stuck = append(stuck, fmt.Sprintf("  %s %s %s attempts %d/%d %s", j.ID, j.Queue, j.Status, j.Attempts, j.MaxAttempts, truncate(j.ErrorMessage, 80)))
+		}
+	}
+	return fmt.Errorf("demo timed out after %s with %d unfinished jobs:\n%s", demoTimeout, unfinished, strings.Join(stuck, "\n"))
+}
+
+func (c *cli) printDemoSummary(ctx context.Context, st store.Store) error {
+	type row struct{ completed, failed, retries int }
+	rows := map[string]*row{}
+	page, err := st.List(ctx, store.ListParams{Limit: store.MaxListLimit})
+	if err != nil {
+		return fmt.Errorf("list demo jobs: %w", err)
+	}
+	for _, j := range page.Jobs {
+		r := rows[j.Queue]
+		if r == nil {
+			r = &row{}
+			rows[j.Queue] = r
+		}
+		switch j.Status {
+		case job.StatusCompleted:
+			r.completed++
+		case job.StatusFailed:
+			r.failed++
+		}
+		if j.Attempts > 1 {
+			r.retries += j.Attempts - 1
+		}
+	}
+	queues := make([]string, 0, len(rows))
+	for q := range rows {
+		queues = append(queues, q)
+	}
+	sort.Strings(queues)
+	fmt.Fprintln(c.stdout)
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "QUEUE\tCOMPLETED\tFAILED\tRETRIES")
+	for _, q := range queues {
+		r := rows[q]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", q, r.completed, r.failed, r.retries)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return nil
+}
+
+// statusCounts sums QueueStats by status, for one queue or (queue "") all.
+func statusCounts(ctx context.Context, st store.Store, queue string) (map[job.Status]int64, error) {
+	stats, err := st.QueueStats(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read queue stats: %w", err)
+	}
+	counts := map[job.Status]int64{}
+	for _, s := range stats {
+		if queue == "" || s.Queue == queue {
+			counts[s.Status] += s.Count
+		}
+	}
+	return counts, nil
+}
+
+func terminalCount(counts map[job.Status]int64) int64 {
+	var n int64
+	for s, c := range counts {
+		if s.Terminal() {
+			n += c
+		}
+	}
+	return n
+}
+
+func describeQueues(jobs []store.NewJob) string {
+	n := map[string]int{}
+	var order []string
+	for _, j := range jobs {
+		if n[j.Queue] == 0 {
+			order = append(order, j.Queue)
+		}
+		n[j.Queue]++
+	}
+	parts := make([]string, len(order))
+	for i, q := range order {
+		parts[i] = fmt.Sprintf("%s %d", q, n[q])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// demoApp is the sample app the demo dispatches to: a real HTTP server on a
+// free loopback port, so the demo exercises the same path as production.
+type demoApp struct {
+	url string
+	srv *http.Server
+	// seen remembers the report jobs already failed once.
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func startDemoApp() (*demoApp, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start sample app: %w", err)
+	}
+	a := &demoApp{url: "http://" + ln.Addr().String(), seen: map[string]bool{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /jobs/{queue}", a.handle)
+	a.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
+	}
+	go a.srv.Serve(ln)
+	return a, nil
+}
+
+func (a *demoApp) Close() error { return a.srv.Close() }
+
+func (a *demoApp) handle(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	switch r.PathValue("queue") {
+	case "emails":
+		if strings.Contains(string(body), demoBounce) {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			io.WriteString(w, `{"error":"mailbox does not exist"}`)
+			return
+		}
+		io.WriteString(w, `{"sent":true}`)
+	case "thumbnails":
+		select {
+		case <-time.After(time.Duration(150+rand.IntN(250)) * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, `{"width":320,"height":240}`)
+	case "reports":
+		if a.firstAttempt(r.Header.Get("Hammerwork-Job-Id")) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"warehouse busy, try again"}`)
+			return
+		}
+		io.WriteString(w, `{"rows":1234}`)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error":"no such queue"}`)
+	}
+}
+
+func (a *demoApp) firstAttempt(jobID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen[jobID] {
+		return false
+	}
+	a.seen[jobID] = true
+	return true
+}
