@@ -1,0 +1,204 @@
+// Package postgres is the PostgreSQL dialect of store.Store, built on pgx/v5.
+//
+// Hot paths are one statement each: Lease is an UPDATE ... FROM (SELECT ...
+// FOR UPDATE SKIP LOCKED) ... RETURNING against a partial index in lease
+// order; Complete, Fail, Extend and Release take arrays and unnest them; large
+// enqueues use COPY. Enqueue notifies the channel hammerwork_jobs once per
+// queue per batch, so an idle agent can wake up without polling.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// DefaultMaxConns is the pool size when Config.MaxConns is zero, as in
+// DESIGN.md's database.max_conns.
+const DefaultMaxConns = 10
+
+// NotifyChannel is the LISTEN/NOTIFY channel Enqueue signals; the payload is
+// the queue name.
+const NotifyChannel = "hammerwork_jobs"
+
+// Config says how to connect.
+type Config struct {
+	// URL is a postgres:// or postgresql:// URL (or a key=value DSN). Unknown
+	// query parameters (search_path=...) are sent as run-time parameters.
+	URL string
+	// MaxConns caps the pool. Zero means DefaultMaxConns.
+	MaxConns int
+}
+
+// Store is a store.Store on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	// closing ends the listeners of WaitForJobs when the store closes.
+	closing   context.Context
+	stop      context.CancelFunc
+	mu        sync.Mutex // guards closed and listeners.Add
+	closed    bool
+	listeners sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects a pool and checks that the server answers. It does not
+// migrate: call Migrate (or check PendingMigrations) before use. Errors
+// never contain the password of cfg.URL.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	secret := urlPassword(cfg.URL)
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, redact(fmt.Errorf("parse postgres url %s: %w", RedactURL(cfg.URL), err), secret)
+	}
+	if pcfg.ConnConfig.Password != "" {
+		secret = pcfg.ConnConfig.Password
+	}
+	maxConns := cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	pcfg.MaxConns = int32(maxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, redact(fmt.Errorf("open postgres %s: %w", RedactURL(cfg.URL), err), secret)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, redact(fmt.Errorf("connect to postgres %s: %w", RedactURL(cfg.URL), err), secret)
+	}
+	closing, stop := context.WithCancel(context.Background())
+	return &Store{pool: pool, closing: closing, stop: stop}, nil
+}
+
+// Pool exposes the connection pool to packages that add their own tables
+// on the same database (workflows, schedules).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// Close ends every WaitForJobs listener and releases the pool's
+// connections. Safe to call twice.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.stop()
+		s.listeners.Wait()
+		s.pool.Close()
+	})
+	return nil
+}
+
+// RedactURL returns rawURL with any password replaced by "xxxxx", for logs
+// and error messages. Strings that are not URLs come back with a
+// password=... keyword redacted.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil && userinfo.MatchString(rawURL) {
+		return userinfo.ReplaceAllString(rawURL, "${1}:xxxxx@")
+	}
+	if err != nil || u.Scheme == "" {
+		return redactDSN(rawURL)
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+func redactDSN(dsn string) string {
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "password=") {
+			fields[i] = "password=xxxxx"
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
+// userinfo matches scheme://user:password@ in a URL that net/url rejects
+// (a bad port, say), so even that one is redacted.
+var userinfo = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):([^@/]*)@`)
+
+// urlPassword finds the password in a URL or DSN before parsing, so that
+// even a parse error can be scrubbed of it.
+func urlPassword(raw string) string {
+	if m := userinfo.FindStringSubmatch(raw); m != nil {
+		if p, err := url.PathUnescape(m[2]); err == nil {
+			return p
+		}
+		return m[2]
+	}
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
+		if p, ok := u.User.Password(); ok {
+			return p
+		}
+		return u.Query().Get("password")
+	}
+	for _, f := range strings.Fields(raw) {
+		if v, ok := strings.CutPrefix(f, "password="); ok {
+			return strings.Trim(v, "'")
+		}
+	}
+	return ""
+}
+
+// redactedError hides a secret from the text of an error while keeping the
+// chain for errors.Is and errors.As.
+type redactedError struct {
+	err    error
+	secret string
+}
+
+func (e *redactedError) Error() string {
+	msg := e.err.Error()
+	// The password may appear as typed or percent-encoded.
+	for _, form := range []string{e.secret, url.PathEscape(e.secret), url.QueryEscape(e.secret)} {
+		msg = strings.ReplaceAll(msg, form, "xxxxx")
+	}
+	return msg
+}
+
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redact(err error, secret string) error {
+	if secret == "" {
+		return err
+	}
+	return &redactedError{err: err, secret: secret}
+}
+
+// wrap adds what was being done to err and, when a hammerwork table does not
+// exist, says the database is not migrated (store.ErrNotMigrated).
+func wrap(err error, format string, a ...any) error {
+	what := fmt.Sprintf(format, a...)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return fmt.Errorf("%s: %w (%s)", what, store.ErrNotMigrated, pgErr.Message)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+var getSQL = `SELECT ` + fullJobCols + ` FROM hammerwork_jobs j WHERE j.id = $1`
+
+// Get returns one job with DependsOn and Dependents filled; an expired
+// result reads as none.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (*job.Job, error) {
+	j, err := scanJob(s.pool.QueryRow(ctx, getSQL, id), true)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("get job %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrap(err, "get job %s", id)
+	}
+	return j, nil
+}
+
+// List returns one page of jobs matching the filters, newest first.
+func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if p.Queue != "" {
+		add("j.queue_name = $%d", p.Queue)
+	}
+	if p.Status != "" {
+		add("j.status = $%d", string(p.Status))
+	}
+	if p.DependencyStatus != "" {
+		add("j.dependency_status = $%d", string(p.DependencyStatus))
+	}
+	if p.WorkflowID != nil {
+		add("j.workflow_id = $%d", *p.WorkflowID)
+	}
+	if p.Cursor != "" {
+		cursor, err := uuid.Parse(p.Cursor)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w: cursor %q is not a job id", store.ErrInvalid, p.Cursor)
+		}
+		add("j.id < $%d", cursor)
+	}
+	limit := p.ListLimit()
+	sql := `SELECT ` + jobCols + ` FROM hammerwork_jobs j`
+	if len(where) > 0 {
+		sql += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	// One row more than the page tells whether another page follows.
+	args = append(args, limit+1)
+	sql += fmt.Sprintf(` ORDER BY j.id DESC LIMIT $%d`, len(args))
+
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, wrap(err, "list jobs")
+	}
+	jobs, err := collectJobs(rows, false)
+	if err != nil {
+		return nil, wrap(err, "list jobs")
+	}
+	page := &store.ListPage{Jobs: jobs}
+	if len(jobs) > limit {
+		page.Jobs = jobs[:limit]
+		page.NextCursor = jobs[limit-1].ID.String()
+	}
+	return page, nil
+}
+
+// QueueStats counts jobs per queue and status, ordered by queue then status.
+func (s *Store) QueueStats(ctx context.Context) ([]store.QueueCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT queue_name, status, count(*) FROM hammerwork_jobs GROUP BY queue_name, status ORDER BY queue_name, status`)
+	if err != nil {
+		return nil, wrap(err, "count jobs per queue")
+	}
+	defer rows.Close()
+	var out []store.QueueCount
+	for rows.Next() {
+		var c store.QueueCount
+		var status string
+		if err := rows.Scan(&c.Queue, &status, &c.Count); err != nil {
+			return nil, wrap(err, "count jobs per queue")
+		}
+		c.Status = job.Status(status)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "count jobs per queue")
+	}
+	return out, nil
+}
