@@ -1,0 +1,314 @@
+// Package agent is hw-agent's run loop: per-queue producers lease jobs into a
+// bounded number of in-flight slots, each job is POSTed to the app in its own
+// goroutine, outcomes are written in batches, leases are kept alive while
+// requests run, and a shutdown drains what is in flight.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// Params is what an Agent runs with.
+type Params struct {
+	Config Config
+	Store  store.Store
+	// Logger: nil discards logs.
+	Logger *slog.Logger
+	// HTTPClient delivers jobs and probes app.health_url; nil uses the
+	// dispatch package's default client.
+	HTTPClient *http.Client
+}
+
+// Causes of a request cancelled by the agent, so the goroutine that ran it
+// knows what to record.
+var (
+	errDrain     = errors.New("agent stopping: drain_timeout passed")
+	errLeaseLost = errors.New("lease lost: the job was rescued or cancelled")
+)
+
+// Agent leases jobs and delivers them to the app. Run it once.
+type Agent struct {
+	cfg        Config
+	store      store.Store
+	log        *slog.Logger
+	dispatcher *dispatch.Dispatcher
+	acquirer   lease.Acquirer
+	slots      *slots
+	producers  []*producer
+	health     *healthChecker // nil without app.health_url
+	heartbeat  *lease.Heartbeat
+	rescuer    *lease.Rescuer
+	completer  *completer
+
+	ran atomic.Bool
+	// bg carries store calls that must finish even while stopping; work is
+	// the parent of every request and is cancelled only when the drain
+	// gives up. Both are set by Run before any goroutine reads them.
+	bg         context.Context
+	workCtx    context.Context
+	cancelWork context.CancelCauseFunc
+	inflight   sync.WaitGroup
+
+	drainedMu sync.Mutex
+	drained   []*job.Job // requests cancelled by the drain, released at the end
+}
+
+// New validates p.Config and builds a stopped agent.
+func New(p Params) (*Agent, error) {
+	cfg := p.Config
+	if cfg.Agent.ID == "" {
+		cfg.Agent.ID = defaultAgentID()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if p.Store == nil {
+		return nil, errors.New("agent: no store")
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("agent_id", cfg.Agent.ID)
+	leaseFor := cfg.Agent.LeaseDuration.D()
+	a := &Agent{
+		cfg:        cfg,
+		store:      p.Store,
+		log:        log,
+		dispatcher: dispatch.New(p.HTTPClient),
+		acquirer:   lease.Acquirer{Store: p.Store, AgentID: cfg.Agent.ID, Duration: leaseFor},
+		slots:      &slots{free: cfg.Agent.Concurrency},
+		heartbeat:  lease.NewHeartbeat(lease.HeartbeatConfig{Store: p.Store, Duration: leaseFor, Logger: log}),
+		rescuer:    lease.NewRescuer(lease.RescuerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log}),
+		completer:  newCompleter(p.Store, cfg.Agent.CompleteFlushInterval.D(), log),
+	}
+	if cfg.App.HealthURL != "" {
+		client := p.HTTPClient
+		if client == nil {
+			client = &http.Client{}
+		}
+		a.health = newHealthChecker(cfg.App.HealthURL, client, cfg.App.HealthInterval.D(), log)
+	}
+	for _, sel := range cfg.selections() {
+		a.producers = append(a.producers, newProducer(a, sel.Selection, sel.limit))
+	}
+	a.slots.producers = a.producers
+	return a, nil
+}
+
+type selection struct {
+	lease.Selection
+	limit int
+}
+
+// selections splits the queues this agent serves among producers: one per
+// configured [[queue]] it serves, with that queue's concurrency; one for the
+// other queues named in agent.queues; and with "*", one for every queue
+// without a producer of its own.
+func (c Config) selections() []selection {
+	all := slices.Contains(c.Agent.Queues, "*")
+	var sels []selection
+	var own []string
+	for _, q := range c.Queues {
+		if all || slices.Contains(c.Agent.Queues, q.Name) {
+			sels = append(sels, selection{Selection: lease.Selection{Queues: []string{q.Name}}, limit: q.Concurrency})
+			own = append(own, q.Name)
+		}
+	}
+	if all {
+		return append(sels, selection{Selection: lease.Selection{Exclude: own}})
+	}
+	var rest []string
+	for _, q := range c.Agent.Queues {
+		if !slices.Contains(own, q) && !slices.Contains(rest, q) {
+			rest = append(rest, q)
+		}
+	}
+	if len(rest) > 0 {
+		sels = append(sels, selection{Selection: lease.Selection{Queues: rest}})
+	}
+	return sels
+}
+
+// AppHealthy reports whether the app's health check passes; always true
+// without app.health_url.
+func (a *Agent) AppHealthy() bool {
+	return a.health == nil || a.health.Healthy()
+}
+
+// service is a background loop of the agent.
+type service interface {
+	Start(ctx context.Context) error
+	Stop()
+}
+
+// Run leases and delivers jobs until ctx ends, then drains: leasing stops at
+// once, requests in flight get agent.drain_timeout to finish, the rest are
+// cancelled and released without spending their attempt, and pending
+// outcomes are written. It returns nil after a clean drain, and an error
+// only when the agent cannot start.
+func (a *Agent) Run(ctx context.Context) error {
+	if !a.ran.CompareAndSwap(false, true) {
+		return errors.New("agent: Run called twice")
+	}
+	pending, err := a.store.PendingMigrations(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing to drain
+		}
+		return fmt.Errorf("check database migrations: %w", err)
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("%w: pending %s", store.ErrNotMigrated, strings.Join(pending, ", "))
+	}
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	a.bg = bg
+	a.workCtx, a.cancelWork = context.WithCancelCause(bg)
+	defer a.cancelWork(nil)
+
+	var services []service
+	if a.health != nil {
+		services = append(services, a.health)
+	}
+	services = append(services, a.rescuer, a.heartbeat, a.completer)
+	stopAll := func() {
+		for i := len(services) - 1; i >= 0; i-- {
+			services[i].Stop()
+		}
+	}
+	for _, s := range services {
+		if err := s.Start(bg); err != nil {
+			stopAll()
+			return fmt.Errorf("start agent: %w", err)
+		}
+	}
+	for _, p := range a.producers {
+		if err := p.Start(ctx); err != nil {
+			a.stopProducers()
+			stopAll()
+			return fmt.Errorf("start producer for %s: %w", p.sel, err)
+		}
+	}
+	a.log.Info("agent started", "queues", a.cfg.Agent.Queues, "concurrency", a.cfg.Agent.Concurrency, "producers", len(a.producers))
+
+	<-ctx.Done()
+	a.stopProducers()
+	a.drain()
+	stopAll()
+	a.dispatcher.CloseIdleConnections()
+	if a.health != nil {
+		a.health.client.CloseIdleConnections()
+	}
+	a.log.Info("agent stopped")
+	return nil
+}
+
+func (a *Agent) stopProducers() {
+	for _, p := range a.producers {
+		p.Stop()
+	}
+}
+
+// drain waits up to drain_timeout for the requests in flight, then cancels
+// the rest and releases their jobs in one call.
+func (a *Agent) drain() {
+	done := make(chan struct{})
+	go func() {
+		a.inflight.Wait()
+		close(done)
+	}()
+	timeout := a.cfg.Agent.DrainTimeout.D()
+	a.log.Info("draining requests in flight", "in_flight", a.heartbeat.Len(), "drain_timeout", timeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	a.cancelWork(errDrain)
+	<-done
+	a.drainedMu.Lock()
+	jobs := a.drained
+	a.drained = nil
+	a.drainedMu.Unlock()
+	a.release(jobs, "drain_timeout passed")
+}
+
+// release hands jobs back without spending their attempt.
+func (a *Agent) release(jobs []*job.Job, why string) {
+	if len(jobs) == 0 {
+		return
+	}
+	stale, err := a.acquirer.Release(a.bg, lease.Refs(jobs))
+	if err != nil {
+		a.log.Error("releasing jobs failed; they are retried when their leases expire", "jobs", len(jobs), "reason", why, "error", err)
+		return
+	}
+	isStale := set(stale)
+	for _, j := range jobs {
+		if isStale[j.ID] {
+			continue
+		}
+		a.log.Info("job released", jobAttrs(j, "reason", why)...)
+	}
+}
+
+// work delivers one leased job and hands its outcome on.
+func (a *Agent) work(p *producer, j *job.Job) {
+	defer a.inflight.Done()
+	defer a.slots.done(p)
+	ctx, cancel := context.WithCancelCause(a.workCtx)
+	defer cancel(nil)
+	a.heartbeat.Track(lease.Ref(j), func() {
+		a.log.Warn("lease lost while the request was in flight; cancelling it", jobAttrs(j)...)
+		cancel(errLeaseLost)
+	})
+	start := time.Now()
+	res := a.dispatcher.Dispatch(ctx, j, a.cfg.TargetFor(j))
+	a.heartbeat.Forget(j.ID)
+	a.record(j, res, context.Cause(ctx), start)
+}
+
+// record turns one request's result into the job's next state.
+func (a *Agent) record(j *job.Job, res dispatch.Result, cause error, start time.Time) {
+	ref := lease.Ref(j)
+	switch {
+	case res.Outcome == dispatch.OutcomeCompleted:
+		a.completer.add(a.workCtx, outcome{job: j, res: res, completion: &store.Completion{LeaseRef: ref, Result: res.Result, Note: res.ResultNote}})
+	case res.Outcome == dispatch.OutcomeAccepted:
+		// The app finishes the job through the API; if it never does, the
+		// lease runs out and the rescuer retries it.
+		a.log.Info("job accepted by the app; awaiting its completion through the API", jobAttrs(j, "duration", res.Duration)...)
+	case res.Outcome == dispatch.OutcomeFailed:
+		a.completer.add(a.workCtx, outcome{job: j, res: res, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label}})
+	case errors.Is(cause, errDrain):
+		a.drainedMu.Lock()
+		a.drained = append(a.drained, j)
+		a.drainedMu.Unlock()
+	case errors.Is(cause, errLeaseLost):
+		// Whoever holds the job now records its outcome.
+	case res.ConnRefused && a.health != nil && !a.health.check(a.bg, start):
+		a.release([]*job.Job{j}, "app down: connection refused and health check failing")
+	default:
+		now := time.Now()
+		at := dispatch.RetryAt(a.cfg.RetryPolicyFor(j), j.Attempts, now, res.RetryAfter)
+		a.completer.add(a.workCtx, outcome{job: j, res: res, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label, Retry: true, RetryAt: at}})
+	}
+}

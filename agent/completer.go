@@ -1,0 +1,206 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// completeBatch is the number of outcomes that triggers a flush before the
+// flush interval is up.
+const completeBatch = 100
+
+// finalFlushTimeout bounds the last flush at shutdown.
+const finalFlushTimeout = 10 * time.Second
+
+// outcome is one attempt's result waiting to be written: a completion or a
+// failure.
+type outcome struct {
+	job        *job.Job
+	res        dispatch.Result
+	completion *store.Completion
+	failure    *store.Failure
+}
+
+// completer writes outcomes in batches: one store.Complete and one
+// store.Fail per flush, every agent.complete_flush_interval or at
+// completeBatch outcomes, whichever comes first. Per-job writes would cap an
+// agent at one database round trip per job; the trade-off is that a job
+// stays running up to one flush interval after the app answered. Adding
+// blocks while a flush is retried, which holds the request's slot, so a
+// slow database slows leasing instead of piling up answers in memory.
+type completer struct {
+	store    store.Finisher
+	log      *slog.Logger
+	interval time.Duration
+	in       chan outcome
+	runner
+}
+
+func newCompleter(s store.Finisher, interval time.Duration, log *slog.Logger) *completer {
+	return &completer{store: s, log: log, interval: interval, in: make(chan outcome, completeBatch)}
+}
+
+// add queues o for the next flush. When ctx ends first (the drain gave up),
+// o is dropped: its lease expires and the job is retried.
+func (c *completer) add(ctx context.Context, o outcome) {
+	select {
+	case c.in <- o:
+		return
+	default:
+	}
+	select {
+	case c.in <- o:
+	case <-ctx.Done():
+		c.log.Warn("outcome not recorded: agent stopping; the job is retried when its lease expires", jobAttrs(o.job)...)
+	}
+}
+
+// Start flushes until Stop, which writes whatever is still queued.
+func (c *completer) Start(ctx context.Context) error { return c.start(ctx, c.loop) }
+
+// Stop flushes what was added before it and ends the loop. Callers stop
+// adding first.
+func (c *completer) Stop() { c.stop() }
+
+func (c *completer) loop(ctx context.Context) {
+	var batch []outcome
+	timer := time.NewTimer(c.interval)
+	timer.Stop()
+	for {
+		select {
+		case o := <-c.in:
+			batch = append(batch, o)
+			if len(batch) == 1 {
+				timer.Reset(c.interval)
+			}
+			if len(batch) < completeBatch {
+				continue
+			}
+		case <-timer.C:
+		case <-ctx.Done():
+			for len(c.in) > 0 {
+				batch = append(batch, <-c.in)
+			}
+			c.final(context.WithoutCancel(ctx), batch)
+			return
+		}
+		timer.Stop()
+		batch = c.flush(ctx, batch)
+	}
+}
+
+// flush writes batch, retrying with backoff while the store fails; it
+// returns what is left unwritten when ctx ends.
+func (c *completer) flush(ctx context.Context, batch []outcome) []outcome {
+	wait := c.interval
+	for len(batch) > 0 {
+		var err error
+		if batch, err = c.write(ctx, batch); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return batch
+		}
+		c.log.Error("recording outcomes failed; retrying", "outcomes", len(batch), "retry_in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return batch
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	return nil
+}
+
+// final makes one last attempt at shutdown.
+func (c *completer) final(ctx context.Context, batch []outcome) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, finalFlushTimeout)
+	defer cancel()
+	if rest, err := c.write(ctx, batch); err != nil {
+		c.log.Error("outcomes not recorded at shutdown; their jobs are retried when the leases expire", "outcomes", len(rest), "error", err)
+	}
+}
+
+// write records batch: completions first, then failures. It returns the
+// part not yet written, so a retry never writes an outcome twice.
+func (c *completer) write(ctx context.Context, batch []outcome) ([]outcome, error) {
+	var done, failed []outcome
+	for _, o := range batch {
+		if o.completion != nil {
+			done = append(done, o)
+		} else {
+			failed = append(failed, o)
+		}
+	}
+	now := time.Now()
+	if len(done) > 0 {
+		p := store.CompleteParams{Completions: make([]store.Completion, len(done)), Now: now}
+		for i, o := range done {
+			p.Completions[i] = *o.completion
+		}
+		stale, err := c.store.Complete(ctx, p)
+		if err != nil {
+			return batch, fmt.Errorf("complete %d jobs: %w", len(done), err)
+		}
+		c.logCompleted(done, stale)
+	}
+	if len(failed) > 0 {
+		p := store.FailParams{Failures: make([]store.Failure, len(failed)), Now: now}
+		for i, o := range failed {
+			p.Failures[i] = *o.failure
+		}
+		res, err := c.store.Fail(ctx, p)
+		if err != nil {
+			return failed, fmt.Errorf("record %d failed attempts: %w", len(failed), err)
+		}
+		c.logFailed(failed, res)
+	}
+	return nil, nil
+}
+
+func (c *completer) logCompleted(done []outcome, stale []uuid.UUID) {
+	isStale := set(stale)
+	for _, o := range done {
+		if isStale[o.job.ID] {
+			c.log.Warn("late answer rejected: the lease was lost before the result was recorded", jobAttrs(o.job, "status", o.res.StatusCode)...)
+			continue
+		}
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("job completed", jobAttrs(o.job, "status", o.res.StatusCode, "duration", o.res.Duration)...)
+		}
+	}
+}
+
+func (c *completer) logFailed(failed []outcome, res store.FailResult) {
+	retried, stale := set(res.Retried), set(res.Stale)
+	for _, o := range failed {
+		attrs := jobAttrs(o.job, "status", o.res.StatusCode, "outcome", o.failure.Outcome, "error", o.failure.Error, "duration", o.res.Duration)
+		switch {
+		case stale[o.job.ID]:
+			c.log.Warn("late answer rejected: the lease was lost before the failure was recorded", attrs...)
+		case retried[o.job.ID]:
+			c.log.Info("job attempt failed; retrying", append(attrs, "retry_at", o.failure.RetryAt)...)
+		default:
+			c.log.Warn("job failed", attrs...)
+		}
+	}
+}
+
+func set(ids []uuid.UUID) map[uuid.UUID]bool {
+	m := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}

@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// healthTimeout bounds one probe of app.health_url.
+const healthTimeout = 5 * time.Second
+
+// healthChecker gates leasing on the app's health: it GETs app.health_url
+// every app.health_interval (any 2xx is healthy) and producers lease nothing
+// while the last answer was not healthy, so jobs stay in the database for
+// agents whose apps are up instead of burning attempts here. It starts
+// closed: nothing is leased before the app has answered once. The trade-off
+// is up to one interval of idle time after the app recovers.
+type healthChecker struct {
+	url      string
+	client   *http.Client
+	interval time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	healthy bool
+	known   bool
+	open    chan struct{} // closed while healthy
+
+	// probing serialises probes; lastStart is when the last finished probe began.
+	probing   sync.Mutex
+	lastStart time.Time
+
+	runner
+}
+
+func newHealthChecker(url string, client *http.Client, interval time.Duration, log *slog.Logger) *healthChecker {
+	return &healthChecker{url: url, client: client, interval: interval, log: log, open: make(chan struct{})}
+}
+
+// Start probes at once and then every interval until Stop.
+func (h *healthChecker) Start(ctx context.Context) error {
+	return h.start(ctx, func(ctx context.Context) {
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.check(ctx, time.Time{})
+				t.Reset(h.interval)
+			}
+		}
+	})
+}
+
+// Stop ends the probes.
+func (h *healthChecker) Stop() { h.stop() }
+
+// ready is closed while the app is healthy.
+func (h *healthChecker) ready() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.open
+}
+
+// Healthy reports the last probe's answer; false before the first.
+func (h *healthChecker) Healthy() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.healthy
+}
+
+// check returns the app's health as seen by a probe begun after since,
+// probing now unless one already has: many requests refused at once cost
+// one probe, not one each.
+func (h *healthChecker) check(ctx context.Context, since time.Time) bool {
+	h.probing.Lock()
+	defer h.probing.Unlock()
+	if !since.IsZero() && h.lastStart.After(since) {
+		return h.Healthy()
+	}
+	start := time.Now()
+	ok, why := h.probe(ctx)
+	if ctx.Err() != nil {
+		// Shutting down: an interrupted probe says nothing about the app.
+		return h.Healthy()
+	}
+	h.lastStart = start
+	h.set(ok, why)
+	return ok
+}
+
+func (h *healthChecker) probe(ctx context.Context) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	// Read a little so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return false, resp.Status
+	}
+	return true, ""
+}
+
+func (h *healthChecker) set(ok bool, why string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case ok && !h.healthy:
+		close(h.open)
+		h.log.Info("app healthy; leasing", "health_url", h.url)
+	case !ok && (h.healthy || !h.known):
+		if h.healthy {
+			h.open = make(chan struct{})
+		}
+		h.log.Warn("app unhealthy; leasing paused", "health_url", h.url, "error", why)
+	}
+	h.healthy, h.known = ok, true
+}

@@ -1,0 +1,181 @@
+package lease
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/store/sqlite"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// setup opens a migrated SQLite store in the test's temp dir and enqueues n
+// jobs on queue "q".
+func setup(t *testing.T, n int) (store.Store, []*job.Job) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, sqlite.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "lease.db")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.Migrate(ctx)
+	require.NoError(t, err)
+	var jobs []*job.Job
+	if n > 0 {
+		news := make([]store.NewJob, n)
+		for i := range news {
+			news[i] = store.NewJob{Queue: "q", Payload: []byte(`{}`), MaxAttempts: 3}
+		}
+		jobs, err = s.Enqueue(ctx, store.EnqueueParams{Jobs: news, Now: time.Now()})
+		require.NoError(t, err)
+	}
+	return s, jobs
+}
+
+func TestAcquireLeasesNoMoreThanTheFreeSlots(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, 5)
+	ctx := context.Background()
+	a := Acquirer{Store: s, AgentID: "agent-1", Duration: time.Minute}
+
+	jobs, err := a.Acquire(ctx, Selection{Queues: []string{"q"}}, 3)
+	require.NoError(t, err)
+	require.Len(t, jobs, 3)
+	for _, j := range jobs {
+		require.Equal(t, job.StatusRunning, j.Status)
+		require.Equal(t, "agent-1", j.LeasedBy)
+		require.Equal(t, 1, j.Attempts)
+	}
+	none, err := a.Acquire(ctx, Selection{Exclude: []string{"q"}}, 10)
+	require.NoError(t, err)
+	require.Empty(t, none, "an excluded queue is not leased")
+	zero, err := a.Acquire(ctx, Selection{}, 0)
+	require.NoError(t, err)
+	require.Empty(t, zero)
+}
+
+func TestReleaseReturnsJobsWithoutSpendingTheAttempt(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, 2)
+	ctx := context.Background()
+	a := Acquirer{Store: s, AgentID: "agent-1", Duration: time.Minute}
+	jobs, err := a.Acquire(ctx, Selection{}, 2)
+	require.NoError(t, err)
+	require.Len(t, jobs, 2)
+
+	stale, err := a.Release(ctx, Refs(jobs))
+	require.NoError(t, err)
+	require.Empty(t, stale)
+	for _, j := range jobs {
+		got, err := s.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, job.StatusPending, got.Status)
+		require.Equal(t, 0, got.Attempts)
+		require.Empty(t, got.LeaseToken)
+	}
+	stale, err = a.Release(ctx, Refs(jobs))
+	require.NoError(t, err)
+	require.ElementsMatch(t, []uuid.UUID{jobs[0].ID, jobs[1].ID}, stale, "a released lease is no longer held")
+}
+
+func TestHeartbeatExtendsTrackedLeases(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, 1)
+	ctx := context.Background()
+	a := Acquirer{Store: s, AgentID: "agent-1", Duration: time.Minute}
+	jobs, err := a.Acquire(ctx, Selection{}, 1)
+	require.NoError(t, err)
+	first := *jobs[0].LeaseExpiresAt
+
+	h := NewHeartbeat(HeartbeatConfig{Store: s, Duration: time.Hour, Interval: 10 * time.Millisecond})
+	h.beats = make(chan int)
+	h.Track(Ref(jobs[0]), func() { t.Error("lease reported lost") })
+	require.NoError(t, h.Start(ctx))
+	t.Cleanup(h.Stop)
+	require.Equal(t, 1, <-h.beats)
+
+	got, err := s.Get(ctx, jobs[0].ID)
+	require.NoError(t, err)
+	require.True(t, got.LeaseExpiresAt.After(first.Add(50*time.Minute)), "extended to about now+1h, was %s now %s", first, got.LeaseExpiresAt)
+
+	h.Forget(jobs[0].ID)
+	require.Equal(t, 0, h.Len())
+	// One beat may have taken its snapshot before Forget; the next cannot.
+	if n := <-h.beats; n != 0 {
+		require.Equal(t, 0, <-h.beats, "a forgotten lease is not extended")
+	}
+}
+
+func TestHeartbeatReportsLostLeases(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, 2)
+	ctx := context.Background()
+	a := Acquirer{Store: s, AgentID: "agent-1", Duration: time.Minute}
+	jobs, err := a.Acquire(ctx, Selection{}, 2)
+	require.NoError(t, err)
+	_, err = s.Cancel(ctx, store.CancelParams{ID: jobs[0].ID, Now: time.Now()})
+	require.NoError(t, err)
+
+	lost := make(chan uuid.UUID, 2)
+	h := NewHeartbeat(HeartbeatConfig{Store: s, Duration: time.Minute, Interval: 10 * time.Millisecond})
+	for _, j := range jobs {
+		h.Track(Ref(j), func() { lost <- j.ID })
+	}
+	require.NoError(t, h.Start(ctx))
+	t.Cleanup(h.Stop)
+
+	require.Equal(t, jobs[0].ID, <-lost, "the cancelled job's lease is lost")
+	require.Eventually(t, func() bool { return h.Len() == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Empty(t, lost, "the held lease is not reported")
+}
+
+func TestRescuerRequeuesExpiredLeases(t *testing.T) {
+	t.Parallel()
+	s, jobs := setup(t, 3)
+	ctx := context.Background()
+	leased, err := s.Lease(ctx, store.LeaseParams{AgentID: "dead", Limit: 2, Duration: time.Millisecond, Now: time.Now()})
+	require.NoError(t, err)
+	require.Len(t, leased, 2)
+
+	r := NewRescuer(RescuerConfig{Store: s, Interval: 10 * time.Millisecond, Limit: 1})
+	r.passes = make(chan store.RescueResult)
+	require.NoError(t, r.Start(ctx))
+	t.Cleanup(r.Stop)
+
+	// A limit of 1 makes a pass of two full batches and a short one.
+	var requeued []uuid.UUID
+	for len(requeued) < 2 {
+		res := <-r.passes
+		require.Empty(t, res.Failed)
+		requeued = append(requeued, res.Requeued...)
+	}
+	require.ElementsMatch(t, []uuid.UUID{leased[0].ID, leased[1].ID}, requeued)
+	for _, j := range jobs {
+		got, err := s.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, job.StatusPending, got.Status)
+	}
+}
+
+func TestLoopsStopTwiceAndBeforeStart(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, 0)
+	h := NewHeartbeat(HeartbeatConfig{Store: s, Duration: time.Minute})
+	r := NewRescuer(RescuerConfig{Store: s, Interval: time.Minute})
+	h.Stop()
+	r.Stop()
+	require.Error(t, h.Start(context.Background()), "a stopped loop stays stopped")
+
+	r2 := NewRescuer(RescuerConfig{Store: s, Interval: time.Minute})
+	require.NoError(t, r2.Start(context.Background()))
+	require.Error(t, r2.Start(context.Background()))
+	r2.Stop()
+	r2.Stop()
+}
