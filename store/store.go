@@ -143,6 +143,11 @@ type NewJob struct {
 	ParentSpanID  string
 	SpanContext   string
 	UniqueKey     string
+	// DependsOn are parent job ids (outside a workflow). Parents already
+	// completed or skipped count as resolved; a parent already failed or
+	// cancelled cancels the new job at once (dependency_status 'failed');
+	// an unknown id is ErrInvalid.
+	DependsOn []uuid.UUID
 }
 
 // LeaseParams selects and sizes a lease.
