@@ -119,3 +119,14 @@ type Stats struct {
 	RunningJobs          int     `json:"running_jobs"`
 	CompletionPercentage float64 `json:"completion_percentage"`
 }
+
+// Percentage is the completion_percentage of the API and hammerwork's
+// WorkflowStats: completed and skipped jobs over all jobs, times 100. A
+// skipped job counts as done because its branch was resolved, just not run.
+// An empty workflow is 0, not NaN, so the value always encodes as JSON.
+func (s Stats) Percentage() float64 {
+	if s.TotalJobs <= 0 {
+		return 0
+	}
+	return float64(s.CompletedJobs+s.SkippedJobs) / float64(s.TotalJobs) * 100
+}
