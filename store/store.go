@@ -29,6 +29,7 @@ type Store interface {
 	Admin
 	Reader
 	Migrator
+	Workflows
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases connections. Safe to call twice.

@@ -67,6 +67,9 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		jobs[i] = j
 		b.add(j, policy)
 	}
+	if store.HasDependsOn(p.Jobs) {
+		return s.enqueueWithParents(ctx, p, at)
+	}
 	var err error
 	if len(jobs) >= copyThreshold {
 		err = s.enqueueCopy(ctx, &b, at)

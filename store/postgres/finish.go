@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -23,7 +25,7 @@ const completeSQL = `UPDATE hammerwork_jobs j SET
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS c(id, token, result, note)
 WHERE j.id = c.id AND j.status = 'running' AND j.lease_token = c.token
-RETURNING j.id`
+RETURNING j.id, j.workflow_id, ` + hasChildren
 
 // Complete moves running jobs with matching tokens to completed and returns
 // the ids that did not match.
@@ -47,7 +49,23 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 		}
 		notes[i] = nullStr(c.Note)
 	}
-	done, err := s.updateIDs(ctx, completeSQL, now(p.Now), ids, tokens, results, notes)
+	at := now(p.Now)
+	var done []uuid.UUID
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, completeSQL, at, ids, tokens, results, notes)
+		if err != nil {
+			return err
+		}
+		changes, err := collectChanges(rows, job.StatusRunning, job.StatusCompleted)
+		if err != nil {
+			return err
+		}
+		done = changeIDs(changes)
+		if !needsResolution(changes) {
+			return nil
+		}
+		return store.Resolve(ctx, resolveTx{tx}, at, changes)
+	})
 	if err != nil {
 		return nil, wrap(err, "complete %d jobs", n)
 	}
@@ -71,7 +89,7 @@ const failSQL = `UPDATE hammerwork_jobs j SET
 FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::timestamptz[])
     AS f(id, token, error, outcome, retry, retry_at)
 WHERE j.id = f.id AND j.status = 'running' AND j.lease_token = f.token
-RETURNING j.id, j.status`
+RETURNING j.id, j.status, j.workflow_id, ` + hasChildren
 
 // Fail records failed attempts and says which jobs were retried, which
 // failed for good and which were stale.
@@ -98,21 +116,36 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 			retryAt[i] = store.UTC(f.RetryAt)
 		}
 	}
-	rows, err := s.pool.Query(ctx, failSQL, at, at.Format(time.RFC3339Nano), ids, tokens, messages, outcomes, retry, retryAt)
-	if err != nil {
-		return res, wrap(err, "fail %d jobs", n)
-	}
-	defer rows.Close()
 	outcome := make(map[uuid.UUID]string, n)
-	for rows.Next() {
-		var id uuid.UUID
-		var status string
-		if err := rows.Scan(&id, &status); err != nil {
-			return res, wrap(err, "fail %d jobs", n)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		clear(outcome)
+		rows, err := tx.Query(ctx, failSQL, at, at.Format(time.RFC3339Nano), ids, tokens, messages, outcomes, retry, retryAt)
+		if err != nil {
+			return err
 		}
-		outcome[id] = status
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		var failed []store.JobChange
+		for rows.Next() {
+			var c store.JobChange
+			var status string
+			if err := rows.Scan(&c.ID, &status, &c.WorkflowID, &c.Dependents); err != nil {
+				return err
+			}
+			outcome[c.ID] = status
+			if status == string(job.StatusFailed) {
+				c.From, c.To = job.StatusRunning, job.StatusFailed
+				failed = append(failed, c)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !needsResolution(failed) {
+			return nil
+		}
+		return store.Resolve(ctx, resolveTx{tx}, at, failed)
+	})
+	if err != nil {
 		return res, wrap(err, "fail %d jobs", n)
 	}
 	// Report in input order, each id once.

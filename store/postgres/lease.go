@@ -170,7 +170,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) s
 WHERE j.id = s.id
-RETURNING j.id`
+RETURNING j.id, j.workflow_id, ` + hasChildren
 
 var (
 	rescueRequeue = fmt.Sprintf(rescueSQL, "status = 'pending', scheduled_at = $1", "attempts < max_attempts")
@@ -193,16 +193,36 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	at := now(p.Now)
 	atText := at.Format(time.RFC3339Nano)
 	var res store.RescueResult
-	var err error
-	res.Requeued, err = s.updateIDs(ctx, rescueRequeue, at, atText, rescueMessage, limit)
-	if err != nil {
-		return res, wrap(err, "requeue expired leases")
-	}
-	if left := limit - len(res.Requeued); left > 0 {
-		res.Failed, err = s.updateIDs(ctx, rescueFail, at, atText, rescueMessage, left)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		res = store.RescueResult{}
+		rows, err := tx.Query(ctx, rescueRequeue, at, atText, rescueMessage, limit)
 		if err != nil {
-			return res, wrap(err, "fail expired leases")
+			return fmt.Errorf("requeue expired leases: %w", err)
 		}
+		requeued, err := collectChanges(rows, job.StatusRunning, job.StatusPending)
+		if err != nil {
+			return fmt.Errorf("requeue expired leases: %w", err)
+		}
+		res.Requeued = changeIDs(requeued)
+		left := limit - len(requeued)
+		if left <= 0 {
+			return nil
+		}
+		if rows, err = tx.Query(ctx, rescueFail, at, atText, rescueMessage, left); err != nil {
+			return fmt.Errorf("fail expired leases: %w", err)
+		}
+		failed, err := collectChanges(rows, job.StatusRunning, job.StatusFailed)
+		if err != nil {
+			return fmt.Errorf("fail expired leases: %w", err)
+		}
+		res.Failed = changeIDs(failed)
+		if !needsResolution(failed) {
+			return nil
+		}
+		return store.Resolve(ctx, resolveTx{tx}, at, failed)
+	})
+	if err != nil {
+		return store.RescueResult{}, wrap(err, "rescue expired leases")
 	}
 	return res, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -13,50 +14,73 @@ import (
 )
 
 // Cancel moves a pending or running job to cancelled and clears its lease,
-// so a late answer from the agent that held it is stale.
+// so a late answer from the agent that held it is stale. In a workflow (or
+// with children) its descendants are cancelled too and the counters follow.
 func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, error) {
-	return s.transition(ctx, "cancel", p.ID, `UPDATE hammerwork_jobs
-		SET status = 'cancelled', leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-		WHERE id = ? AND status IN ('pending', 'running')`,
-		p.ID.String())
+	now := nowOr(p.Now)
+	return s.transition(ctx, "cancel", p.ID, []job.Status{job.StatusPending, job.StatusRunning},
+		func(tx *sql.Tx, c store.JobChange) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
+				SET status = 'cancelled', leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
+				WHERE id = ?`, p.ID.String()); err != nil {
+				return err
+			}
+			c.To = job.StatusCancelled
+			if !needsResolution([]store.JobChange{c}) {
+				return nil
+			}
+			return store.Resolve(ctx, resolveTx{tx}, now, []store.JobChange{c})
+		})
 }
 
 // Retry moves a failed or cancelled job back to pending with its attempts
-// reset; the error history stays.
+// reset and its dependencies recomputed from its parents; the error history
+// stays.
 func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error) {
-	return s.transition(ctx, "retry", p.ID, `UPDATE hammerwork_jobs
-		SET status = 'pending', attempts = 0, scheduled_at = ?, failed_at = NULL,
-			leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-		WHERE id = ? AND status IN ('failed', 'cancelled')`,
-		ts(nowOr(p.Now)), p.ID.String())
+	now := nowOr(p.Now)
+	return s.transition(ctx, "retry", p.ID, []job.Status{job.StatusFailed, job.StatusCancelled},
+		func(tx *sql.Tx, c store.JobChange) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
+				SET status = 'pending', attempts = 0, scheduled_at = ?, failed_at = NULL,
+					leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
+				WHERE id = ?`, ts(now), p.ID.String()); err != nil {
+				return err
+			}
+			c.To = job.StatusPending
+			return store.RetryJob(ctx, resolveTx{tx}, c, now)
+		})
 }
 
-// transition runs one guarded UPDATE of job id and reads the job back, in one
-// transaction. When the guard matches nothing it tells a missing job
-// (ErrNotFound) from one in the wrong status (*store.StateError).
-func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, update string, args ...any) (*job.Job, error) {
+// transition reads job id's status in the write transaction and, when it is
+// one of from, runs change with the job's JobChange (From, WorkflowID and
+// Dependents filled) and reads the job back. Otherwise it tells a missing
+// job (ErrNotFound) from one in the wrong status (*store.StateError).
+func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []job.Status,
+	change func(tx *sql.Tx, c store.JobChange) error) (*job.Job, error) {
 	var j *job.Job
 	var stateErr error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, update, args...)
+		var status string
+		var wf sql.NullString
+		c := store.JobChange{ID: id}
+		err := tx.QueryRowContext(ctx, `SELECT status, workflow_id, `+hasChildren+`
+			FROM hammerwork_jobs WHERE id = ?`, id.String()).Scan(&status, &wf, &c.Dependents)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			var status string
-			err := tx.QueryRowContext(ctx, `SELECT status FROM hammerwork_jobs WHERE id = ?`, id.String()).Scan(&status)
-			if errors.Is(err, sql.ErrNoRows) {
-				return store.ErrNotFound
-			}
-			if err != nil {
-				return err
-			}
-			stateErr = &store.StateError{Op: op, Current: job.Status(status)}
+		c.From = job.Status(status)
+		if !slices.Contains(from, c.From) {
+			stateErr = &store.StateError{Op: op, Current: c.From}
 			return nil
+		}
+		if c.WorkflowID, err = parseNullUUID(wf); err != nil {
+			return fmt.Errorf("workflow_id: %w", err)
+		}
+		if err := change(tx, c); err != nil {
+			return err
 		}
 		j, err = getJob(ctx, tx, id)
 		return err

@@ -33,6 +33,9 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		return []*job.Job{}, nil
 	}
 	now := nowOr(p.Now)
+	if store.HasDependsOn(p.Jobs) {
+		return s.enqueueWithParents(ctx, p, now)
+	}
 	args := make([][]any, len(p.Jobs))
 	for i, n := range p.Jobs {
 		a, err := insertArgs(n, now)

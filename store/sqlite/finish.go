@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -23,23 +24,49 @@ const completeJob = `UPDATE hammerwork_jobs
 		result_expires_at = CASE WHEN result_ttl_seconds > 0 THEN ` + resultExpiry + ` ELSE NULL END,
 		error_message = coalesce(?3, error_message),
 		leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-	WHERE id = ?4 AND status = 'running' AND lease_token = ?5`
+	WHERE id = ?4 AND status = 'running' AND lease_token = ?5
+	RETURNING workflow_id, ` + hasChildren
 
 // Complete moves running jobs with matching tokens to completed, all in one
 // transaction, and returns the ids that did not match.
 func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UUID, error) {
 	now := nowOr(p.Now)
-	refs := make([]store.LeaseRef, len(p.Completions))
-	for i, c := range p.Completions {
-		refs[i] = c.LeaseRef
+	stale := []uuid.UUID{}
+	if len(p.Completions) == 0 {
+		return stale, nil
 	}
-	stale, err := s.perLease(ctx, refs, completeJob, func(i int) []any {
-		c := p.Completions[i]
-		var result any
-		if c.Result != nil {
-			result = string(c.Result)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, completeJob)
+		if err != nil {
+			return err
 		}
-		return []any{ts(now), result, nullString(c.Note), c.ID.String(), c.Token, now.UnixMicro()}
+		defer stmt.Close()
+		var changes []store.JobChange
+		for _, c := range p.Completions {
+			var result any
+			if c.Result != nil {
+				result = string(c.Result)
+			}
+			ch := store.JobChange{ID: c.ID, From: job.StatusRunning, To: job.StatusCompleted}
+			var wf sql.NullString
+			err := stmt.QueryRowContext(ctx, ts(now), result, nullString(c.Note), c.ID.String(), c.Token, now.UnixMicro()).
+				Scan(&wf, &ch.Dependents)
+			if errors.Is(err, sql.ErrNoRows) {
+				stale = append(stale, c.ID)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("job %s: %w", c.ID, err)
+			}
+			if ch.WorkflowID, err = parseNullUUID(wf); err != nil {
+				return fmt.Errorf("job %s: workflow_id: %w", c.ID, err)
+			}
+			changes = append(changes, ch)
+		}
+		if !needsResolution(changes) {
+			return nil
+		}
+		return store.Resolve(ctx, resolveTx{tx}, now, changes)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete %d jobs: %w", len(p.Completions), err)
@@ -59,7 +86,7 @@ var failJob = `UPDATE hammerwork_jobs
 		errors = ` + appendError("?5", `coalesce(?6, CASE WHEN `+retrying+` THEN 'retry' ELSE 'failed' END)`, "coalesce(?4, '')") + `,
 		leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 	WHERE id = ?7 AND status = 'running' AND lease_token = ?8
-	RETURNING status`
+	RETURNING status, workflow_id, ` + hasChildren
 
 // Fail records failed attempts in one transaction: each goes back to pending
 // (Retry set and attempts left) or to failed. An empty Outcome is recorded
@@ -76,12 +103,21 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 			return err
 		}
 		defer stmt.Close()
+		var failed []store.JobChange
 		for _, f := range p.Failures {
 			var status string
+			var wf sql.NullString
+			ch := store.JobChange{ID: f.ID, From: job.StatusRunning, To: job.StatusFailed}
 			err := stmt.QueryRowContext(ctx,
 				f.Retry, tsOrNow(f.RetryAt, now), ts(now), nullString(f.Error),
 				attemptAt(now), nullString(f.Outcome), f.ID.String(), f.Token,
-			).Scan(&status)
+			).Scan(&status, &wf, &ch.Dependents)
+			if err == nil && status == string(job.StatusFailed) {
+				if ch.WorkflowID, err = parseNullUUID(wf); err != nil {
+					return fmt.Errorf("job %s: workflow_id: %w", f.ID, err)
+				}
+				failed = append(failed, ch)
+			}
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				res.Stale = append(res.Stale, f.ID)
@@ -93,7 +129,10 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 				res.Failed = append(res.Failed, f.ID)
 			}
 		}
-		return nil
+		if !needsResolution(failed) {
+			return nil
+		}
+		return store.Resolve(ctx, resolveTx{tx}, now, failed)
 	})
 	if err != nil {
 		return store.FailResult{}, fmt.Errorf("fail %d jobs: %w", len(p.Failures), err)

@@ -199,28 +199,47 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 				WHERE status = 'running' AND lease_expires_at <= ?1
 				ORDER BY lease_expires_at, id
 				LIMIT ?3)
-			RETURNING id, status`,
+			RETURNING id, status, workflow_id, `+hasChildren,
 			now, leaseExpiredMessage, limit, attemptAt(nowOr(p.Now)), "lease_expired")
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
+		var failed []store.JobChange
 		for rows.Next() {
 			var id, status string
-			if err := rows.Scan(&id, &status); err != nil {
+			var wf sql.NullString
+			var dependents bool
+			if err := rows.Scan(&id, &status, &wf, &dependents); err != nil {
+				rows.Close()
 				return err
 			}
 			uid, err := uuid.Parse(id)
 			if err != nil {
+				rows.Close()
 				return fmt.Errorf("job id %q: %w", id, err)
 			}
-			if job.Status(status) == job.StatusFailed {
-				res.Failed = append(res.Failed, uid)
-			} else {
+			if job.Status(status) != job.StatusFailed {
 				res.Requeued = append(res.Requeued, uid)
+				continue
 			}
+			res.Failed = append(res.Failed, uid)
+			c := store.JobChange{ID: uid, From: job.StatusRunning, To: job.StatusFailed, Dependents: dependents}
+			if c.WorkflowID, err = parseNullUUID(wf); err != nil {
+				rows.Close()
+				return fmt.Errorf("workflow id of job %s: %w", id, err)
+			}
+			failed = append(failed, c)
 		}
-		return rows.Err()
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !needsResolution(failed) {
+			return nil
+		}
+		return store.Resolve(ctx, resolveTx{tx}, nowOr(p.Now), failed)
 	})
 	if err != nil {
 		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/storetest"
+	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -57,7 +59,7 @@ func TestMigrateAppliesEveryVersionOnceAndIsIdempotent(t *testing.T) {
 		s := open(t, url)
 		pending, err := s.PendingMigrations(t.Context())
 		require.NoError(t, err, "PendingMigrations works on an empty database")
-		require.Equal(t, []string{"0001_init"}, pending)
+		require.Equal(t, []string{"0001_init", "0002_workflows"}, pending)
 
 		_, err = s.Get(t.Context(), uuid.New())
 		require.ErrorIs(t, err, store.ErrNotMigrated, "an unmigrated database says so")
@@ -173,7 +175,8 @@ func TestTwoProcessesMigrateAndLeaseWithoutDoubleLeases(t *testing.T) {
 	}
 	wg.Wait()
 	require.Empty(t, drain(errs))
-	require.Equal(t, []string{"0001_init"}, applied, "the version is applied once between both")
+	slices.Sort(applied)
+	require.Equal(t, []string{"0001_init", "0002_workflows"}, applied, "each version is applied once between both")
 	var mode string
 	require.NoError(t, stores[1].read.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode))
 	require.Equal(t, "wal", mode, "readers run beside the writer")
@@ -256,4 +259,32 @@ func TestStateErrorsOfCancelAndRetry(t *testing.T) {
 	require.True(t, errors.As(err, &se), "got %v", err)
 	require.Equal(t, "retry", se.Op)
 	require.Equal(t, job.StatusPending, se.Current)
+}
+
+// A workflow row that is gone must not jam its jobs: they resolve like jobs
+// outside a workflow, so the agent's completions still commit.
+func TestJobsOfADeletedWorkflowStillResolve(t *testing.T) {
+	t.Parallel()
+	s := openMigrated(t, MemoryURL)
+	ctx := t.Context()
+	now := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	got, err := s.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Now: now, Workflow: workflow.Workflow{
+		Name: "gone", Steps: []workflow.Step{{Name: "a", Queue: "q"}, {Name: "b", Queue: "q", DependsOn: []string{"a"}}},
+	}})
+	require.NoError(t, err)
+	leased, err := s.Lease(ctx, store.LeaseParams{AgentID: "t", Limit: 10, Duration: time.Minute, Now: now})
+	require.NoError(t, err)
+	require.Len(t, leased, 1)
+	_, err = s.write.ExecContext(ctx, `DELETE FROM hammerwork_workflows WHERE id = ?`, got.Workflow.ID.String())
+	require.NoError(t, err)
+
+	stale, err := s.Complete(ctx, store.CompleteParams{Now: now,
+		Completions: []store.Completion{{LeaseRef: store.LeaseRef{ID: leased[0].ID, Token: leased[0].LeaseToken}}}})
+	require.NoError(t, err)
+	require.Empty(t, stale)
+	b, err := s.Get(ctx, got.Jobs["b"])
+	require.NoError(t, err)
+	require.Equal(t, job.DependencySatisfied, b.DependencyStatus)
+	_, err = s.CancelWorkflow(ctx, store.WorkflowParams{ID: got.Workflow.ID, Now: now})
+	require.ErrorIs(t, err, store.ErrNotFound)
 }

@@ -28,6 +28,14 @@
 //     not a job id is the caller's mistake: ErrInvalid (the API's 400).
 //   - The suite may Close a store it was given; Close is safe to call twice,
 //     so the factory's own cleanup must tolerate a closed store.
+//   - Workflows (workflow.go): a skipped job and a job whose condition failed
+//     to evaluate both read dependency_status 'satisfied' (their parents did
+//     resolve); a job cancelled because an ancestor failed or was cancelled
+//     reads 'failed'. A running workflow whose jobs are all finished ends
+//     'failed' when any failed, 'cancelled' when some were cancelled but none
+//     failed. Retrying one job of a failed, cancelled or paused workflow
+//     (paused: once no failed job is left) sets the workflow running again.
+//     WorkflowJobs lists jobs in step order.
 //
 // Every test supplies its own Now values, built from one fixed base time far
 // in the future (so results with a TTL stay unexpired on the database's
@@ -117,6 +125,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListRejectsMalformedCursorWithErrInvalid", testListBadCursor},
 		{"QueueStatsCountsByQueueAndStatus", testQueueStats},
 	}
+	tests = append(tests, workflowTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,412 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/workflow"
+)
+
+var _ store.Workflows = (*Store)(nil)
+
+// insertFullJob writes a job with dependencies or a workflow: everything
+// but the lease and the outcome.
+const insertFullJob = `INSERT INTO hammerwork_jobs (
+	id, queue_name, payload, status, priority, attempts, max_attempts,
+	created_at, scheduled_at, timeout_seconds, retry_policy, result_ttl_seconds, batch_id,
+	workflow_id, workflow_name, step_name, depends_on, dependency_status, pending_dependencies, condition,
+	trace_id, correlation_id, parent_span_id, span_context, unique_key
+) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// insertJobs writes whole job rows and their edges with two prepared
+// statements in the caller's transaction.
+func insertJobs(ctx context.Context, tx *sql.Tx, jobs []*job.Job, edges []store.Edge) error {
+	stmt, err := tx.PrepareContext(ctx, insertFullJob)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, j := range jobs {
+		var policy any
+		if j.RetryPolicy != nil {
+			b, err := json.Marshal(j.RetryPolicy)
+			if err != nil {
+				return fmt.Errorf("encode retry policy of job %s: %w", j.ID, err)
+			}
+			policy = string(b)
+		}
+		deps := make([]string, len(j.DependsOn))
+		for i, d := range j.DependsOn {
+			deps[i] = d.String()
+		}
+		if _, err := stmt.ExecContext(ctx,
+			j.ID.String(), j.Queue, string(j.Payload), string(j.Status), int(j.Priority), j.MaxAttempts,
+			ts(j.CreatedAt), ts(j.ScheduledAt), nullSeconds(j.Timeout.D()), policy, nullSeconds(j.ResultTTL.D()),
+			nullUUID(j.BatchID), nullUUID(j.WorkflowID), nullString(j.WorkflowName), nullString(j.StepName),
+			jsonList(deps), string(j.DependencyStatus), j.PendingDependencies, nullString(j.Condition),
+			nullString(j.TraceID), nullString(j.CorrelationID), nullString(j.ParentSpanID),
+			nullString(j.SpanContext), nullString(j.UniqueKey)); err != nil {
+			return fmt.Errorf("job %s (queue %q): %w", j.ID, j.Queue, err)
+		}
+	}
+	if len(edges) == 0 {
+		return nil
+	}
+	edge, err := tx.PrepareContext(ctx, `INSERT INTO hammerwork_job_dependencies (job_id, depends_on_id) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer edge.Close()
+	for _, e := range edges {
+		if _, err := edge.ExecContext(ctx, e.JobID.String(), e.DependsOnID.String()); err != nil {
+			return fmt.Errorf("edge %s -> %s: %w", e.DependsOnID, e.JobID, err)
+		}
+	}
+	return nil
+}
+
+// enqueueWithParents writes jobs that name parents, deciding their
+// dependency state from the parents' status read in the same (single
+// writer) transaction.
+func (s *Store) enqueueWithParents(ctx context.Context, p store.EnqueueParams, now time.Time) ([]*job.Job, error) {
+	jobs := make([]*job.Job, len(p.Jobs))
+	for i, n := range p.Jobs {
+		j, err := store.BuildJob(n, now)
+		if err != nil {
+			return nil, fmt.Errorf("job %d: %w", i, err)
+		}
+		jobs[i] = j
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM hammerwork_jobs
+			WHERE id IN (SELECT value FROM json_each(?))`, idList(store.ParentIDs(p.Jobs)))
+		if err != nil {
+			return err
+		}
+		parents := map[uuid.UUID]job.Status{}
+		for rows.Next() {
+			var id, status string
+			if err := rows.Scan(&id, &status); err != nil {
+				rows.Close()
+				return err
+			}
+			uid, err := uuid.Parse(id)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("job id %q: %w", id, err)
+			}
+			parents[uid] = job.Status(status)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		edges, err := store.ApplyDependsOn(p.Jobs, jobs, parents)
+		if err != nil {
+			return err
+		}
+		return insertJobs(ctx, tx, jobs, edges)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue %d jobs: %w", len(p.Jobs), err)
+	}
+	return jobs, nil
+}
+
+// EnqueueWorkflow validates the definition, then writes the workflow, its
+// jobs and its edges in one transaction.
+func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowParams) (*store.WorkflowEnqueued, error) {
+	plan, err := store.PlanWorkflow(p)
+	if err != nil {
+		return nil, err
+	}
+	w := plan.Workflow
+	var metadata any
+	if len(w.Metadata) > 0 {
+		metadata = string(w.Metadata)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status,
+			failure_policy, priority, timeout_seconds, deadline, trace_id, correlation_id, metadata, total_jobs, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.ID.String(), w.Name, nullString(w.Description), string(w.Status), string(w.FailurePolicy),
+			int(w.Priority), nullSeconds(w.Timeout.D()), nullTS(w.Deadline), nullString(w.TraceID),
+			nullString(w.CorrelationID), metadata, w.Stats.TotalJobs, ts(w.CreatedAt)); err != nil {
+			return fmt.Errorf("insert workflow: %w", err)
+		}
+		return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue workflow %q: %w", w.Name, err)
+	}
+	return &store.WorkflowEnqueued{Workflow: w, Jobs: plan.Steps}, nil
+}
+
+// workflowCols is what scanWorkflow reads, with pending and running counted
+// from the jobs (the workflow_status index).
+const workflowCols = `w.id, w.name, w.description, w.status, w.failure_policy, w.priority,
+	w.timeout_seconds, w.deadline, w.trace_id, w.correlation_id, w.metadata, w.error_message,
+	w.total_jobs, w.completed_jobs, w.failed_jobs, w.cancelled_jobs, w.skipped_jobs,
+	w.created_at, w.completed_at, w.failed_at,
+	(SELECT count(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'pending'),
+	(SELECT count(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'running')`
+
+func scanWorkflow(row scanner) (*workflow.Record, error) {
+	var (
+		w                                   workflow.Record
+		id, status, policy, createdAt       string
+		desc, trace, corr, metadata, errMsg sql.NullString
+		deadline, completedAt, failedAt     sql.NullString
+		timeout                             sql.NullFloat64
+		pending, running                    int
+	)
+	err := row.Scan(&id, &w.Name, &desc, &status, &policy, &w.Priority,
+		&timeout, &deadline, &trace, &corr, &metadata, &errMsg,
+		&w.Stats.TotalJobs, &w.Stats.CompletedJobs, &w.Stats.FailedJobs, &w.Stats.CancelledJobs, &w.Stats.SkippedJobs,
+		&createdAt, &completedAt, &failedAt, &pending, &running)
+	if err != nil {
+		return nil, err
+	}
+	if w.ID, err = uuid.Parse(id); err != nil {
+		return nil, fmt.Errorf("workflow id %q: %w", id, err)
+	}
+	w.Description = desc.String
+	w.Status = workflow.Status(status)
+	w.FailurePolicy = workflow.FailurePolicy(policy)
+	w.Timeout = job.Duration(seconds(timeout))
+	w.TraceID = trace.String
+	w.CorrelationID = corr.String
+	if metadata.Valid {
+		w.Metadata = json.RawMessage(metadata.String)
+	}
+	w.ErrorMessage = errMsg.String
+	if w.CreatedAt, err = parseTS(createdAt); err != nil {
+		return nil, err
+	}
+	for _, c := range []struct {
+		src sql.NullString
+		dst **time.Time
+	}{{deadline, &w.Deadline}, {completedAt, &w.CompletedAt}, {failedAt, &w.FailedAt}} {
+		if *c.dst, err = parseNullTS(c.src); err != nil {
+			return nil, err
+		}
+	}
+	store.FinishStats(&w.Stats, pending, running)
+	return &w, nil
+}
+
+func getWorkflow(ctx context.Context, q querier, id uuid.UUID) (*workflow.Record, error) {
+	w, err := scanWorkflow(q.QueryRowContext(ctx, `SELECT `+workflowCols+` FROM hammerwork_workflows w WHERE w.id = ?`, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return w, err
+}
+
+// GetWorkflow returns the workflow with its counters, or ErrNotFound.
+func (s *Store) GetWorkflow(ctx context.Context, id uuid.UUID) (*workflow.Record, error) {
+	w, err := getWorkflow(ctx, s.read, id)
+	if err != nil {
+		return nil, fmt.Errorf("get workflow %s: %w", id, dbErr(err))
+	}
+	return w, nil
+}
+
+// ListWorkflows lists workflows newest first, one page at a time.
+func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) (*store.WorkflowPage, error) {
+	limit := p.ListLimit()
+	var cursor any
+	if p.Cursor != "" {
+		c, err := uuid.Parse(p.Cursor)
+		if err != nil {
+			return nil, fmt.Errorf("list workflows: %w: cursor %q is not a workflow id", store.ErrInvalid, p.Cursor)
+		}
+		cursor = c.String()
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+workflowCols+` FROM hammerwork_workflows w
+		WHERE (?1 IS NULL OR w.status = ?1) AND (?2 IS NULL OR w.id < ?2)
+		ORDER BY w.id DESC LIMIT ?3`, nullString(string(p.Status)), cursor, limit+1)
+	if err != nil {
+		return nil, fmt.Errorf("list workflows: %w", dbErr(err))
+	}
+	defer rows.Close()
+	page := &store.WorkflowPage{Workflows: []*workflow.Record{}}
+	for rows.Next() {
+		w, err := scanWorkflow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list workflows: %w", err)
+		}
+		page.Workflows = append(page.Workflows, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
+	}
+	if len(page.Workflows) > limit {
+		page.Workflows = page.Workflows[:limit]
+		page.NextCursor = page.Workflows[limit-1].ID.String()
+	}
+	return page, nil
+}
+
+// WorkflowJobs returns every job of the workflow in creation (step) order,
+// with DependsOn and Dependents read from the edges.
+func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+jobColumns+` FROM hammerwork_jobs WHERE workflow_id = ? ORDER BY id`, id.String())
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of workflow %s: %w", id, dbErr(err))
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of workflow %s: %w", id, err)
+	}
+	if len(jobs) == 0 {
+		if _, err := s.GetWorkflow(ctx, id); err != nil {
+			return nil, err
+		}
+		return []*job.Job{}, nil
+	}
+	children, err := s.workflowEdges(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of workflow %s: %w", id, err)
+	}
+	now := time.Now()
+	for _, j := range jobs {
+		j.Dependents = children[j.ID]
+		if j.Dependents == nil {
+			j.Dependents = []uuid.UUID{}
+		}
+		hideExpiredResult(j, now)
+	}
+	return jobs, nil
+}
+
+// workflowEdges maps each job of a workflow to its children.
+func (s *Store) workflowEdges(ctx context.Context, id uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT d.depends_on_id, d.job_id FROM hammerwork_job_dependencies d
+		JOIN hammerwork_jobs j ON j.id = d.job_id WHERE j.workflow_id = ? ORDER BY d.depends_on_id, d.job_id`, id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID][]uuid.UUID{}
+	for rows.Next() {
+		var parent, child string
+		if err := rows.Scan(&parent, &child); err != nil {
+			return nil, err
+		}
+		p, err := uuid.Parse(parent)
+		if err != nil {
+			return nil, fmt.Errorf("job id %q: %w", parent, err)
+		}
+		c, err := uuid.Parse(child)
+		if err != nil {
+			return nil, fmt.Errorf("job id %q: %w", child, err)
+		}
+		out[p] = append(out[p], c)
+	}
+	return out, rows.Err()
+}
+
+// workflowOp runs one of the workflow-wide operations in a write
+// transaction and reads the workflow back.
+func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParams,
+	fn func(tx resolveTx, now time.Time) error) (*workflow.Record, error) {
+	now := nowOr(p.Now)
+	var w *workflow.Record
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := fn(resolveTx{tx}, now); err != nil {
+			return err
+		}
+		var err error
+		w, err = getWorkflow(ctx, tx, p.ID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s workflow %s: %w", op, p.ID, err)
+	}
+	return w, nil
+}
+
+// CancelWorkflow cancels every unfinished job and the workflow.
+func (s *Store) CancelWorkflow(ctx context.Context, p store.WorkflowParams) (*workflow.Record, error) {
+	return s.workflowOp(ctx, "cancel", p, func(tx resolveTx, now time.Time) error {
+		return store.CancelWorkflow(ctx, tx, p.ID, now)
+	})
+}
+
+// RetryWorkflow re-pends the failed and cancelled jobs and runs the
+// workflow again.
+func (s *Store) RetryWorkflow(ctx context.Context, p store.WorkflowParams) (*workflow.Record, error) {
+	return s.workflowOp(ctx, "retry", p, func(tx resolveTx, now time.Time) error {
+		return store.RetryWorkflow(ctx, tx, p.ID, now)
+	})
+}
+
+// ExpireWorkflows fails the live workflows whose deadline passed, all in
+// one write transaction.
+func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsParams) ([]uuid.UUID, error) {
+	now := nowOr(p.Now)
+	var expired []uuid.UUID
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ids, err := queryIDList(ctx, tx, `SELECT id FROM hammerwork_workflows
+			WHERE status IN ('running', 'paused') AND deadline IS NOT NULL AND deadline <= ?
+			ORDER BY deadline, id LIMIT ?`, ts(now), p.ExpireLimit())
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := store.ExpireWorkflow(ctx, resolveTx{tx}, id, now); err != nil {
+				return fmt.Errorf("workflow %s: %w", id, err)
+			}
+		}
+		expired = ids
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire workflows: %w", err)
+	}
+	return expired, nil
+}
+
+func queryIDList(ctx context.Context, q querier, query string, args ...any) ([]uuid.UUID, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("id %q: %w", s, err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// ParentResults returns the results of a job's parents keyed by step name.
+func (s *Store) ParentResults(ctx context.Context, jobID uuid.UUID) (map[string]json.RawMessage, error) {
+	all, err := parentResults(ctx, s.read, []uuid.UUID{jobID})
+	if err != nil {
+		return nil, fmt.Errorf("read parent results of job %s: %w", jobID, dbErr(err))
+	}
+	if out := all[jobID]; out != nil {
+		return out, nil
+	}
+	return map[string]json.RawMessage{}, nil
+}
