@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,12 +17,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/hammerwork-go/hw-agent/agent"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/sqlite"
+	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 const (
@@ -38,10 +41,12 @@ func (c *cli) demoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",
 		Short: "Run jobs end to end on a throwaway SQLite database and a built-in sample app",
-		Long: `Start a temporary SQLite database, a sample app with three queues and an agent,
+		Long: `Start a temporary SQLite database, a sample app with four queues and an agent,
 enqueue 20 jobs and watch them run: emails succeed, thumbnails take a moment,
 reports fail once with 503 and succeed on retry, and one email is rejected with
-422 and fails without a retry. Everything is removed at the end.`,
+422 and fails without a retry. Alongside runs a workflow: extract fans out to
+three parallel steps, a summary waits for all of them, then one conditional
+step runs and another is skipped. Everything is removed at the end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.runDemo(cmd.Context())
@@ -102,6 +107,9 @@ func (c *cli) runDemo(ctx context.Context) error {
 	cfg.App.HandlerURL = app.url + "/jobs/{queue}"
 	cfg.App.RequestTimeout = job.Duration(5 * time.Second)
 	cfg.API.Listen = "off"
+	// The pipeline's steps get their parents' results in the envelope.
+	envelope := true
+	cfg.Queues = []agent.QueueConfig{{Name: demoPipelineQueue, Envelope: &envelope}}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
@@ -123,15 +131,24 @@ func (c *cli) runDemo(ctx context.Context) error {
 	if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: newJobs, Now: time.Now()}); err != nil {
 		return fmt.Errorf("enqueue demo jobs: %w", err)
 	}
-	fmt.Fprintf(c.stdout, "hw-agent demo\n  database    %s (temporary)\n  sample app  %s\n  enqueued    %d jobs: %s\n\n",
-		dbURL, cfg.App.HandlerURL, len(newJobs), describeQueues(newJobs))
+	def, err := demoWorkflow()
+	if err != nil {
+		return fmt.Errorf("build demo workflow: %w", err)
+	}
+	wf, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def, Now: time.Now()})
+	if err != nil {
+		return fmt.Errorf("enqueue demo workflow: %w", err)
+	}
+	total := len(newJobs) + len(def.Steps)
+	fmt.Fprintf(c.stdout, "hw-agent demo\n  database    %s (temporary)\n  sample app  %s\n  enqueued    %d jobs: %s\n  workflow    %s (%d jobs): %s\n\n",
+		dbURL, cfg.App.HandlerURL, len(newJobs), describeQueues(newJobs), def.Name, len(def.Steps), demoWorkflowShape)
 
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- ag.Run(agentCtx) }()
 
-	waitErr := c.waitForDemo(ctx, st, len(newJobs), agentDone)
+	waitErr := c.waitForDemo(ctx, st, total, wf.Workflow.ID, agentDone)
 	stopAgent()
 	if err := <-agentDone; err != nil && waitErr == nil {
 		waitErr = fmt.Errorf("agent: %w", err)
@@ -142,8 +159,12 @@ func (c *cli) runDemo(ctx context.Context) error {
 	if err := c.printDemoSummary(ctx, st); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "\nAll %d jobs finished in %s.\n", len(newJobs), time.Since(started).Round(10*time.Millisecond))
+	if err := c.printDemoWorkflow(ctx, st, wf.Workflow.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "\nAll %d jobs finished in %s.\n", total, time.Since(started).Round(10*time.Millisecond))
 	fmt.Fprintf(c.stdout, "Reports failed once with 503 and were retried after 200ms; the email to %s was\nrejected with 422 and failed at once (4xx means do not retry).\n", demoBounce)
+	fmt.Fprintln(c.stdout, "In the workflow, summary waited for all three parallel steps; notify's condition\n(status == 'ok' over summary's result) held, archive's did not, so it was skipped.")
 	fmt.Fprintln(c.stdout, `
 Next: point an agent at your own app:
   hw-agent migrate
@@ -152,9 +173,9 @@ Next: point an agent at your own app:
 	return nil
 }
 
-// waitForDemo prints the status counts as they change until every job is
-// terminal, the agent stops, or demoTimeout passes.
-func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, agentDone <-chan error) error {
+// waitForDemo prints the status counts and the workflow's progress as they
+// change until every job is terminal, the agent stops, or demoTimeout passes.
+func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, wfID uuid.UUID, agentDone <-chan error) error {
 	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
 	defer cancel()
 	tick := time.NewTicker(demoProgressEvery)
@@ -165,13 +186,18 @@ func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, agentD
 		if err != nil {
 			return err
 		}
-		line := fmt.Sprintf("  pending %-3d running %-3d completed %-3d failed %d",
-			counts[job.StatusPending], counts[job.StatusRunning], counts[job.StatusCompleted], counts[job.StatusFailed])
+		wf, err := st.GetWorkflow(ctx, wfID)
+		if err != nil {
+			return fmt.Errorf("read demo workflow: %w", err)
+		}
+		line := fmt.Sprintf("  pending %-3d running %-3d completed %-3d failed %-3d skipped %-3d workflow %s %s",
+			counts[job.StatusPending], counts[job.StatusRunning], counts[job.StatusCompleted], counts[job.StatusFailed],
+			counts[job.StatusSkipped], wf.Status, progress(wf.Stats))
 		if line != last {
 			fmt.Fprintln(c.stdout, line)
 			last = line
 		}
-		if terminalCount(counts) >= int64(total) {
+		if terminalCount(counts) >= int64(total) && wf.Status.Terminal() {
 			return nil
 		}
 		select {
@@ -337,6 +363,8 @@ func (a *demoApp) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		io.WriteString(w, `{"width":320,"height":240}`)
+	case demoPipelineQueue:
+		pipelineStep(w, r, body)
 	case "reports":
 		if a.firstAttempt(r.Header.Get("Hammerwork-Job-Id")) {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -358,4 +386,94 @@ func (a *demoApp) firstAttempt(jobID string) bool {
 	}
 	a.seen[jobID] = true
 	return true
+}
+
+// demoPipelineQueue carries the demo workflow's jobs.
+const demoPipelineQueue = "pipeline"
+
+// demoWorkflowShape describes demoWorkflow for the demo's header.
+const demoWorkflowShape = "extract -> {resize, classify, index} -> summary -> notify if status == 'ok', archive if status == 'failed'"
+
+// demoWorkflow is the sample workflow, built with the builder: a root, a
+// fan-out of three parallel steps, a barrier, and two conditional steps over
+// the barrier's result, one of which is skipped.
+func demoWorkflow() (workflow.Workflow, error) {
+	step := func(name string, payload string) workflow.Step {
+		return workflow.Step{Name: name, Queue: demoPipelineQueue, Payload: json.RawMessage(payload)}
+	}
+	fanOut := func(name string) workflow.Step {
+		s := step(name, `{"images": "photos/"}`)
+		s.DependsOn = []string{"extract"}
+		return s
+	}
+	notify := step("notify", `{"channel": "#photos"}`)
+	notify.Condition = "status == 'ok'"
+	archive := step("archive", `{"bucket": "cold"}`)
+	archive.DependsOn = []string{"summary"}
+	archive.Condition = "status == 'failed'"
+	return workflow.New("image_pipeline").
+		WithDescription("hw-agent demo: fan-out, barrier and conditions").
+		Add(step("extract", `{"album": "holidays"}`)).
+		Then(fanOut("resize")).
+		AddParallel(fanOut("classify"), fanOut("index")).
+		Then(step("summary", `{}`)).
+		Then(notify).
+		Add(archive).
+		Build()
+}
+
+// pipelineStep answers the demo workflow's jobs. summary reads its parents'
+// results from the envelope, as an app would, and reports their number.
+func pipelineStep(w http.ResponseWriter, r *http.Request, body []byte) {
+	step := r.Header.Get("Hammerwork-Step")
+	switch step {
+	case "extract":
+		io.WriteString(w, `{"images": 3}`)
+	case "summary":
+		var env struct {
+			Parents map[string]json.RawMessage `json:"parents"`
+		}
+		if err := json.Unmarshal(body, &env); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":"summary wants the envelope"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"status": "ok", "parts": %d}`, len(env.Parents))
+	default:
+		select {
+		case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintf(w, `{"step": %q, "done": true}`, step)
+	}
+}
+
+// printDemoWorkflow shows how the workflow ended as its graph: one row per
+// node in level order, with its status, parents and condition.
+func (c *cli) printDemoWorkflow(ctx context.Context, st store.Store, id uuid.UUID) error {
+	wf, jobs, err := readWorkflow(ctx, st, id)
+	if err != nil {
+		return err
+	}
+	byID := make(map[uuid.UUID]*job.Job, len(jobs))
+	for _, j := range jobs {
+		byID[j.ID] = j
+	}
+	fmt.Fprintf(c.stdout, "\nWorkflow %s: %s (%s)\n", wf.Name, wf.Status, counters(wf.Stats))
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEVEL\tSTEP\tSTATUS\tAFTER\tCONDITION")
+	for _, n := range workflow.NewGraph(jobs).Nodes {
+		j := byID[n.ID]
+		after := make([]string, len(j.DependsOn))
+		for i, p := range j.DependsOn {
+			after[i] = byID[p].StepName
+		}
+		sort.Strings(after)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", n.Level, n.Step, n.Status, strings.Join(after, ", "), j.Condition)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write workflow graph: %w", err)
+	}
+	return nil
 }
