@@ -19,7 +19,9 @@ import (
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/tracing"
 )
 
 // Params is what an Agent runs with.
@@ -31,6 +33,10 @@ type Params struct {
 	// HTTPClient delivers jobs and probes app.health_url; nil uses the
 	// dispatch package's default client.
 	HTTPClient *http.Client
+	// Tracer records a span per attempt; nil leaves tracing off.
+	Tracer *tracing.Tracer
+	// Metrics counts jobs and requests; nil records none.
+	Metrics *metrics.Metrics
 }
 
 // Causes of a request cancelled by the agent, so the goroutine that ran it
@@ -52,7 +58,11 @@ type Agent struct {
 	health     *healthChecker // nil without app.health_url
 	heartbeat  *lease.Heartbeat
 	rescuer    *lease.Rescuer
+	expirer    *workflowExpirer
 	completer  *completer
+	tracer     *tracing.Tracer
+	metrics    *metrics.Metrics
+	ended      recentIDs // workflows whose end was counted
 
 	ran atomic.Bool
 	// bg carries store calls that must finish even while stopping; work is
@@ -94,14 +104,23 @@ func New(p Params) (*Agent, error) {
 		slots:      &slots{free: cfg.Agent.Concurrency},
 		heartbeat:  lease.NewHeartbeat(lease.HeartbeatConfig{Store: p.Store, Duration: leaseFor, Logger: log}),
 		rescuer:    lease.NewRescuer(lease.RescuerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log}),
+		expirer:    newWorkflowExpirer(p.Store, cfg.Agent.RescueInterval.D(), log),
 		completer:  newCompleter(p.Store, cfg.Agent.CompleteFlushInterval.D(), log),
+		tracer:     p.Tracer,
+		metrics:    p.Metrics,
 	}
+	if a.tracer == nil {
+		a.tracer = tracing.NewTracer(nil)
+	}
+	a.completer.count = a.countFinished
+	a.completer.dbError = a.metrics.DBError
 	if cfg.App.HealthURL != "" {
 		client := p.HTTPClient
 		if client == nil {
 			client = &http.Client{}
 		}
 		a.health = newHealthChecker(cfg.App.HealthURL, client, cfg.App.HealthInterval.D(), log)
+		a.health.metrics = p.Metrics
 	}
 	for _, sel := range cfg.selections() {
 		a.producers = append(a.producers, newProducer(a, sel.Selection, sel.limit))
@@ -186,7 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.health != nil {
 		services = append(services, a.health)
 	}
-	services = append(services, a.rescuer, a.heartbeat, a.completer)
+	services = append(services, a.rescuer, a.expirer, a.heartbeat, a.completer)
 	stopAll := func() {
 		for i := len(services) - 1; i >= 0; i-- {
 			services[i].Stop()
@@ -280,9 +299,18 @@ func (a *Agent) work(p *producer, j *job.Job) {
 		a.log.Warn("lease lost while the request was in flight; cancelling it", jobAttrs(j)...)
 		cancel(errLeaseLost)
 	})
+	t, err := a.target(ctx, j)
+	if err != nil {
+		a.heartbeat.Forget(j.ID)
+		a.log.Warn("cannot build the request; releasing the job", jobAttrs(j, "error", err)...)
+		a.release([]*job.Job{j}, "parent results unavailable")
+		return
+	}
 	start := time.Now()
-	res := a.dispatcher.Dispatch(ctx, j, a.cfg.TargetFor(j))
+	spanCtx, span := a.startAttempt(ctx, j)
+	res := a.deliver(spanCtx, j, t)
 	a.heartbeat.Forget(j.ID)
+	a.endAttempt(span, j, res, context.Cause(ctx))
 	a.record(j, res, context.Cause(ctx), start)
 }
 

@@ -41,6 +41,10 @@ type completer struct {
 	log      *slog.Logger
 	interval time.Duration
 	in       chan outcome
+	// count, when set, counts each outcome the store accepted.
+	count func(j *job.Job, completed, retried bool)
+	// dbError, when set, counts a failed write.
+	dbError func()
 	runner
 }
 
@@ -109,6 +113,9 @@ func (c *completer) flush(ctx context.Context, batch []outcome) []outcome {
 		if ctx.Err() != nil {
 			return batch
 		}
+		if c.dbError != nil {
+			c.dbError()
+		}
 		c.log.Error("recording outcomes failed; retrying", "outcomes", len(batch), "retry_in", wait, "error", err)
 		select {
 		case <-time.After(wait):
@@ -176,6 +183,9 @@ func (c *completer) logCompleted(done []outcome, stale []uuid.UUID) {
 			c.log.Warn("late answer rejected: the lease was lost before the result was recorded", jobAttrs(o.job, "status", o.res.StatusCode)...)
 			continue
 		}
+		if c.count != nil {
+			c.count(o.job, true, false)
+		}
 		if c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("job completed", jobAttrs(o.job, "status", o.res.StatusCode, "duration", o.res.Duration)...)
 		}
@@ -186,6 +196,9 @@ func (c *completer) logFailed(failed []outcome, res store.FailResult) {
 	retried, stale := set(res.Retried), set(res.Stale)
 	for _, o := range failed {
 		attrs := jobAttrs(o.job, "status", o.res.StatusCode, "outcome", o.failure.Outcome, "error", o.failure.Error, "duration", o.res.Duration)
+		if c.count != nil && !stale[o.job.ID] {
+			c.count(o.job, false, retried[o.job.ID])
+		}
 		switch {
 		case stale[o.job.ID]:
 			c.log.Warn("late answer rejected: the lease was lost before the failure was recorded", attrs...)

@@ -28,6 +28,8 @@ type Config struct {
 	Retry  job.RetryPolicy `toml:"retry"`
 	Queues []QueueConfig   `toml:"queue"`
 	Log    LogConfig       `toml:"log"`
+	// Tracing selects where OpenTelemetry spans go; off by default.
+	Tracing TracingConfig `toml:"tracing"`
 }
 
 // DatabaseConfig says where jobs live.
@@ -107,6 +109,19 @@ type LogConfig struct {
 	Format string `toml:"format"`
 	// Level is debug, info (default), warn or error.
 	Level string `toml:"level"`
+}
+
+// TracingConfig selects the span exporter. The OTLP endpoint, headers,
+// protocol (OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf or grpc) and sampler
+// (OTEL_TRACES_SAMPLER) come from the standard OTEL_* environment
+// variables, so the agent is configured like any instrumented service.
+type TracingConfig struct {
+	// Exporter is "otlp", "stdout" or "none". Empty (the default) defers to
+	// OTEL_TRACES_EXPORTER; with that unset too, tracing is off.
+	Exporter string `toml:"exporter"`
+	// ServiceName is service.name on every span. Empty (the default) uses
+	// OTEL_SERVICE_NAME, else "hw-agent".
+	ServiceName string `toml:"service_name"`
 }
 
 // DefaultConfig returns the zero-config configuration.
@@ -308,6 +323,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.level %q must be debug, info, warn or error", c.Log.Level)
 	}
+	switch c.Tracing.Exporter {
+	case "", "otlp", "stdout", "none":
+	default:
+		bad("tracing.exporter %q must be otlp, stdout or none (empty: OTEL_TRACES_EXPORTER decides)", c.Tracing.Exporter)
+	}
 	seen := map[string]bool{}
 	for i, q := range c.Queues {
 		key := fmt.Sprintf("queue[%d]", i)
@@ -391,6 +411,11 @@ func ParseDatabaseURL(raw string) (DatabaseKind, error) {
 // RedactURL hides a password in a database URL, for logs and errors.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
+	if err != nil && strings.Contains(raw, "@") {
+		// Unparseable, the URL may still hold a password: show only the scheme.
+		scheme, _, _ := strings.Cut(raw, "://")
+		return scheme + "://(redacted)"
+	}
 	if err != nil || u.User == nil {
 		return raw
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/hammerwork-go/hw-agent/metrics"
 )
 
 // healthTimeout bounds one probe of app.health_url.
@@ -32,6 +34,9 @@ type healthChecker struct {
 	// probing serialises probes; lastStart is when the last finished probe began.
 	probing   sync.Mutex
 	lastStart time.Time
+
+	// metrics mirrors the last answer in hammerwork_app_healthy.
+	metrics *metrics.Metrics
 
 	runner
 }
@@ -128,4 +133,5 @@ func (h *healthChecker) set(ok bool, why string) {
 		h.log.Warn("app unhealthy; leasing paused", "health_url", h.url, "error", why)
 	}
 	h.healthy, h.known = ok, true
+	h.metrics.AppHealthy(ok)
 }

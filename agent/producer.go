@@ -126,6 +126,7 @@ func (p *producer) loop(ctx context.Context) {
 		jobs, err := a.acquirer.Acquire(a.bg, p.sel, n)
 		a.slots.unreserve(p, n-len(jobs))
 		if err != nil {
+			a.metrics.DBError()
 			a.log.Error("lease failed; retrying after poll_interval", "queues", p.sel.String(), "error", err)
 			if !p.idle(ctx) {
 				return
@@ -141,6 +142,7 @@ func (p *producer) loop(ctx context.Context) {
 			return
 		}
 		a.log.Debug("leased jobs", "queues", p.sel.String(), "asked", n, "leased", len(jobs))
+		a.countLeased(jobs)
 		for _, j := range jobs {
 			a.inflight.Add(1)
 			go a.work(p, j)

@@ -300,7 +300,9 @@ func TestEnqueueRejectsBadRequestsAndWritesNothing(t *testing.T) {
 		{"uppercase trace_id", `{"queue": "q", "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736"}`, 422, "invalid", "trace_id", ""},
 		{"short trace_id", `{"queue": "q", "trace_id": "4bf92f35"}`, 422, "invalid", "trace_id", ""},
 		{"zero trace_id", `{"queue": "q", "trace_id": "00000000000000000000000000000000"}`, 422, "invalid", "trace_id", ""},
-		{"depends_on", `{"queue": "q", "depends_on": ["0190d6f4-8b7a-7cc1-a000-000000000001"]}`, 422, "not_supported", "depends_on", ""},
+		{"unknown depends_on", `{"queue": "q", "depends_on": ["0190d6f4-8b7a-7cc1-a000-000000000001"]}`, 422, "invalid", "0190d6f4-8b7a-7cc1-a000-000000000001", ""},
+		{"depends_on not an id", `{"queue": "q", "depends_on": ["x"]}`, 422, "invalid", `depends_on[0] "x"`, ""},
+		{"depends_on not an array", `{"queue": "q", "depends_on": "x"}`, 422, "invalid", "depends_on must be an array", ""},
 		{"unique_key", `{"queue": "q", "unique_key": "order-17"}`, 422, "not_supported", "unique_key", ""},
 	}
 	forEachBackend(t, func(t *testing.T, st store.Store) {
@@ -344,7 +346,7 @@ func TestBatchEnqueueIsAtomic(t *testing.T) {
 			status              int
 		}{
 			{`{"jobs": [{"queue": "a"}, {"payload": {}}, {"queue": "c"}]}`, "invalid", "jobs[1]: queue is required", 422},
-			{`{"jobs": [{"queue": "a"}, {"queue": "b", "depends_on": ["x"]}]}`, "not_supported", "jobs[1]: depends_on", 422},
+			{`{"jobs": [{"queue": "a"}, {"queue": "b", "depends_on": ["x"]}]}`, "invalid", "jobs[1]: depends_on[0]", 422},
 			{`{"jobs": [{"queue": "a", "retry": {"bogus": 1}}]}`, "bad_request", `jobs[0]: unknown field "retry.bogus"`, 400},
 			{`{"jobs": []}`, "invalid", "non-empty", 422},
 			{`{}`, "invalid", "non-empty", 422},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -38,11 +40,8 @@ type enqueueRequest struct {
 
 // newJob turns a request into a validated store.NewJob.
 func (r *enqueueRequest) newJob(now time.Time) (store.NewJob, error) {
-	// An empty list or string asks for nothing, so clients that always send
-	// the fields keep working; anything else needs a feature not built yet.
-	if !isNull(r.DependsOn) && !isEmpty(r.DependsOn, new([]json.RawMessage)) {
-		return store.NewJob{}, notSupported("depends_on")
-	}
+	// An empty string asks for nothing, so clients that always send the
+	// field keep working; anything else needs a feature not built yet.
 	if !isNull(r.UniqueKey) && !isEmpty(r.UniqueKey, new(string)) {
 		return store.NewJob{}, notSupported("unique_key")
 	}
@@ -53,6 +52,10 @@ func (r *enqueueRequest) newJob(now time.Time) (store.NewJob, error) {
 		Priority:      job.PriorityNormal,
 		TraceID:       r.TraceID,
 		CorrelationID: r.CorrelationID,
+	}
+	var err error
+	if nj.DependsOn, err = parseDependsOn(r.DependsOn); err != nil {
+		return store.NewJob{}, err
 	}
 	if !isNull(r.Priority) {
 		if err := json.Unmarshal(r.Priority, &nj.Priority); err != nil {
@@ -65,7 +68,6 @@ func (r *enqueueRequest) newJob(now time.Time) (store.NewJob, error) {
 		}
 		nj.MaxAttempts = *r.MaxAttempts
 	}
-	var err error
 	if nj.Timeout, err = parseDuration("timeout", r.Timeout); err != nil {
 		return store.NewJob{}, err
 	}
@@ -112,6 +114,30 @@ func (r *enqueueRequest) scheduledAt(now time.Time) (time.Time, error) {
 	return time.Time{}, nil
 }
 
+// parseDependsOn reads the parent job ids. Whether they exist is the
+// store's to say (ErrInvalid, in the same transaction as the insert).
+func parseDependsOn(raw json.RawMessage) ([]uuid.UUID, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var ids []string
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return nil, invalid("depends_on must be an array of job ids")
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out := make([]uuid.UUID, len(ids))
+	for i, s := range ids {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return nil, invalid("depends_on[%d] %q is not a job id (UUID)", i, s)
+		}
+		out[i] = id
+	}
+	return out, nil
+}
+
 // parseDuration reads an optional Go duration string; negative is invalid.
 func parseDuration(field string, s *string) (time.Duration, error) {
 	if s == nil {
@@ -124,16 +150,13 @@ func parseDuration(field string, s *string) (time.Duration, error) {
 	return d.D(), nil
 }
 
-// isEmpty reports whether raw decodes into v (a pointer to a slice or a
-// string) as its empty value.
+// isEmpty reports whether raw decodes into v (a pointer to a string) as its
+// empty value.
 func isEmpty(raw json.RawMessage, v any) bool {
 	if json.Unmarshal(raw, v) != nil {
 		return false
 	}
-	switch v := v.(type) {
-	case *[]json.RawMessage:
-		return len(*v) == 0
-	case *string:
+	if v, ok := v.(*string); ok {
 		return *v == ""
 	}
 	return false
@@ -149,12 +172,16 @@ func (s *Server) enqueue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := s.p.Store.Enqueue(c.Request().Context(), store.EnqueueParams{Jobs: []store.NewJob{nj}, Now: now})
+	ctx, span, created := s.startCreate(c, tracing.CreateParams{Queue: nj.Queue, TraceID: nj.TraceID, CorrelationID: nj.CorrelationID})
+	nj.TraceID, nj.SpanContext, nj.ParentSpanID = created.TraceID, created.SpanContext, created.ParentSpanID
+	jobs, err := s.p.Store.Enqueue(ctx, store.EnqueueParams{Jobs: []store.NewJob{nj}, Now: now})
 	if err != nil {
+		endCreate(span, semconv.MessagingMessageID(""), err)
 		return fmt.Errorf("enqueue job on %q: %w", nj.Queue, err)
 	}
 	j := jobs[0]
-	s.log.Debug("job enqueued", "job_id", j.ID, "queue", j.Queue, "trace_id", j.TraceID)
+	endCreate(span, semconv.MessagingMessageID(j.ID.String()), nil)
+	s.log.Debug("job enqueued", jobAttrs(j)...)
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID.String())
 	return c.JSON(http.StatusCreated, j)
 }
@@ -184,13 +211,25 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 		}
 		news[i] = nj
 	}
+	// One producer span per job, as for POST /v1/jobs: each job is a
+	// message of its own, with its own creation context.
+	spans := make([]trace.Span, len(news))
+	for i := range news {
+		var created tracing.Creation
+		_, spans[i], created = s.startCreate(c, tracing.CreateParams{Queue: news[i].Queue, TraceID: news[i].TraceID, CorrelationID: news[i].CorrelationID})
+		news[i].TraceID, news[i].SpanContext, news[i].ParentSpanID = created.TraceID, created.SpanContext, created.ParentSpanID
+	}
 	jobs, err := s.p.Store.Enqueue(c.Request().Context(), store.EnqueueParams{Jobs: news, Now: now})
 	if err != nil {
+		for _, span := range spans {
+			endCreate(span, semconv.MessagingMessageID(""), err)
+		}
 		return fmt.Errorf("enqueue batch of %d jobs: %w", len(news), err)
 	}
 	resp := batchResponse{IDs: make([]string, len(jobs))}
 	for i, j := range jobs {
 		resp.IDs[i] = j.ID.String()
+		endCreate(spans[i], semconv.MessagingMessageID(j.ID.String()), nil)
 	}
 	s.log.Debug("job batch enqueued", "count", len(jobs))
 	return c.JSON(http.StatusCreated, resp)
@@ -308,6 +347,10 @@ func (s *Server) cancelJob(c echo.Context) error {
 		return fmt.Errorf("cancel job %s: %w", id, err)
 	}
 	s.log.Info("job cancelled through the API", jobAttrs(j)...)
+	if j.WorkflowID == nil {
+		// A workflow's cancelled jobs are counted when the workflow ends.
+		s.p.Metrics.Cancelled(j.Queue)
+	}
 	return c.JSON(http.StatusOK, j)
 }
 
@@ -325,12 +368,11 @@ func (s *Server) retryJob(c echo.Context) error {
 }
 
 func jobAttrs(j *job.Job) []any {
-	attrs := []any{"job_id", j.ID, "queue", j.Queue, "attempt", j.Attempts}
+	// Always the same keys, empty when unset, as in the agent's logs, so
+	// that one query follows a job, workflow or trace through every line.
+	workflowID := ""
 	if j.WorkflowID != nil {
-		attrs = append(attrs, "workflow_id", *j.WorkflowID)
+		workflowID = j.WorkflowID.String()
 	}
-	if j.TraceID != "" {
-		attrs = append(attrs, "trace_id", j.TraceID)
-	}
-	return attrs
+	return []any{"job_id", j.ID, "queue", j.Queue, "attempt", j.Attempts, "workflow_id", workflowID, "trace_id", j.TraceID}
 }

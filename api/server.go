@@ -25,7 +25,9 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/tracing"
 )
 
 // Defaults for zero Params fields.
@@ -60,13 +62,21 @@ type Params struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Tracer opens the producer span of each job and workflow created; nil
+	// still stores a creation context, so the app sees one trace per
+	// workflow, but records no spans.
+	Tracer *tracing.Tracer
+	// Metrics, when set, is served on GET /metrics (no token, like the
+	// health routes, so scrapers need no secret) and counts API cancels.
+	Metrics *metrics.Metrics
 }
 
 // Server serves the agent API. It implements http.Handler.
 type Server struct {
-	p    Params
-	echo *echo.Echo
-	log  *slog.Logger
+	p      Params
+	echo   *echo.Echo
+	log    *slog.Logger
+	tracer *tracing.Tracer
 	// tokenSum is the SHA-256 of Params.Token: comparing fixed-size digests
 	// in constant time leaks neither the token's bytes nor its length.
 	tokenSum [sha256.Size]byte
@@ -83,7 +93,10 @@ func New(p Params) *Server {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	s := &Server{p: p, log: p.Logger}
+	s := &Server{p: p, log: p.Logger, tracer: p.Tracer}
+	if s.tracer == nil {
+		s.tracer = tracing.NewTracer(nil)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +118,9 @@ func New(p Params) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if p.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(p.Metrics.Handler()))
+	}
 
 	v1 := e.Group("/v1")
 	if p.Token != "" {
@@ -119,6 +135,12 @@ func New(p Params) *Server {
 	v1.POST("/jobs/:id/complete", s.completeJob)
 	v1.POST("/jobs/:id/fail", s.failJob)
 	v1.POST("/jobs/:id/heartbeat", s.heartbeat)
+	v1.POST("/workflows", s.createWorkflow)
+	v1.GET("/workflows", s.listWorkflows)
+	v1.GET("/workflows/:id", s.getWorkflow)
+	v1.GET("/workflows/:id/graph", s.workflowGraph)
+	v1.POST("/workflows/:id/cancel", s.cancelWorkflow)
+	v1.POST("/workflows/:id/retry", s.retryWorkflow)
 
 	s.echo = e
 	return s

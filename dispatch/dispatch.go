@@ -6,6 +6,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,15 @@ type Target struct {
 	Envelope       bool          // wrap the payload in {id, queue, attempt, payload, parents}
 	SigningSecret  string        // Standard Webhooks secret ("whsec_..." base64 or raw); empty: unsigned
 	MaxResultBytes int64         // 0: no result stored
+	// Parents are the results of the job's parents keyed by step name, sent
+	// as the envelope's "parents"; the agent reads them from the store only
+	// when Envelope is set, since a bare payload has nowhere to carry them.
+	Parents map[string]json.RawMessage
+	// Header is added to the request after the standard headers: the
+	// agent's trace context (traceparent and tracestate of its client span)
+	// and baggage. A traceparent here replaces the one derived from the
+	// job's span_context, so the app's span becomes the agent's child.
+	Header http.Header
 }
 
 // Outcome is what the app's answer means for the job.

@@ -62,20 +62,24 @@ type envelope struct {
 var nullJSON = []byte("null")
 
 // requestBody is the payload as enqueued, or the envelope around it.
-func requestBody(j *job.Job, wrap bool) ([]byte, error) {
+func requestBody(j *job.Job, t Target) ([]byte, error) {
 	payload := []byte(j.Payload)
 	if len(bytes.TrimSpace(payload)) == 0 {
 		payload = nullJSON
 	}
-	if !wrap {
+	if !t.Envelope {
 		return payload, nil
+	}
+	parents := t.Parents
+	if parents == nil {
+		parents = map[string]json.RawMessage{}
 	}
 	b, err := json.Marshal(envelope{
 		ID:      j.ID,
 		Queue:   j.Queue,
 		Attempt: j.Attempts,
 		Payload: payload,
-		Parents: map[string]json.RawMessage{},
+		Parents: parents,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build envelope for job %s: %w", j.ID, err)
@@ -86,7 +90,7 @@ func requestBody(j *job.Job, wrap bool) ([]byte, error) {
 // newRequest builds the POST for one attempt. It returns the traceparent it
 // sent so the caller can report the dispatch span.
 func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, deadline time.Time) (*http.Request, string, error) {
-	body, err := requestBody(j, t.Envelope)
+	body, err := requestBody(j, t)
 	if err != nil {
 		return nil, "", err
 	}
@@ -126,6 +130,12 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 	if parent, err := tracing.ParseTraceparent(j.SpanContext); err == nil {
 		traceparent = tracing.Child(parent).String()
 		h.Set(HeaderTraceparent, traceparent)
+	}
+	for k, vs := range t.Header {
+		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	if tp := h.Get(HeaderTraceparent); tp != "" {
+		traceparent = tp
 	}
 	if t.SigningSecret != "" {
 		if err := sign(h, t.SigningSecret, j.ID.String(), now, body); err != nil {

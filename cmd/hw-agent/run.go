@@ -15,12 +15,21 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/agent"
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/tracing"
 )
 
 // apiShutdownTimeout bounds the wait for in-flight API requests once the agent
 // has drained; orchestrators kill the pod soon after their grace period.
 const apiShutdownTimeout = 5 * time.Second
+
+// traceFlushTimeout bounds the export of the last spans at shutdown.
+const traceFlushTimeout = 5 * time.Second
+
+// queueDepthInterval is how often hammerwork_queue_depth is read from the
+// database: a count per interval, however often Prometheus scrapes.
+const queueDepthInterval = 5 * time.Second
 
 func (c *cli) runCommand() *cobra.Command {
 	var migrate bool
@@ -67,7 +76,22 @@ func (c *cli) runAgent(ctx context.Context, migrate bool) error {
 		return err
 	}
 
-	ag, err := agent.New(agent.Params{Config: cfg, Store: st, Logger: log})
+	traces, err := tracing.Setup(ctx, tracing.Config{Exporter: cfg.Tracing.Exporter, ServiceName: cfg.Tracing.ServiceName, Stdout: c.stdout})
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	// Flushed last, after the drain, so the final attempts' spans go out.
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushTimeout)
+		defer cancel()
+		if err := traces.Shutdown(flushCtx); err != nil {
+			log.Warn("spans lost at shutdown", "error", err)
+		}
+	}()
+	tracer := tracing.NewTracer(traces.TracerProvider)
+	mets := metrics.New()
+
+	ag, err := agent.New(agent.Params{Config: cfg, Store: st, Logger: log, Tracer: tracer, Metrics: mets})
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
@@ -76,11 +100,17 @@ func (c *cli) runAgent(ctx context.Context, migrate bool) error {
 	defer cancel()
 	var apiSrv *apiServer
 	if cfg.API.Listen != "off" {
-		if apiSrv, err = listenAPI(cfg, st, ag, log); err != nil {
+		if apiSrv, err = listenAPI(cfg, st, ag, log, tracer, mets); err != nil {
 			return err
 		}
 		apiSrv.start(cancel)
 	}
+	depthDone := make(chan struct{})
+	go func() {
+		defer close(depthDone)
+		mets.PollQueueDepth(runCtx, st, queueDepthInterval)
+	}()
+	defer func() { cancel(); <-depthDone }()
 
 	log.Info("hw-agent starting", "version", buildVersion(), "database", agent.RedactURL(cfg.Database.URL),
 		"handler_url", cfg.App.HandlerURL, "api", cfg.API.Listen)
@@ -106,7 +136,7 @@ type apiServer struct {
 
 // listenAPI binds api.listen before the agent starts, so a taken port stops
 // start-up instead of leaving an agent running without its API.
-func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logger) (*apiServer, error) {
+func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logger, tracer *tracing.Tracer, mets *metrics.Metrics) (*apiServer, error) {
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
@@ -126,8 +156,10 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 			}
 			return nil
 		},
-		Logger: log,
-		Now:    time.Now,
+		Logger:  log,
+		Now:     time.Now,
+		Tracer:  tracer,
+		Metrics: mets,
 	})
 	srv := &http.Server{
 		Handler:           handler,

@@ -1,0 +1,253 @@
+// Package metrics holds hw-agent's Prometheus metrics, served on /metrics.
+// Every label has a bounded set of values (queue names, statuses, outcome
+// classes); job and workflow ids never become labels, since each new value
+// is a new time series kept for the life of the process.
+//
+// All methods are safe on a nil *Metrics, so code paths that run without
+// metrics (tests, admin commands) need no checks.
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+const namespace = "hammerwork"
+
+// Metrics are one agent's collectors on their own registry, so that tests
+// and several agents in one process never share counters.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	leased, completed, failed, retried, cancelled, skipped *prometheus.CounterVec
+
+	dispatch          *prometheus.HistogramVec
+	inFlight          prometheus.Gauge
+	depth             *prometheus.GaugeVec
+	leaseBatch        prometheus.Histogram
+	workflowsFinished *prometheus.CounterVec
+	appHealthy        prometheus.Gauge
+	dbErrors          prometheus.Counter
+}
+
+// New registers every collector, plus the Go runtime and process
+// collectors, on a fresh registry.
+func New() *Metrics {
+	jobs := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_" + name + "_total", Help: help,
+		}, []string{"queue"})
+	}
+	m := &Metrics{
+		reg:       prometheus.NewRegistry(),
+		leased:    jobs("leased", "Jobs leased by this agent."),
+		completed: jobs("completed", "Jobs this agent completed (2xx other than 202)."),
+		failed:    jobs("failed", "Jobs that ended failed: a permanent failure or attempts exhausted."),
+		retried:   jobs("retried", "Attempts that failed and were scheduled again."),
+		cancelled: jobs("cancelled", "Jobs cancelled: alone through this agent's API, or in a workflow this agent saw end."),
+		skipped:   jobs("skipped", "Jobs skipped by a false condition, in workflows this agent saw end."),
+		dispatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "dispatch_duration_seconds",
+			Help:    "Time from building a job's request to reading the app's answer, by outcome (completed, accepted, retry, failed, cancelled).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"queue", "outcome"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "jobs_in_flight", Help: "Requests to the app in progress.",
+		}),
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "queue_depth",
+			Help: "Jobs by queue and status, read from the database on a timer, not per scrape.",
+		}, []string{"queue", "status"}),
+		leaseBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "lease_batch_size",
+			Help:    "Jobs returned by one lease call.",
+			Buckets: []float64{0, 1, 2, 5, 10, 20, 50, 100, 200},
+		}),
+		workflowsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "workflows_finished_total",
+			Help: "Workflows that reached a final status, by status, as seen by this agent.",
+		}, []string{"status"}),
+		appHealthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "app_healthy",
+			Help: "1 while the app's health check passes (always 1 without app.health_url), else 0.",
+		}),
+		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "db_errors_total", Help: "Database calls of the agent that failed.",
+		}),
+	}
+	m.appHealthy.Set(1)
+	m.reg.MustRegister(
+		m.leased, m.completed, m.failed, m.retried, m.cancelled, m.skipped,
+		m.dispatch, m.inFlight, m.depth, m.leaseBatch, m.workflowsFinished, m.appHealthy, m.dbErrors,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Registry is where the collectors live; tests gather from it.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus text or OpenMetrics format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Leased counts one lease call that returned the jobs of queues.
+func (m *Metrics) Leased(queues []string) {
+	if m == nil {
+		return
+	}
+	m.leaseBatch.Observe(float64(len(queues)))
+	for _, q := range queues {
+		m.leased.WithLabelValues(q).Inc()
+	}
+}
+
+// Completed counts a job completed by the app.
+func (m *Metrics) Completed(queue string) {
+	m.inc(func() *prometheus.CounterVec { return m.completed }, queue)
+}
+
+// Failed counts a job that ended failed.
+func (m *Metrics) Failed(queue string) {
+	m.inc(func() *prometheus.CounterVec { return m.failed }, queue)
+}
+
+// Retried counts an attempt rescheduled after a retryable failure.
+func (m *Metrics) Retried(queue string) {
+	m.inc(func() *prometheus.CounterVec { return m.retried }, queue)
+}
+
+// Cancelled counts a cancelled job.
+func (m *Metrics) Cancelled(queue string) {
+	m.inc(func() *prometheus.CounterVec { return m.cancelled }, queue)
+}
+
+// Skipped counts a job skipped by its condition.
+func (m *Metrics) Skipped(queue string) {
+	m.inc(func() *prometheus.CounterVec { return m.skipped }, queue)
+}
+
+// inc takes the counter through a func so that a nil m is never dereferenced.
+func (m *Metrics) inc(counter func() *prometheus.CounterVec, queue string) {
+	if m == nil {
+		return
+	}
+	counter().WithLabelValues(queue).Inc()
+}
+
+// Dispatched records one request's duration and outcome class.
+func (m *Metrics) Dispatched(queue, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.dispatch.WithLabelValues(queue, outcome).Observe(d.Seconds())
+}
+
+// InFlight moves the in-flight gauge by delta (+1 at start, -1 at the end).
+func (m *Metrics) InFlight(delta int) {
+	if m == nil {
+		return
+	}
+	m.inFlight.Add(float64(delta))
+}
+
+// WorkflowFinished counts a workflow that reached status.
+func (m *Metrics) WorkflowFinished(status string) {
+	if m == nil {
+		return
+	}
+	m.workflowsFinished.WithLabelValues(status).Inc()
+}
+
+// WorkflowEnded counts a workflow that reached a final status, and its
+// jobs that ended skipped or cancelled, by queue. Those jobs change state
+// inside the store's transactions (a false condition, fail_fast), where no
+// agent sees them one by one; the workflow's end is where they are known.
+func (m *Metrics) WorkflowEnded(status string, jobs []*job.Job) {
+	if m == nil {
+		return
+	}
+	m.workflowsFinished.WithLabelValues(status).Inc()
+	for _, j := range jobs {
+		switch j.Status {
+		case job.StatusSkipped:
+			m.skipped.WithLabelValues(j.Queue).Inc()
+		case job.StatusCancelled:
+			m.cancelled.WithLabelValues(j.Queue).Inc()
+		}
+	}
+}
+
+// AppHealthy sets the app health gauge.
+func (m *Metrics) AppHealthy(ok bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.appHealthy.Set(v)
+}
+
+// DBError counts a failed database call.
+func (m *Metrics) DBError() {
+	if m == nil {
+		return
+	}
+	m.dbErrors.Inc()
+}
+
+// QueueStatser is the part of the store the depth poller reads.
+type QueueStatser interface {
+	QueueStats(ctx context.Context) ([]store.QueueCount, error)
+}
+
+// RefreshQueueDepth reads the depth of every queue by status once and
+// replaces the gauge's series, so a queue that emptied out disappears.
+func (m *Metrics) RefreshQueueDepth(ctx context.Context, src QueueStatser) error {
+	if m == nil {
+		return nil
+	}
+	counts, err := src.QueueStats(ctx)
+	if err != nil {
+		m.dbErrors.Inc()
+		return fmt.Errorf("read queue depth: %w", err)
+	}
+	m.depth.Reset()
+	for _, c := range counts {
+		m.depth.WithLabelValues(c.Queue, string(c.Status)).Set(float64(c.Count))
+	}
+	return nil
+}
+
+// PollQueueDepth refreshes the queue depth every interval until ctx ends.
+// The count is a query per interval, not per scrape, so a scraper polling
+// fast (or several of them) never adds load to the database. Errors are
+// counted in hammerwork_db_errors_total and the last values are kept.
+func (m *Metrics) PollQueueDepth(ctx context.Context, src QueueStatser, interval time.Duration) {
+	if m == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		_ = m.RefreshQueueDepth(ctx, src)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

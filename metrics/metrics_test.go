@@ -1,0 +1,163 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/store/sqlite"
+)
+
+// scrape fetches m's /metrics as text and parses it.
+func scrape(t *testing.T, m *Metrics) ([]byte, map[string]*dto.MetricFamily) {
+	t.Helper()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, err = body.ReadFrom(resp.Body)
+	require.NoError(t, err)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(body.Bytes()))
+	require.NoError(t, err, "the text format parses")
+	return body.Bytes(), mfs
+}
+
+func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	t.Helper()
+	mf, ok := mfs[name]
+	require.True(t, ok, "metric %s missing", name)
+	for _, m := range mf.GetMetric() {
+		match := true
+		for _, l := range m.GetLabel() {
+			if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	t.Fatalf("no series of %s with %v", name, labels)
+	return 0
+}
+
+func TestMetricsPassPromlintAndTheTextParser(t *testing.T) {
+	t.Parallel()
+	m := New()
+	m.Leased([]string{"emails", "emails", "reports"})
+	m.Completed("emails")
+	m.Retried("emails")
+	m.Failed("reports")
+	m.Cancelled("reports")
+	m.Skipped("reports")
+	m.Dispatched("emails", "completed", 30*time.Millisecond)
+	m.InFlight(1)
+	m.WorkflowFinished("completed")
+	m.AppHealthy(false)
+	m.DBError()
+
+	body, mfs := scrape(t, m)
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	require.NoError(t, err)
+	require.Empty(t, problems)
+
+	require.Equal(t, 2.0, value(t, mfs, "hammerwork_jobs_leased_total", map[string]string{"queue": "emails"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_leased_total", map[string]string{"queue": "reports"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_completed_total", map[string]string{"queue": "emails"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_retried_total", map[string]string{"queue": "emails"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_failed_total", map[string]string{"queue": "reports"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_cancelled_total", map[string]string{"queue": "reports"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_skipped_total", map[string]string{"queue": "reports"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_dispatch_duration_seconds", map[string]string{"queue": "emails", "outcome": "completed"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_lease_batch_size", nil))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_in_flight", nil))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_workflows_finished_total", map[string]string{"status": "completed"}))
+	require.Equal(t, 0.0, value(t, mfs, "hammerwork_app_healthy", nil))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_errors_total", nil))
+}
+
+// A workflow's skipped and cancelled jobs are counted when it ends, by queue.
+func TestWorkflowEndCountsItsSkippedAndCancelledJobs(t *testing.T) {
+	t.Parallel()
+	m := New()
+	m.WorkflowEnded("failed", []*job.Job{
+		{Queue: "a", Status: job.StatusFailed},
+		{Queue: "a", Status: job.StatusCancelled},
+		{Queue: "b", Status: job.StatusCancelled},
+		{Queue: "b", Status: job.StatusSkipped},
+		{Queue: "b", Status: job.StatusCompleted},
+	})
+	_, mfs := scrape(t, m)
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_workflows_finished_total", map[string]string{"status": "failed"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_cancelled_total", map[string]string{"queue": "a"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_cancelled_total", map[string]string{"queue": "b"}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_skipped_total", map[string]string{"queue": "b"}))
+}
+
+func TestNilMetricsRecordNothing(t *testing.T) {
+	t.Parallel()
+	var m *Metrics
+	m.Leased([]string{"q"})
+	m.Completed("q")
+	m.Dispatched("q", "completed", time.Second)
+	m.InFlight(1)
+	m.AppHealthy(true)
+	m.DBError()
+	require.NoError(t, m.RefreshQueueDepth(context.Background(), nil))
+}
+
+// Queue depth comes from the database and replaces the previous reading,
+// so a status that emptied out disappears.
+func TestQueueDepthIsReadFromTheDatabase(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(t.Context(), sqlite.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "m.db")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.Migrate(t.Context())
+	require.NoError(t, err)
+	_, err = s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{{Queue: "a"}, {Queue: "a"}, {Queue: "b"}}, Now: time.Now()})
+	require.NoError(t, err)
+
+	m := New()
+	require.NoError(t, m.RefreshQueueDepth(t.Context(), s))
+	_, mfs := scrape(t, m)
+	require.Equal(t, 2.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "a", "status": string(job.StatusPending)}))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "b", "status": string(job.StatusPending)}))
+
+	leased, err := s.Lease(t.Context(), store.LeaseParams{AgentID: "t", Queues: []string{"b"}, Limit: 1, Duration: time.Minute, Now: time.Now()})
+	require.NoError(t, err)
+	require.Len(t, leased, 1)
+	require.NoError(t, m.RefreshQueueDepth(t.Context(), s))
+	_, mfs = scrape(t, m)
+	for _, mt := range mfs["hammerwork_queue_depth"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range mt.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		require.False(t, labels["queue"] == "b" && labels["status"] == string(job.StatusPending), "b's pending series is gone")
+	}
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "b", "status": string(job.StatusRunning)}))
+}
