@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/hammerwork-go/hw-agent/agent"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/store/mysql"
 	"github.com/hammerwork-go/hw-agent/store/postgres"
 	"github.com/hammerwork-go/hw-agent/store/sqlite"
 )
-
-var errMySQLNotBuilt = errors.New("mysql:// is reserved for the MySQL backend, which is not built yet; use postgres:// or sqlite://")
 
 // openStore opens the backend a database URL selects. It does not migrate:
 // callers decide whether an unmigrated database is an error. The backends'
@@ -36,7 +34,11 @@ func openStore(ctx context.Context, db agent.DatabaseConfig) (store.Store, error
 		}
 		return s, nil
 	case agent.DatabaseMySQL:
-		return nil, errMySQLNotBuilt
+		s, err := mysql.Open(ctx, mysql.Config{URL: db.URL, MaxConns: db.MaxConns})
+		if err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		return s, nil
 	}
 	return nil, fmt.Errorf("database url %s: no backend for %q", agent.RedactURL(db.URL), kind)
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
 	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
@@ -218,11 +219,28 @@ func TestUnknownJobIsNotFound(t *testing.T) {
 	require.Contains(t, r.stderr, "not found")
 }
 
-func TestMySQLURLIsReserved(t *testing.T) {
+func TestMySQLMigrateEnqueueAndList(t *testing.T) {
 	t.Parallel()
-	r := hw(t, nil, "job", "list", "--database-url", "mysql://root:s3cret-pw@127.0.0.1:3306/hw")
+	db := mysqltest.URL(t)
+	first := hw(t, nil, "migrate", "--database-url", db)
+	requireOK(t, first)
+	require.Contains(t, first.stdout, "applied ")
+	second := hw(t, nil, "migrate", "--database-url", db)
+	requireOK(t, second)
+	require.Equal(t, "already up to date\n", second.stdout)
+
+	j := enqueueJSON(t, db, "--queue", "emails", "--payload", `{"to":"ada@example.com"}`)
+	jobs := listJSON(t, db, "--queue", "emails")
+	require.Len(t, jobs, 1)
+	require.Equal(t, j.ID, jobs[0].ID)
+	require.JSONEq(t, `{"to":"ada@example.com"}`, string(jobs[0].Payload))
+}
+
+func TestMySQLErrorsNeverShowThePassword(t *testing.T) {
+	t.Parallel()
+	r := hw(t, nil, "job", "list", "--database-url", "mysql://root:s3cret-pw@127.0.0.1:1/hw?timeout=2s")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, "mysql:// is reserved for the MySQL backend, which is not built yet; use postgres:// or sqlite://")
+	require.NotEmpty(t, r.stderr)
 	require.NotContains(t, r.stderr, "s3cret-pw")
 }
 
@@ -351,11 +369,17 @@ func TestDemoRunsToCompletion(t *testing.T) {
 	t.Parallel()
 	r := hw(t, nil, "demo")
 	requireOK(t, r)
-	require.Contains(t, r.stdout, "All 20 jobs finished")
+	require.Contains(t, r.stdout, "All 27 jobs finished")
 	require.Contains(t, r.stdout, "QUEUE")
 	require.Regexp(t, `reports\s+5\s+0\s+5`, r.stdout)
 	require.Regexp(t, `emails\s+7\s+1\s+0`, r.stdout)
 	require.Regexp(t, `thumbnails\s+7\s+0\s+0`, r.stdout)
+	require.Regexp(t, `pipeline\s+6\s+0\s+0`, r.stdout)
+	require.Regexp(t, `workflow running 0/7 \(0\.0%\)`, r.stdout, "the live output follows the workflow")
+	require.Contains(t, r.stdout, "Workflow image_pipeline: completed")
+	require.Regexp(t, `(?m)^2\s+summary\s+completed\s+classify, index, resize`, r.stdout, "the barrier waits for all three")
+	require.Regexp(t, `(?m)^3\s+archive\s+skipped\s+summary\s+status == 'failed'$`, r.stdout)
+	require.Regexp(t, `(?m)^3\s+notify\s+completed\s+summary\s+status == 'ok'$`, r.stdout)
 }
 
 func TestBenchPrintsOneJSONLine(t *testing.T) {

@@ -1,0 +1,104 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+var getSQL = `SELECT ` + fullJobCols + ` FROM hammerwork_jobs j WHERE j.id = ?`
+
+// Get returns one job with DependsOn and Dependents filled; an expired
+// result reads as none.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (*job.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, getSQL, id.String()), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get job %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrap(err, "get job %s", id)
+	}
+	return j, nil
+}
+
+// List returns one page of jobs matching the filters, newest first.
+func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if p.Queue != "" {
+		add("j.queue_name = ?", p.Queue)
+	}
+	if p.Status != "" {
+		add("j.status = ?", string(p.Status))
+	}
+	if p.DependencyStatus != "" {
+		add("j.dependency_status = ?", string(p.DependencyStatus))
+	}
+	if p.WorkflowID != nil {
+		add("j.workflow_id = ?", p.WorkflowID.String())
+	}
+	if p.Cursor != "" {
+		cursor, err := uuid.Parse(p.Cursor)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w: cursor %q is not a job id", store.ErrInvalid, p.Cursor)
+		}
+		add("j.id < ?", cursor.String())
+	}
+	limit := p.ListLimit()
+	query := `SELECT ` + jobCols + ` FROM hammerwork_jobs j`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	// One row more than the page tells whether another page follows.
+	query += ` ORDER BY j.id DESC LIMIT ?`
+	args = append(args, limit+1)
+
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, wrap(err, "list jobs")
+	}
+	jobs, err := scanJobs(rows, false)
+	if err != nil {
+		return nil, wrap(err, "list jobs")
+	}
+	page := &store.ListPage{Jobs: jobs}
+	if len(jobs) > limit {
+		page.Jobs = jobs[:limit]
+		page.NextCursor = jobs[limit-1].ID.String()
+	}
+	return page, nil
+}
+
+// QueueStats counts jobs per queue and status, ordered by queue then status.
+func (s *Store) QueueStats(ctx context.Context) ([]store.QueueCount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT queue_name, status, COUNT(*) FROM hammerwork_jobs GROUP BY queue_name, status ORDER BY queue_name, status`)
+	if err != nil {
+		return nil, wrap(err, "count jobs per queue")
+	}
+	defer rows.Close()
+	var out []store.QueueCount
+	for rows.Next() {
+		var c store.QueueCount
+		var status string
+		if err := rows.Scan(&c.Queue, &status, &c.Count); err != nil {
+			return nil, wrap(err, "count jobs per queue")
+		}
+		c.Status = job.Status(status)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "count jobs per queue")
+	}
+	return out, nil
+}

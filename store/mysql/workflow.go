@@ -1,0 +1,265 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/workflow"
+)
+
+var _ store.Workflows = (*Store)(nil)
+
+// EnqueueWorkflow validates the definition, then writes the workflow, its
+// jobs and its edges in one transaction.
+func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowParams) (*store.WorkflowEnqueued, error) {
+	plan, err := store.PlanWorkflow(p)
+	if err != nil {
+		return nil, err
+	}
+	w := plan.Workflow
+	var metadata sql.NullString
+	if len(w.Metadata) > 0 {
+		metadata = sql.NullString{String: string(w.Metadata), Valid: true}
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status, failure_policy,
+    priority, timeout_seconds, deadline, trace_id, correlation_id, metadata, total_jobs, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.ID.String(), w.Name, nullStr(w.Description), string(w.Status), string(w.FailurePolicy),
+			int(w.Priority), nullSeconds(w.Timeout.D()), nullTime(w.Deadline), nullStr(w.TraceID), nullStr(w.CorrelationID),
+			metadata, w.Stats.TotalJobs, w.CreatedAt); err != nil {
+			return fmt.Errorf("insert workflow: %w", err)
+		}
+		return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
+	})
+	if err != nil {
+		return nil, wrap(err, "enqueue workflow %q", w.Name)
+	}
+	return &store.WorkflowEnqueued{Workflow: w, Jobs: plan.Steps}, nil
+}
+
+// workflowCols is what scanWorkflow reads, with pending and running counted
+// from the jobs (the workflow_status index).
+const workflowCols = `w.id, w.name, w.description, w.status, w.failure_policy, w.priority,
+    w.timeout_seconds, w.deadline, w.trace_id, w.correlation_id, w.metadata, w.error_message,
+    w.total_jobs, w.completed_jobs, w.failed_jobs, w.cancelled_jobs, w.skipped_jobs,
+    w.created_at, w.completed_at, w.failed_at,
+    (SELECT COUNT(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'pending'),
+    (SELECT COUNT(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'running')`
+
+func scanWorkflow(row rowScanner) (*workflow.Record, error) {
+	var (
+		w                                   workflow.Record
+		status, policy                      string
+		priority                            int
+		desc, trace, corr, errMsg, metadata sql.NullString
+		timeout                             sql.NullFloat64
+		deadline, completedAt, failedAt     sql.NullTime
+		pending, running                    int
+	)
+	err := row.Scan(&w.ID, &w.Name, &desc, &status, &policy, &priority,
+		&timeout, &deadline, &trace, &corr, &metadata, &errMsg,
+		&w.Stats.TotalJobs, &w.Stats.CompletedJobs, &w.Stats.FailedJobs, &w.Stats.CancelledJobs, &w.Stats.SkippedJobs,
+		&w.CreatedAt, &completedAt, &failedAt, &pending, &running)
+	if err != nil {
+		return nil, err
+	}
+	w.Description = desc.String
+	w.Status = workflow.Status(status)
+	w.FailurePolicy = workflow.FailurePolicy(policy)
+	w.Priority = job.Priority(priority)
+	w.Timeout = job.Duration(seconds(timeout))
+	w.Deadline = utcPtr(deadline)
+	w.TraceID = trace.String
+	w.CorrelationID = corr.String
+	if metadata.Valid {
+		w.Metadata = json.RawMessage(metadata.String)
+	}
+	w.ErrorMessage = errMsg.String
+	w.CreatedAt = store.UTC(w.CreatedAt)
+	w.CompletedAt = utcPtr(completedAt)
+	w.FailedAt = utcPtr(failedAt)
+	store.FinishStats(&w.Stats, pending, running)
+	return &w, nil
+}
+
+const getWorkflowSQL = `SELECT ` + workflowCols + ` FROM hammerwork_workflows w WHERE w.id = ?`
+
+// GetWorkflow returns the workflow with its counters, or ErrNotFound.
+func (s *Store) GetWorkflow(ctx context.Context, id uuid.UUID) (*workflow.Record, error) {
+	w, err := scanWorkflow(s.db.QueryRowContext(ctx, getWorkflowSQL, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get workflow %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrap(err, "get workflow %s", id)
+	}
+	return w, nil
+}
+
+// ListWorkflows lists workflows newest first, one page at a time.
+func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) (*store.WorkflowPage, error) {
+	limit := p.ListLimit()
+	query := `SELECT ` + workflowCols + ` FROM hammerwork_workflows w WHERE 1 = 1`
+	var args []any
+	if p.Status != "" {
+		query += ` AND w.status = ?`
+		args = append(args, string(p.Status))
+	}
+	if p.Cursor != "" {
+		c, err := uuid.Parse(p.Cursor)
+		if err != nil {
+			return nil, fmt.Errorf("list workflows: %w: cursor %q is not a workflow id", store.ErrInvalid, p.Cursor)
+		}
+		query += ` AND w.id < ?`
+		args = append(args, c.String())
+	}
+	query += ` ORDER BY w.id DESC LIMIT ?`
+	args = append(args, limit+1)
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, wrap(err, "list workflows")
+	}
+	defer rows.Close()
+	page := &store.WorkflowPage{Workflows: []*workflow.Record{}}
+	for rows.Next() {
+		w, err := scanWorkflow(rows)
+		if err != nil {
+			return nil, wrap(err, "list workflows")
+		}
+		page.Workflows = append(page.Workflows, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "list workflows")
+	}
+	if len(page.Workflows) > limit {
+		page.Workflows = page.Workflows[:limit]
+		page.NextCursor = page.Workflows[limit-1].ID.String()
+	}
+	return page, nil
+}
+
+// WorkflowJobs returns every job of the workflow in creation (step) order.
+func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+fullJobCols+` FROM hammerwork_jobs j WHERE j.workflow_id = ? ORDER BY j.id`, id.String())
+	if err != nil {
+		return nil, wrap(err, "list jobs of workflow %s", id)
+	}
+	jobs, err := scanJobs(rows, true)
+	if err != nil {
+		return nil, wrap(err, "list jobs of workflow %s", id)
+	}
+	if len(jobs) == 0 {
+		if _, err := s.GetWorkflow(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return jobs, nil
+}
+
+// workflowOp runs one of the workflow-wide operations in a transaction and
+// reads the workflow back.
+func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParams,
+	fn func(tx resolveTx, at time.Time) error) (*workflow.Record, error) {
+	at := now(p.Now)
+	var w *workflow.Record
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := fn(resolveTx{tx}, at); err != nil {
+			return err
+		}
+		var err error
+		w, err = scanWorkflow(tx.QueryRowContext(ctx, getWorkflowSQL, p.ID.String()))
+		return err
+	})
+	if err != nil {
+		return nil, wrap(err, "%s workflow %s", op, p.ID)
+	}
+	return w, nil
+}
+
+// CancelWorkflow cancels every unfinished job and the workflow.
+func (s *Store) CancelWorkflow(ctx context.Context, p store.WorkflowParams) (*workflow.Record, error) {
+	return s.workflowOp(ctx, "cancel", p, func(tx resolveTx, at time.Time) error {
+		return store.CancelWorkflow(ctx, tx, p.ID, at)
+	})
+}
+
+// RetryWorkflow re-pends the failed and cancelled jobs and runs the
+// workflow again.
+func (s *Store) RetryWorkflow(ctx context.Context, p store.WorkflowParams) (*workflow.Record, error) {
+	return s.workflowOp(ctx, "retry", p, func(tx resolveTx, at time.Time) error {
+		return store.RetryWorkflow(ctx, tx, p.ID, at)
+	})
+}
+
+// ExpireWorkflows fails the live workflows whose deadline passed, each in
+// its own transaction; rows another expirer holds are skipped.
+func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsParams) ([]uuid.UUID, error) {
+	at := now(p.Now)
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM hammerwork_workflows
+WHERE status IN ('running', 'paused') AND deadline IS NOT NULL AND deadline <= ?
+ORDER BY deadline, id LIMIT ?`, at, p.ExpireLimit())
+	if err != nil {
+		return nil, wrap(err, "find expired workflows")
+	}
+	var ids []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, wrap(err, "find expired workflows")
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, wrap(err, "find expired workflows")
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "find expired workflows")
+	}
+	var expired []uuid.UUID
+	for _, id := range ids {
+		var did bool
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			did = false
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM hammerwork_workflows
+WHERE id = ? AND status IN ('running', 'paused') AND deadline <= ? FOR UPDATE SKIP LOCKED`, id.String(), at).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			did = true
+			return store.ExpireWorkflow(ctx, resolveTx{tx}, id, at)
+		})
+		if err != nil {
+			return expired, wrap(err, "expire workflow %s", id)
+		}
+		if did {
+			expired = append(expired, id)
+		}
+	}
+	return expired, nil
+}
+
+// ParentResults returns the results of a job's parents keyed by step name.
+func (s *Store) ParentResults(ctx context.Context, jobID uuid.UUID) (map[string]json.RawMessage, error) {
+	all, err := parentResults(ctx, s.db, []uuid.UUID{jobID})
+	if err != nil {
+		return nil, wrap(err, "read parent results of job %s", jobID)
+	}
+	if out := all[jobID]; out != nil {
+		return out, nil
+	}
+	return map[string]json.RawMessage{}, nil
+}
