@@ -18,9 +18,10 @@ const (
 )
 
 // WithDefaults fills the zero fields of p: strategy exponential, initial 1s,
-// multiplier 2, max 10m, increment = initial, and jitter 0.1 for the
+// multiplier 2, max 10m, increment = initial, jitter 0.1 for the
 // exponential strategy (0 for the others, whose users expect the exact
-// schedule they wrote). The returned policy shares no memory with p.
+// schedule they wrote) and jitter mode multiplicative. The returned policy
+// shares no memory with p.
 func WithDefaults(p job.RetryPolicy) job.RetryPolicy {
 	if p.Strategy == "" {
 		p.Strategy = job.StrategyExponential
@@ -45,6 +46,9 @@ func WithDefaults(p job.RetryPolicy) job.RetryPolicy {
 		jitter = DefaultJitter
 	}
 	p.Jitter = &jitter
+	if p.JitterMode == "" {
+		p.JitterMode = job.JitterMultiplicative
+	}
 	return p
 }
 
@@ -58,6 +62,7 @@ func RetryDelay(p job.RetryPolicy, attempt int) time.Duration {
 	initial := min(p.Initial.D(), limit)
 	jitter := min(max(*p.Jitter, 0), 1)
 
+	additive := p.JitterMode == job.JitterAdditive
 	var base time.Duration
 	switch p.Strategy {
 	case job.StrategyFixed:
@@ -67,7 +72,13 @@ func RetryDelay(p job.RetryPolicy, attempt int) time.Duration {
 	case job.StrategyFibonacci:
 		base = fibonacciDelay(initial, attempt, limit)
 	default:
-		return exponentialDelay(initial, max(p.Multiplier, 1), jitter, attempt, limit)
+		if !additive {
+			return exponentialDelay(initial, max(p.Multiplier, 1), jitter, attempt, limit)
+		}
+		base = exponentialDelay(initial, max(p.Multiplier, 1), 0, attempt, limit)
+	}
+	if additive {
+		return min(max(base+spread(time.Duration(jitter*float64(initial))), 0), limit)
 	}
 	return min(jittered(base, jitter), limit)
 }
@@ -133,6 +144,14 @@ func fibonacciDelay(initial time.Duration, attempt int, limit time.Duration) tim
 		}
 	}
 	return initial * cur
+}
+
+// spread is uniform over ±width: the additive jitter.
+func spread(width time.Duration) time.Duration {
+	if width <= 0 {
+		return 0
+	}
+	return time.Duration(float64(width) * (2*rand.Float64() - 1))
 }
 
 // jittered spreads d uniformly over d ± jitter*d so retries of many jobs

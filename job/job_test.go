@@ -87,10 +87,12 @@ func TestRetryPolicyValidateNamesTheField(t *testing.T) {
 		{job.RetryPolicy{Multiplier: 0.5}, "retry.multiplier"},
 		{job.RetryPolicy{Jitter: &neg}, "retry.jitter"},
 		{job.RetryPolicy{Jitter: &big}, "retry.jitter"},
+		{job.RetryPolicy{JitterMode: "random"}, "retry.jitter_mode"},
 		{job.RetryPolicy{Initial: job.Duration(time.Minute), Max: job.Duration(time.Second)}, "retry.initial"},
 	}
 	for _, tt := range tests {
 		require.ErrorContains(t, tt.p.Validate(), tt.want)
 	}
 	require.NoError(t, job.RetryPolicy{Strategy: "fibonacci", Initial: job.Duration(time.Second), Max: job.Duration(time.Minute)}.Validate())
+	require.NoError(t, job.RetryPolicy{Strategy: "fixed", JitterMode: job.JitterAdditive}.Validate())
 }

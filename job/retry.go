@@ -15,8 +15,16 @@ type RetryPolicy struct {
 	Multiplier float64 `json:"multiplier,omitempty" toml:"multiplier"`
 	// Max caps every delay, including one named by the app's Retry-After. Defaults to 10m.
 	Max Duration `json:"max,omitempty" toml:"max"`
-	// Jitter randomises each delay by ± this fraction (0..1). Defaults to 0.1 for exponential.
+	// Jitter randomises each delay (0..1). Defaults to 0.1 for exponential,
+	// 0 for the other strategies.
 	Jitter *float64 `json:"jitter,omitempty" toml:"jitter"`
+	// JitterMode says how Jitter applies. "multiplicative" (the default)
+	// spreads a delay d over d ± Jitter×d, so the spread grows with the
+	// delay. "additive" spreads it over d ± Jitter×Initial, a spread that
+	// stays the same for every attempt: what a fixed or linear schedule
+	// wants when many jobs fail together. Either way the delay is never
+	// negative and never above Max.
+	JitterMode string `json:"jitter_mode,omitempty" toml:"jitter_mode"`
 }
 
 // Retry strategies.
@@ -25,6 +33,12 @@ const (
 	StrategyFixed       = "fixed"
 	StrategyLinear      = "linear"
 	StrategyFibonacci   = "fibonacci"
+)
+
+// Jitter modes.
+const (
+	JitterMultiplicative = "multiplicative"
+	JitterAdditive       = "additive"
 )
 
 // Validate names the field that is wrong.
@@ -39,6 +53,11 @@ func (p RetryPolicy) Validate() error {
 	}
 	if p.Jitter != nil && (*p.Jitter < 0 || *p.Jitter > 1) {
 		return fmt.Errorf("retry.jitter %v must be between 0 and 1", *p.Jitter)
+	}
+	switch p.JitterMode {
+	case "", JitterMultiplicative, JitterAdditive:
+	default:
+		return fmt.Errorf("retry.jitter_mode %q is unknown (want multiplicative or additive)", p.JitterMode)
 	}
 	if p.Max != 0 && p.Initial > p.Max {
 		return fmt.Errorf("retry.initial (%s) must not exceed retry.max (%s)", p.Initial, p.Max)

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// cleanStatuses are the finished statuses retention applies to, in the
+// order a pass deletes them.
+var cleanStatuses = []job.Status{job.StatusCompleted, job.StatusFailed, job.StatusCancelled, job.StatusSkipped}
+
+// cleanResult is what one pass did.
+type cleanResult struct {
+	expired int
+	deleted map[job.Status]int
+}
+
+// cleaner keeps the jobs table from growing without bound: at start and then
+// every retention.interval it clears expired results and deletes finished
+// jobs past their status's retention. Every agent runs one, like the
+// rescuer: the store's batches skip rows another cleaner holds, so
+// concurrent passes are safe, at the cost of a few redundant queries. Work
+// goes in batches of retention.batch_size rows per statement, so a large
+// backlog never holds locks (or SQLite's single writer) for long; the trade
+// is more round trips while a backlog lasts.
+type cleaner struct {
+	store store.Cleaner
+	cfg   RetentionConfig
+	log   *slog.Logger
+	runner
+	// passes, when set by tests, receives each pass's result.
+	passes chan cleanResult
+}
+
+func newCleaner(s store.Cleaner, cfg RetentionConfig, log *slog.Logger) *cleaner {
+	return &cleaner{store: s, cfg: cfg, log: log}
+}
+
+// Start runs a pass at once and then every interval until Stop.
+func (c *cleaner) Start(ctx context.Context) error {
+	return c.start(ctx, func(ctx context.Context) {
+		t := time.NewTicker(c.cfg.Interval.D())
+		defer t.Stop()
+		for {
+			c.pass(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+}
+
+// Stop ends the passes; a batch in progress is cancelled.
+func (c *cleaner) Stop() { c.stop() }
+
+// pass runs each step until it comes back short of a full batch. A failed
+// step is logged and the pass moves on: the next interval tries again.
+func (c *cleaner) pass(ctx context.Context) {
+	now := time.Now()
+	res := cleanResult{deleted: map[job.Status]int{}}
+	res.expired = c.drain(ctx, "expire results", func() (int, error) {
+		return c.store.ExpireResults(ctx, store.ExpireResultsParams{Now: now, Limit: c.cfg.BatchSize})
+	})
+	for _, s := range cleanStatuses {
+		keep := c.cfg.For(s)
+		if keep <= 0 {
+			continue
+		}
+		p := store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: s, Before: now.Add(-keep)}, Limit: c.cfg.BatchSize}
+		res.deleted[s] = c.drain(ctx, "delete "+string(s)+" jobs", func() (int, error) {
+			return c.store.DeleteFinished(ctx, p)
+		})
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	total := 0
+	attrs := []any{"expired_results", res.expired}
+	for _, s := range cleanStatuses {
+		total += res.deleted[s]
+		attrs = append(attrs, "deleted_"+string(s), res.deleted[s])
+	}
+	if total > 0 || res.expired > 0 {
+		c.log.Info("cleaner removed expired results and old finished jobs", attrs...)
+	}
+	if c.passes != nil {
+		select {
+		case c.passes <- res:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// drain repeats step while it fills whole batches and returns the total.
+func (c *cleaner) drain(ctx context.Context, what string, step func() (int, error)) int {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := step()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Error("cleaner step failed; retrying at the next interval", "step", what, "error", err)
+			}
+			return total
+		}
+		total += n
+		if n < c.cfg.BatchSize {
+			break
+		}
+	}
+	return total
+}

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hammerwork-go/hw-agent/job"
+)
+
+// Cleaner removes what retention no longer needs: expired results and old
+// finished jobs. Every call changes at most Limit rows in one short
+// transaction, so a cleaner working through a large backlog never holds
+// locks for long; callers loop while a call comes back full.
+//
+// A finished job's age counts from completed_at (completed), failed_at
+// (failed) or, for cancelled and skipped jobs, which record no finish time,
+// from scheduled_at: the last time the job was due. A job of a workflow that
+// is still running or paused is never deleted, whatever its age, because the
+// workflow's resolution and retry read its row and its edges.
+type Cleaner interface {
+	// ExpireResults sets result_data to NULL on jobs whose result_expires_at
+	// <= p.Now (result_expires_at is kept: it says when the result went) and
+	// returns how many it cleared.
+	ExpireResults(ctx context.Context, p ExpireResultsParams) (int, error)
+	// DeleteFinished deletes up to p.Limit jobs matching p.FinishedFilter,
+	// with their dependency edges (both directions), and returns how many
+	// it deleted. A job that is a parent of a surviving job leaves that
+	// job's depends_on list as it was; only the edge goes.
+	DeleteFinished(ctx context.Context, p DeleteFinishedParams) (int, error)
+	// CountFinished counts the jobs DeleteFinished would delete, without a
+	// limit: the dry run of `hw-agent job purge`.
+	CountFinished(ctx context.Context, f FinishedFilter) (int, error)
+}
+
+// DefaultCleanLimit is the number of rows one Cleaner call changes when the
+// caller sets no Limit: small enough that a call holds its locks briefly.
+const DefaultCleanLimit = 500
+
+// ExpireResultsParams drives one pass over expired results.
+type ExpireResultsParams struct {
+	Now time.Time
+	// Limit: zero means DefaultCleanLimit.
+	Limit int
+}
+
+// FinishedFilter selects finished jobs by status, queue and age.
+type FinishedFilter struct {
+	// Status must be terminal: completed, failed, cancelled or skipped.
+	Status job.Status
+	// Queue: empty means every queue.
+	Queue string
+	// Before selects jobs that finished strictly before it; zero means any age.
+	Before time.Time
+}
+
+// DeleteFinishedParams drives one deletion pass.
+type DeleteFinishedParams struct {
+	FinishedFilter
+	// Limit: zero means DefaultCleanLimit.
+	Limit int
+}
+
+// Validate rejects a filter that could select unfinished jobs.
+func (f FinishedFilter) Validate() error {
+	if !f.Status.Terminal() {
+		return fmt.Errorf("%w: status %q is not a finished status (want completed, failed, cancelled or skipped)", ErrInvalid, f.Status)
+	}
+	if f.Queue != "" && !ValidQueueName(f.Queue) {
+		return fmt.Errorf("%w: queue %q is not a valid queue name", ErrInvalid, f.Queue)
+	}
+	return nil
+}
+
+// CleanLimit is p.Limit or DefaultCleanLimit.
+func (p ExpireResultsParams) CleanLimit() int { return cleanLimit(p.Limit) }
+
+// CleanLimit is p.Limit or DefaultCleanLimit.
+func (p DeleteFinishedParams) CleanLimit() int { return cleanLimit(p.Limit) }
+
+func cleanLimit(n int) int {
+	if n <= 0 {
+		return DefaultCleanLimit
+	}
+	return n
+}
+
+// RetryMatchingParams selects the dead letters to re-run.
+type RetryMatchingParams struct {
+	// Status is failed or cancelled.
+	Status job.Status
+	// Queue: empty means every queue.
+	Queue string
+	Now   time.Time
+	// BatchSize is the number of jobs read per page; zero means DefaultCleanLimit.
+	BatchSize int
+}
+
+// RetryMatching re-runs every job in p.Status (on p.Queue) through s.Retry,
+// one transaction per job, reading the candidates a page at a time. Going
+// through Retry keeps every rule of a single retry: attempts reset, the
+// error history kept, dependencies recomputed and the counters of the job's
+// workflow moved back, so workflow jobs are retried as `job retry ID` would.
+// A job that changed state between the read and its retry (retried or
+// deleted by someone else) is skipped. It returns how many jobs it retried,
+// also when it stops early on an error.
+func RetryMatching(ctx context.Context, s interface {
+	Reader
+	Admin
+}, p RetryMatchingParams) (int, error) {
+	if p.Status != job.StatusFailed && p.Status != job.StatusCancelled {
+		return 0, fmt.Errorf("%w: only failed or cancelled jobs can be retried, not %q", ErrInvalid, p.Status)
+	}
+	list := ListParams{Queue: p.Queue, Status: p.Status, Limit: min(cleanLimit(p.BatchSize), MaxListLimit)}
+	retried := 0
+	for {
+		page, err := s.List(ctx, list)
+		if err != nil {
+			return retried, fmt.Errorf("list %s jobs: %w", p.Status, err)
+		}
+		for _, j := range page.Jobs {
+			_, err := s.Retry(ctx, RetryParams{ID: j.ID, Now: p.Now})
+			switch {
+			case err == nil:
+				retried++
+			case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+			default:
+				return retried, fmt.Errorf("retry job %s: %w", j.ID, err)
+			}
+		}
+		if page.NextCursor == "" {
+			return retried, nil
+		}
+		list.Cursor = page.NextCursor
+	}
+}
