@@ -55,10 +55,12 @@ type Agent struct {
 	acquirer   lease.Acquirer
 	slots      *slots
 	producers  []*producer
-	health     *healthChecker // nil without app.health_url
+	health     *healthChecker   // nil without app.health_url
+	listener   *enqueueListener // nil when the store cannot announce enqueues
 	heartbeat  *lease.Heartbeat
 	rescuer    *lease.Rescuer
 	expirer    *workflowExpirer
+	cleaner    *cleaner // nil when retention.interval is 0
 	completer  *completer
 	tracer     *tracing.Tracer
 	metrics    *metrics.Metrics
@@ -112,6 +114,9 @@ func New(p Params) (*Agent, error) {
 	if a.tracer == nil {
 		a.tracer = tracing.NewTracer(nil)
 	}
+	if cfg.Retention.Interval > 0 {
+		a.cleaner = newCleaner(p.Store, cfg.Retention, log)
+	}
 	a.completer.count = a.countFinished
 	a.completer.dbError = a.metrics.DBError
 	if cfg.App.HealthURL != "" {
@@ -123,15 +128,23 @@ func New(p Params) (*Agent, error) {
 		a.health.metrics = p.Metrics
 	}
 	for _, sel := range cfg.selections() {
-		a.producers = append(a.producers, newProducer(a, sel.Selection, sel.limit))
+		a.producers = append(a.producers, newProducer(a, sel))
 	}
 	a.slots.producers = a.producers
+	if w, ok := p.Store.(jobWaiter); ok {
+		a.listener = &enqueueListener{src: w, producers: a.producers, retry: cfg.Agent.PollInterval.D(), log: log}
+	}
 	return a, nil
 }
 
 type selection struct {
 	lease.Selection
 	limit int
+	// weights is the producer's weighted priority selection; empty: strict.
+	weights PriorityWeights
+	// rate and burst limit the producer's dispatches; zero rate: no limit.
+	rate  RateLimit
+	burst int
 }
 
 // selections splits the queues this agent serves among producers: one per
@@ -144,12 +157,17 @@ func (c Config) selections() []selection {
 	var own []string
 	for _, q := range c.Queues {
 		if all || slices.Contains(c.Agent.Queues, q.Name) {
-			sels = append(sels, selection{Selection: lease.Selection{Queues: []string{q.Name}}, limit: q.Concurrency})
+			weights := q.PriorityWeights
+			if weights == nil {
+				weights = c.Agent.PriorityWeights
+			}
+			sels = append(sels, selection{Selection: lease.Selection{Queues: []string{q.Name}}, limit: q.Concurrency,
+				weights: weights, rate: q.RateLimit, burst: q.Burst})
 			own = append(own, q.Name)
 		}
 	}
 	if all {
-		return append(sels, selection{Selection: lease.Selection{Exclude: own}})
+		return append(sels, selection{Selection: lease.Selection{Exclude: own}, weights: c.Agent.PriorityWeights})
 	}
 	var rest []string
 	for _, q := range c.Agent.Queues {
@@ -158,7 +176,7 @@ func (c Config) selections() []selection {
 		}
 	}
 	if len(rest) > 0 {
-		sels = append(sels, selection{Selection: lease.Selection{Queues: rest}})
+		sels = append(sels, selection{Selection: lease.Selection{Queues: rest}, weights: c.Agent.PriorityWeights})
 	}
 	return sels
 }
@@ -206,6 +224,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		services = append(services, a.health)
 	}
 	services = append(services, a.rescuer, a.expirer, a.heartbeat, a.completer)
+	if a.listener != nil {
+		services = append(services, a.listener)
+	}
+	if a.cleaner != nil {
+		services = append(services, a.cleaner)
+	}
 	stopAll := func() {
 		for i := len(services) - 1; i >= 0; i-- {
 			services[i].Stop()

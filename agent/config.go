@@ -30,6 +30,42 @@ type Config struct {
 	Log    LogConfig       `toml:"log"`
 	// Tracing selects where OpenTelemetry spans go; off by default.
 	Tracing TracingConfig `toml:"tracing"`
+	// Retention says how long finished jobs and results are kept.
+	Retention RetentionConfig `toml:"retention"`
+}
+
+// RetentionConfig drives the cleaner: every Interval it clears expired
+// results, then deletes finished jobs older than their status's retention,
+// BatchSize rows per statement. A retention of 0 keeps that status forever.
+// Jobs of a running or paused workflow are never deleted.
+type RetentionConfig struct {
+	// Interval between cleaner passes; 0 turns the cleaner off. Defaults to 1m.
+	Interval job.Duration `toml:"interval"`
+	// Completed jobs are kept this long after completed_at. Defaults to 168h (7 days).
+	Completed job.Duration `toml:"completed"`
+	// Failed jobs (dead letters) are kept this long after failed_at. Defaults to 720h (30 days).
+	Failed job.Duration `toml:"failed"`
+	// Cancelled jobs are kept this long after their scheduled_at. Defaults to 720h (30 days).
+	Cancelled job.Duration `toml:"cancelled"`
+	// Skipped jobs are kept this long after their scheduled_at. Defaults to 168h (7 days).
+	Skipped job.Duration `toml:"skipped"`
+	// BatchSize is the number of rows one statement changes. Defaults to 500.
+	BatchSize int `toml:"batch_size"`
+}
+
+// For returns the retention of a finished status; 0 keeps it forever.
+func (r RetentionConfig) For(s job.Status) time.Duration {
+	switch s {
+	case job.StatusCompleted:
+		return r.Completed.D()
+	case job.StatusFailed:
+		return r.Failed.D()
+	case job.StatusCancelled:
+		return r.Cancelled.D()
+	case job.StatusSkipped:
+		return r.Skipped.D()
+	}
+	return 0
 }
 
 // DatabaseConfig says where jobs live.
@@ -62,6 +98,10 @@ type AgentConfig struct {
 	RescueInterval job.Duration `toml:"rescue_interval"`
 	// CompleteFlushInterval batches completions for at most this long. Defaults to 20ms.
 	CompleteFlushInterval job.Duration `toml:"complete_flush_interval"`
+	// PriorityWeights is the default weighted selection of every producer
+	// whose [[queue]] sets none; empty (the default) leases in strict
+	// priority order.
+	PriorityWeights PriorityWeights `toml:"priority_weights"`
 }
 
 // AppConfig describes the local app the agent dispatches to.
@@ -101,6 +141,13 @@ type QueueConfig struct {
 	RequestTimeout job.Duration     `toml:"request_timeout"`
 	Envelope       *bool            `toml:"envelope"`
 	Retry          *job.RetryPolicy `toml:"retry"`
+	// PriorityWeights overrides agent.priority_weights for this queue.
+	PriorityWeights PriorityWeights `toml:"priority_weights"`
+	// RateLimit caps this queue's dispatches on this agent ("100/s",
+	// "500/m"); empty: no limit.
+	RateLimit RateLimit `toml:"rate_limit"`
+	// Burst is how many dispatches may go at once within RateLimit; 0 means 1.
+	Burst int `toml:"burst"`
 }
 
 // LogConfig configures log/slog output.
@@ -144,6 +191,14 @@ func DefaultConfig() Config {
 			MaxResultBytes: 1 << 20,
 		},
 		API: APIConfig{Listen: "127.0.0.1:9090", MaxBodyBytes: 10 << 20},
+		Retention: RetentionConfig{
+			Interval:  job.Duration(time.Minute),
+			Completed: job.Duration(7 * 24 * time.Hour),
+			Failed:    job.Duration(30 * 24 * time.Hour),
+			Cancelled: job.Duration(30 * 24 * time.Hour),
+			Skipped:   job.Duration(7 * 24 * time.Hour),
+			BatchSize: 500,
+		},
 		Log: LogConfig{Format: "text", Level: "info"},
 	}
 }
@@ -287,6 +342,9 @@ func (c *Config) Validate() error {
 	if c.Agent.CompleteFlushInterval.D() <= 0 {
 		bad("agent.complete_flush_interval must be positive")
 	}
+	if err := c.Agent.PriorityWeights.validate(); err != nil {
+		bad("agent.%v", err)
+	}
 	if err := checkURL(c.App.HandlerURL); err != nil {
 		bad("app.handler_url: %v", err)
 	}
@@ -309,6 +367,18 @@ func (c *Config) Validate() error {
 	}
 	if c.API.MaxBodyBytes < 1 {
 		bad("api.max_body_bytes (%d) must be positive", c.API.MaxBodyBytes)
+	}
+	for _, r := range []struct {
+		key string
+		d   job.Duration
+	}{{"interval", c.Retention.Interval}, {"completed", c.Retention.Completed}, {"failed", c.Retention.Failed},
+		{"cancelled", c.Retention.Cancelled}, {"skipped", c.Retention.Skipped}} {
+		if r.d < 0 {
+			bad("retention.%s (%s) must not be negative (0: off or kept forever)", r.key, r.d)
+		}
+	}
+	if c.Retention.BatchSize < 1 || c.Retention.BatchSize > 10000 {
+		bad("retention.batch_size (%d) must be between 1 and 10000", c.Retention.BatchSize)
 	}
 	if err := c.Retry.Validate(); err != nil {
 		bad("%v", err)
@@ -355,6 +425,18 @@ func (c *Config) Validate() error {
 			if err := q.Retry.Validate(); err != nil {
 				bad("%s: %v", key, err)
 			}
+		}
+		if err := q.PriorityWeights.validate(); err != nil {
+			bad("%s: %v", key, err)
+		}
+		if q.Burst < 0 {
+			bad("%s: burst (%d) must not be negative", key, q.Burst)
+		}
+		if q.Burst > 0 && q.RateLimit == "" {
+			bad("%s: burst needs a rate_limit", key)
+		}
+		if _, _, err := q.RateLimit.Parse(); err != nil {
+			bad("%s: rate_limit: %v", key, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/store"
 )
 
 // slots bounds in-flight requests: agent.concurrency across all producers,
@@ -72,11 +75,18 @@ func (s *slots) put(p *producer, n int, wakeSelf bool) {
 // It never prefetches: a lease asks for exactly the free slots, giving up a
 // little throughput so that jobs this agent cannot start at once stay
 // available to other agents. An empty poll waits poll_interval (±20%
-// jitter, so agents drift apart) unless one of its jobs finishes first.
+// jitter, so agents drift apart), or less when a delayed job falls due
+// sooner, unless one of its jobs finishes first.
 type producer struct {
 	a     *Agent
 	sel   lease.Selection
 	limit int // this producer's cap; 0: only the global cap
+	// weights, when set, splits each lease among priority levels by
+	// weighted draw (rng, used by the producer's goroutine only); nil
+	// leases in strict priority order.
+	weights PriorityWeights
+	rng     *rand.Rand
+	gate    *dispatchGate // the queue's rate limit; nil: none
 
 	// active and starved are guarded by slots.mu.
 	active  int
@@ -86,8 +96,13 @@ type producer struct {
 	runner
 }
 
-func newProducer(a *Agent, sel lease.Selection, limit int) *producer {
-	return &producer{a: a, sel: sel, limit: limit, wake: make(chan struct{}, 1)}
+func newProducer(a *Agent, sel selection) *producer {
+	p := &producer{a: a, sel: sel.Selection, limit: sel.limit, gate: newDispatchGate(sel.rate, sel.burst), wake: make(chan struct{}, 1)}
+	if sel.weights.weighted() {
+		p.weights = sel.weights
+		p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	return p
 }
 
 // Start leases until ctx ends or Stop. Jobs already leased are not stopped
@@ -121,17 +136,26 @@ func (p *producer) loop(ctx context.Context) {
 		case <-p.wake:
 		default:
 		}
-		// The lease call does not stop with ctx: a lease committed but
-		// unseen would cost its jobs an attempt at rescue.
-		jobs, err := a.acquirer.Acquire(a.bg, p.sel, n)
+		if p.gate != nil {
+			allowed, wait := p.gate.available(time.Now(), n)
+			a.slots.unreserve(p, n-allowed)
+			if allowed == 0 {
+				if !p.sleep(ctx, wait) {
+					return
+				}
+				continue
+			}
+			n = allowed
+		}
+		leasedAt := time.Now()
+		jobs, err := p.lease(n)
 		a.slots.unreserve(p, n-len(jobs))
+		if p.gate != nil {
+			p.gate.spend(time.Now(), len(jobs))
+		}
 		if err != nil {
 			a.metrics.DBError()
 			a.log.Error("lease failed; retrying after poll_interval", "queues", p.sel.String(), "error", err)
-			if !p.idle(ctx) {
-				return
-			}
-			continue
 		}
 		if ctx.Err() != nil {
 			// Shutdown began during the lease: hand the jobs straight back.
@@ -147,17 +171,65 @@ func (p *producer) loop(ctx context.Context) {
 			a.inflight.Add(1)
 			go a.work(p, j)
 		}
-		if len(jobs) < n && !p.idle(ctx) {
-			return
+		if err != nil || len(jobs) < n {
+			if !p.idle(ctx, err == nil, leasedAt) {
+				return
+			}
 		}
 	}
 }
 
-// idle waits poll_interval ±20%, or until one of p's jobs finishes; false
-// when the producer is stopping.
-func (p *producer) idle(ctx context.Context) bool {
+// lease takes up to n jobs. In strict order that is one lease. With
+// weights, the n slots are split among the levels that have jobs due by
+// weighted draw, each drawn level is leased on its own (the lease index
+// leads with queue and priority, so each stays an index walk), and slots a
+// level could not fill go to one strict lease. Lease calls do not stop with
+// the producer's ctx: a lease committed but unseen would cost its jobs an
+// attempt at rescue. Jobs leased before an error are returned with it.
+func (p *producer) lease(n int) ([]*job.Job, error) {
+	a := p.a
+	if p.weights == nil {
+		return a.acquirer.Acquire(a.bg, p.sel, n)
+	}
+	ready, err := a.store.ReadyPriorities(a.bg, store.ReadyPrioritiesParams{
+		Queues: p.sel.Queues, ExcludeQueues: p.sel.Exclude, Now: time.Now(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find ready priorities of %s: %w", p.sel, err)
+	}
+	var jobs []*job.Job
+	for _, lc := range p.weights.plan(ready, n, p.rng) {
+		sel := p.sel
+		sel.Priorities = []job.Priority{lc.level}
+		got, err := a.acquirer.Acquire(a.bg, sel, lc.n)
+		jobs = append(jobs, got...)
+		if err != nil {
+			return jobs, err
+		}
+	}
+	if left := n - len(jobs); left > 0 {
+		got, err := a.acquirer.Acquire(a.bg, p.sel, left)
+		jobs = append(jobs, got...)
+		if err != nil {
+			return jobs, err
+		}
+	}
+	return jobs, nil
+}
+
+// idle waits poll_interval ±20%, cut short by the next delayed job of p's
+// queues falling due (when checkDue) or one of p's jobs finishing; false
+// when the producer is stopping. leasedAt is when the lease that came up
+// short began: a job that fell due since then was not leased, so "next due"
+// counts from there and such a job ends the wait at once.
+func (p *producer) idle(ctx context.Context, checkDue bool, leasedAt time.Time) bool {
 	d := p.a.cfg.Agent.PollInterval.D()
 	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	if checkDue {
+		if at, ok := p.nextDue(leasedAt); ok {
+			d = min(d, max(time.Until(at), 0))
+		}
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -167,4 +239,32 @@ func (p *producer) idle(ctx context.Context) bool {
 		return false
 	}
 	return true
+}
+
+// nextDue asks when the next delayed job of p's queues falls due after
+// since. An error only costs the early wake-up, so it is logged and the poll
+// goes on.
+func (p *producer) nextDue(since time.Time) (time.Time, bool) {
+	at, ok, err := p.a.store.NextDue(p.a.bg, store.NextDueParams{
+		Queues: p.sel.Queues, ExcludeQueues: p.sel.Exclude, Now: since,
+	})
+	if err != nil {
+		p.a.metrics.DBError()
+		p.a.log.Warn("finding the next due job failed; polling at poll_interval", "queues", p.sel.String(), "error", err)
+		return time.Time{}, false
+	}
+	return at, ok
+}
+
+// sleep waits d (the rate limit's next token); false when the producer is
+// stopping.
+func (p *producer) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -303,7 +303,7 @@ func TestEnqueueRejectsBadRequestsAndWritesNothing(t *testing.T) {
 		{"unknown depends_on", `{"queue": "q", "depends_on": ["0190d6f4-8b7a-7cc1-a000-000000000001"]}`, 422, "invalid", "0190d6f4-8b7a-7cc1-a000-000000000001", ""},
 		{"depends_on not an id", `{"queue": "q", "depends_on": ["x"]}`, 422, "invalid", `depends_on[0] "x"`, ""},
 		{"depends_on not an array", `{"queue": "q", "depends_on": "x"}`, 422, "invalid", "depends_on must be an array", ""},
-		{"unique_key", `{"queue": "q", "unique_key": "order-17"}`, 422, "not_supported", "unique_key", ""},
+		{"unique_key not a string", `{"queue": "q", "unique_key": 17}`, 400, "bad_request", "unique_key must be a string", "unique_key"},
 	}
 	forEachBackend(t, func(t *testing.T, st store.Store) {
 		e := setup(t, st)

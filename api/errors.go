@@ -57,11 +57,6 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", store.ErrInvalid, fmt.Sprintf(format, a...))
 }
 
-// notSupported rejects a documented field whose feature is not built yet.
-func notSupported(field string) error {
-	return fmt.Errorf("%w: %s is not built yet in this version of hw-agent; enqueue without it", store.ErrUnsupported, field)
-}
-
 func tooLarge(limit int64) *apiError {
 	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge,
 		Message: fmt.Sprintf("request body exceeds %d bytes", limit)}

@@ -35,23 +35,18 @@ type enqueueRequest struct {
 	CorrelationID string          `json:"correlation_id"`
 	ResultTTL     *string         `json:"result_ttl"`
 	DependsOn     json.RawMessage `json:"depends_on"`
-	UniqueKey     json.RawMessage `json:"unique_key"`
+	UniqueKey     string          `json:"unique_key"`
 }
 
 // newJob turns a request into a validated store.NewJob.
 func (r *enqueueRequest) newJob(now time.Time) (store.NewJob, error) {
-	// An empty string asks for nothing, so clients that always send the
-	// field keep working; anything else needs a feature not built yet.
-	if !isNull(r.UniqueKey) && !isEmpty(r.UniqueKey, new(string)) {
-		return store.NewJob{}, notSupported("unique_key")
-	}
-
 	nj := store.NewJob{
 		Queue:         r.Queue,
 		Payload:       r.Payload,
 		Priority:      job.PriorityNormal,
 		TraceID:       r.TraceID,
 		CorrelationID: r.CorrelationID,
+		UniqueKey:     r.UniqueKey,
 	}
 	var err error
 	if nj.DependsOn, err = parseDependsOn(r.DependsOn); err != nil {
@@ -150,18 +145,6 @@ func parseDuration(field string, s *string) (time.Duration, error) {
 	return d.D(), nil
 }
 
-// isEmpty reports whether raw decodes into v (a pointer to a string) as its
-// empty value.
-func isEmpty(raw json.RawMessage, v any) bool {
-	if json.Unmarshal(raw, v) != nil {
-		return false
-	}
-	if v, ok := v.(*string); ok {
-		return *v == ""
-	}
-	return false
-}
-
 func (s *Server) enqueue(c echo.Context) error {
 	var req enqueueRequest
 	if err := decodeJSON(c.Request().Body, &req); err != nil {
@@ -181,17 +164,31 @@ func (s *Server) enqueue(c echo.Context) error {
 	}
 	j := jobs[0]
 	endCreate(span, semconv.MessagingMessageID(j.ID.String()), nil)
-	s.log.Debug("job enqueued", jobAttrs(j)...)
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID.String())
+	if j.Duplicate {
+		// The live job holding the key is the answer: nothing was created.
+		s.log.Debug("job enqueue deduplicated", jobAttrs(j)...)
+		return c.JSON(http.StatusOK, j)
+	}
+	s.log.Debug("job enqueued", jobAttrs(j)...)
 	return c.JSON(http.StatusCreated, j)
 }
 
+// batchRequest is the body of POST /v1/jobs/batch. A body of only jobs
+// (the original shape) is a batch with the default failure mode.
 type batchRequest struct {
-	Jobs []enqueueRequest `json:"jobs"`
+	Name        string            `json:"name"`
+	FailureMode store.FailureMode `json:"failure_mode"`
+	Jobs        []enqueueRequest  `json:"jobs"`
 }
 
+// batchResponse lists the job ids in input order; Duplicates are the
+// indexes whose unique key a live job held (its id is in IDs, and it is not
+// part of the batch).
 type batchResponse struct {
-	IDs []string `json:"ids"`
+	BatchID    string   `json:"batch_id"`
+	IDs        []string `json:"ids"`
+	Duplicates []int    `json:"duplicates,omitempty"`
 }
 
 func (s *Server) enqueueBatch(c echo.Context) error {
@@ -201,6 +198,13 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 	}
 	if len(req.Jobs) == 0 {
 		return invalid("jobs must be a non-empty array")
+	}
+	if len(req.Jobs) > store.MaxBatchJobs {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge,
+			Message: fmt.Sprintf("a batch holds at most %d jobs, got %d: split it into several requests", store.MaxBatchJobs, len(req.Jobs))}
+	}
+	if !req.FailureMode.Valid() {
+		return invalid("failure_mode %q must be continue_on_error, fail_fast or collect_errors", req.FailureMode)
 	}
 	now := s.now()
 	news := make([]store.NewJob, len(req.Jobs))
@@ -219,19 +223,24 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 		_, spans[i], created = s.startCreate(c, tracing.CreateParams{Queue: news[i].Queue, TraceID: news[i].TraceID, CorrelationID: news[i].CorrelationID})
 		news[i].TraceID, news[i].SpanContext, news[i].ParentSpanID = created.TraceID, created.SpanContext, created.ParentSpanID
 	}
-	jobs, err := s.p.Store.Enqueue(c.Request().Context(), store.EnqueueParams{Jobs: news, Now: now})
+	got, err := s.p.Store.EnqueueBatch(c.Request().Context(), store.EnqueueBatchParams{
+		Name: req.Name, FailureMode: req.FailureMode, Jobs: news, Now: now})
 	if err != nil {
 		for _, span := range spans {
 			endCreate(span, semconv.MessagingMessageID(""), err)
 		}
 		return fmt.Errorf("enqueue batch of %d jobs: %w", len(news), err)
 	}
-	resp := batchResponse{IDs: make([]string, len(jobs))}
-	for i, j := range jobs {
+	resp := batchResponse{BatchID: got.Batch.ID.String(), IDs: make([]string, len(got.Jobs))}
+	for i, j := range got.Jobs {
 		resp.IDs[i] = j.ID.String()
+		if j.Duplicate {
+			resp.Duplicates = append(resp.Duplicates, i)
+		}
 		endCreate(spans[i], semconv.MessagingMessageID(j.ID.String()), nil)
 	}
-	s.log.Debug("job batch enqueued", "count", len(jobs))
+	s.log.Debug("job batch enqueued", "batch_id", got.Batch.ID, "count", len(got.Jobs), "duplicates", len(resp.Duplicates))
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/batches/"+resp.BatchID)
 	return c.JSON(http.StatusCreated, resp)
 }
 

@@ -135,12 +135,17 @@ func New(p Params) *Server {
 	v1.POST("/jobs/:id/complete", s.completeJob)
 	v1.POST("/jobs/:id/fail", s.failJob)
 	v1.POST("/jobs/:id/heartbeat", s.heartbeat)
+	v1.GET("/batches/:id", s.getBatch)
 	v1.POST("/workflows", s.createWorkflow)
 	v1.GET("/workflows", s.listWorkflows)
 	v1.GET("/workflows/:id", s.getWorkflow)
 	v1.GET("/workflows/:id/graph", s.workflowGraph)
 	v1.POST("/workflows/:id/cancel", s.cancelWorkflow)
 	v1.POST("/workflows/:id/retry", s.retryWorkflow)
+	v1.GET("/queues", s.listQueues)
+	v1.GET("/queues/:name", s.getQueue)
+	v1.POST("/queues/:name/pause", s.pauseQueue)
+	v1.POST("/queues/:name/resume", s.resumeQueue)
 
 	s.echo = e
 	return s

@@ -56,6 +56,9 @@ type Job struct {
 	// SpanContext is the W3C traceparent the job was created under.
 	SpanContext string `json:"span_context,omitempty"`
 	UniqueKey   string `json:"unique_key,omitempty"`
+	// Duplicate is set on the job an enqueue returned instead of inserting a
+	// new one, because a live job already held the same unique key.
+	Duplicate bool `json:"duplicate,omitempty"`
 
 	LeasedBy       string     `json:"leased_by,omitempty"`
 	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`

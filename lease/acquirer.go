@@ -29,6 +29,8 @@ type Selection struct {
 	Queues []string
 	// Exclude is skipped: queues that have a producer of their own.
 	Exclude []string
+	// Priorities, when set, takes only jobs of these levels.
+	Priorities []job.Priority
 }
 
 func (s Selection) String() string {
@@ -53,6 +55,7 @@ func (a Acquirer) Acquire(ctx context.Context, sel Selection, n int) ([]*job.Job
 		AgentID:       a.AgentID,
 		Queues:        sel.Queues,
 		ExcludeQueues: sel.Exclude,
+		Priorities:    sel.Priorities,
 		Limit:         n,
 		Duration:      a.Duration,
 		Now:           time.Now(),

@@ -25,13 +25,23 @@ type WorkflowPlan struct {
 	// workflow fields, condition).
 	Jobs  []*job.Job
 	Edges []Edge
-	// Steps maps step names to job ids.
+	// Steps maps step names to job ids; the jobs of a batch step are
+	// "<name>[i]" (workflow.BatchJobName).
 	Steps map[string]uuid.UUID
+	// Batches are the rows of the batch steps, counters set.
+	Batches []PlannedBatch
+}
+
+// PlannedBatch is the batch row of a workflow's batch step.
+type PlannedBatch struct {
+	// Name is the step's name.
+	Name  string
+	State *BatchState
 }
 
 // PlanWorkflow validates a definition (workflow.Validate, then every step as
 // a job) and lays out the rows to write: the workflow running with total =
-// number of steps, deadline = Now + timeout; each job with the step's
+// number of jobs (a batch step has one per payload), deadline = Now + timeout; each job with the step's
 // priority (else the workflow's, else normal), the workflow's trace and
 // correlation ids and p.SpanContext, scheduled_at = Now + delay; roots
 // dependency_status 'none', the rest 'waiting' on their parent count.
@@ -64,7 +74,6 @@ func PlanWorkflow(p EnqueueWorkflowParams) (*WorkflowPlan, error) {
 		ID: id, Name: w.Name, Description: w.Description, Status: workflow.StatusRunning,
 		FailurePolicy: policy, Priority: priority, Timeout: w.Timeout,
 		TraceID: w.TraceID, CorrelationID: w.CorrelationID, CreatedAt: now,
-		Stats: workflow.Stats{TotalJobs: len(w.Steps), PendingJobs: len(w.Steps)},
 	}
 	if len(w.Metadata) > 0 {
 		rec.Metadata = append(json.RawMessage(nil), w.Metadata...)
@@ -74,52 +83,86 @@ func PlanWorkflow(p EnqueueWorkflowParams) (*WorkflowPlan, error) {
 		rec.Deadline = &d
 	}
 	plan := &WorkflowPlan{Workflow: rec, Steps: make(map[string]uuid.UUID, len(w.Steps))}
+	// ids holds each step's jobs: one, or one per payload of a batch step.
+	ids := make(map[string][]uuid.UUID, len(w.Steps))
 	for _, st := range w.Steps {
-		jid, err := uuid.NewV7()
-		if err != nil {
-			return nil, fmt.Errorf("generate job id: %w", err)
-		}
-		plan.Steps[st.Name] = jid
-	}
-	for _, st := range w.Steps {
-		n := NewJob{
-			ID: plan.Steps[st.Name], Queue: st.Queue, Payload: st.Payload, Priority: priority,
-			MaxAttempts: st.MaxAttempts, Timeout: st.Timeout.D(), RetryPolicy: st.Retry,
-			ResultTTL: st.ResultTTL.D(), TraceID: w.TraceID, CorrelationID: w.CorrelationID,
-			SpanContext: p.SpanContext,
-		}
-		if st.Priority != nil {
-			n.Priority = *st.Priority
-		}
-		if st.Delay > 0 {
-			n.ScheduledAt = now.Add(st.Delay.D())
-		}
-		if err := n.Validate(); err != nil {
-			return nil, fmt.Errorf("workflow %q step %q: %w", w.Name, st.Name, err)
-		}
-		j, err := BuildJob(n, now)
-		if err != nil {
-			return nil, fmt.Errorf("workflow %q step %q: %w", w.Name, st.Name, err)
-		}
-		wid := id
-		j.WorkflowID = &wid
-		j.WorkflowName = w.Name
-		j.StepName = st.Name
-		j.Condition = st.Condition
-		for _, parent := range st.DependsOn {
-			pid, ok := plan.Steps[parent]
-			if !ok {
-				return nil, fmt.Errorf("%w: workflow %q step %q depends on unknown step %q", ErrInvalid, w.Name, st.Name, parent)
+		for i := range max(1, len(st.Batch)) {
+			jid, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("generate job id: %w", err)
 			}
-			j.DependsOn = append(j.DependsOn, pid)
-			plan.Edges = append(plan.Edges, Edge{JobID: j.ID, DependsOnID: pid})
+			ids[st.Name] = append(ids[st.Name], jid)
+			if st.Batch != nil {
+				plan.Steps[workflow.BatchJobName(st.Name, i)] = jid
+			} else {
+				plan.Steps[st.Name] = jid
+			}
 		}
-		if len(j.DependsOn) > 0 {
-			j.DependencyStatus = job.DependencyWaiting
-			j.PendingDependencies = len(j.DependsOn)
-		}
-		plan.Jobs = append(plan.Jobs, j)
 	}
+	for _, st := range w.Steps {
+		var batchID *uuid.UUID
+		if st.Batch != nil {
+			bid, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("generate batch id: %w", err)
+			}
+			batchID = &bid
+		}
+		first := len(plan.Jobs)
+		for i, jid := range ids[st.Name] {
+			n := NewJob{
+				ID: jid, Queue: st.Queue, Payload: st.Payload, Priority: priority,
+				MaxAttempts: st.MaxAttempts, Timeout: st.Timeout.D(), RetryPolicy: st.Retry,
+				ResultTTL: st.ResultTTL.D(), TraceID: w.TraceID, CorrelationID: w.CorrelationID,
+				SpanContext: p.SpanContext, BatchID: batchID,
+			}
+			name := st.Name
+			if st.Batch != nil {
+				n.Payload = st.Batch[i]
+				name = workflow.BatchJobName(st.Name, i)
+			}
+			if st.Priority != nil {
+				n.Priority = *st.Priority
+			}
+			if st.Delay > 0 {
+				n.ScheduledAt = now.Add(st.Delay.D())
+			}
+			if err := n.Validate(); err != nil {
+				return nil, fmt.Errorf("workflow %q step %q: %w", w.Name, name, err)
+			}
+			j, err := BuildJob(n, now)
+			if err != nil {
+				return nil, fmt.Errorf("workflow %q step %q: %w", w.Name, name, err)
+			}
+			wid := id
+			j.WorkflowID = &wid
+			j.WorkflowName = w.Name
+			j.StepName = name
+			j.Condition = st.Condition
+			for _, parent := range st.DependsOn {
+				pids, ok := ids[parent]
+				if !ok {
+					return nil, fmt.Errorf("%w: workflow %q step %q depends on unknown step %q", ErrInvalid, w.Name, st.Name, parent)
+				}
+				for _, pid := range pids {
+					j.DependsOn = append(j.DependsOn, pid)
+					plan.Edges = append(plan.Edges, Edge{JobID: j.ID, DependsOnID: pid})
+				}
+			}
+			if len(j.DependsOn) > 0 {
+				j.DependencyStatus = job.DependencyWaiting
+				j.PendingDependencies = len(j.DependsOn)
+			}
+			plan.Jobs = append(plan.Jobs, j)
+		}
+		if batchID != nil {
+			plan.Batches = append(plan.Batches, PlannedBatch{
+				Name:  st.Name,
+				State: NewBatchState(*batchID, ContinueOnError, plan.Jobs[first:], now),
+			})
+		}
+	}
+	rec.Stats.TotalJobs, rec.Stats.PendingJobs = len(plan.Jobs), len(plan.Jobs)
 	return plan, nil
 }
 

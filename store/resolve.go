@@ -25,6 +25,10 @@ import (
 type JobChange struct {
 	ID         uuid.UUID
 	WorkflowID *uuid.UUID
+	// BatchID is the job's batch. Backends set it on the changes they pass
+	// to Resolve and RetryJob; resolution looks it up for the changes it
+	// makes itself.
+	BatchID *uuid.UUID
 	// From is the status before; it matters only when terminal (a retried
 	// job leaves a counter).
 	From job.Status
@@ -69,6 +73,7 @@ type WorkflowState struct {
 // method changes only the rows it names and returns what it changed; the
 // rules of what to call when are in this package.
 type ResolveTx interface {
+	BatchTx
 	// DecrementChildren lowers pending_dependencies of every pending child
 	// with dependency_status 'waiting' of the given parents by the number of
 	// those parents it has (one update per child, using the edge index).
@@ -116,6 +121,7 @@ type ResolveTx interface {
 // counters and status.
 func Resolve(ctx context.Context, tx ResolveTx, now time.Time, changes []JobChange) error {
 	r := newResolver(tx, now)
+	r.markEntry(changes)
 	if err := r.lockFor(ctx, changes); err != nil {
 		return err
 	}
@@ -133,6 +139,11 @@ type resolver struct {
 	failedNow map[uuid.UUID]bool
 	// retried marks workflows where a job went back to pending.
 	retried map[uuid.UUID]bool
+	// changes are every job change counted so far, for the batch counters;
+	// entry marks the ones the backend passed in (their BatchID is known).
+	changes []JobChange
+	entry   map[uuid.UUID]bool
+	batches map[uuid.UUID]*BatchState
 }
 
 func newResolver(tx ResolveTx, now time.Time) *resolver {
@@ -141,6 +152,8 @@ func newResolver(tx ResolveTx, now time.Time) *resolver {
 		workflows: map[uuid.UUID]*WorkflowState{},
 		failedNow: map[uuid.UUID]bool{},
 		retried:   map[uuid.UUID]bool{},
+		entry:     map[uuid.UUID]bool{},
+		batches:   map[uuid.UUID]*BatchState{},
 	}
 }
 
@@ -190,8 +203,10 @@ func (r *resolver) existing(ctx context.Context, id uuid.UUID) (*WorkflowState, 
 	return w, err
 }
 
-// count moves a workflow's counters by one change.
+// count moves a workflow's counters by one change and records it for the
+// batch counters.
 func (r *resolver) count(ctx context.Context, c JobChange) error {
+	r.changes = append(r.changes, c)
 	if c.WorkflowID == nil {
 		return nil
 	}
@@ -291,7 +306,11 @@ func (r *resolver) evaluate(ctx context.Context, ready []ReadyChild) (skipped []
 	var satisfied []uuid.UUID
 	var failures []ConditionFailure
 	for _, c := range ready {
-		ok, evalErr := workflow.EvalCondition(c.Condition, results[c.ID])
+		parents, err := GroupBatchResults(results[c.ID])
+		if err != nil {
+			return nil, nil, err
+		}
+		ok, evalErr := workflow.EvalCondition(c.Condition, parents)
 		switch {
 		case evalErr != nil:
 			failures = append(failures, ConditionFailure{ID: c.ID, Message: evalErr.Error()})
@@ -397,8 +416,13 @@ func (r *resolver) cancelAll(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// save settles and writes every workflow the transaction touched.
+// save settles and writes every batch and workflow the transaction touched.
+// Batches go first: a fail_fast batch cancels jobs, which moves workflow
+// counters and cancels descendants.
 func (r *resolver) save(ctx context.Context) error {
+	if err := r.settleBatches(ctx); err != nil {
+		return err
+	}
 	for _, w := range r.workflows {
 		if w == nil {
 			continue
@@ -521,6 +545,9 @@ func RetryWorkflow(ctx context.Context, tx WorkflowTx, id uuid.UUID, now time.Ti
 	w.Skipped = counts[job.StatusSkipped]
 	w.Status = workflow.StatusRunning
 	w.FailedAt, w.CompletedAt, w.ErrorMessage = nil, nil, ""
+	if err := r.recountBatches(ctx, id); err != nil {
+		return err
+	}
 	if err := r.applyReady(ctx, ready); err != nil {
 		return err
 	}
@@ -532,6 +559,7 @@ func RetryWorkflow(ctx context.Context, tx WorkflowTx, id uuid.UUID, now time.Ti
 // evaluated when none is left) and its workflow's counters and status follow.
 func RetryJob(ctx context.Context, tx ResolveTx, change JobChange, now time.Time) error {
 	r := newResolver(tx, now)
+	r.markEntry([]JobChange{change})
 	if err := r.lockFor(ctx, []JobChange{change}); err != nil {
 		return err
 	}

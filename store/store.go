@@ -30,6 +30,9 @@ type Store interface {
 	Reader
 	Migrator
 	Workflows
+	Batches
+	QueueControls
+	Cleaner
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases connections. Safe to call twice.
@@ -41,7 +44,10 @@ type Enqueuer interface {
 	// Enqueue validates every job, then inserts all of them in one
 	// transaction: all rows or none. It returns the stored jobs in input
 	// order. An invalid job returns an error wrapping ErrInvalid and writes
-	// nothing.
+	// nothing. A job whose UniqueKey a pending or running job holds (or an
+	// earlier job of the same call) is not inserted: its place in the result
+	// is that job with Duplicate set. The database decides (a unique index
+	// over the keys of live jobs), so concurrent enqueues of one key agree.
 	Enqueue(ctx context.Context, p EnqueueParams) ([]*job.Job, error)
 }
 
@@ -159,9 +165,13 @@ type LeaseParams struct {
 	// ExcludeQueues are skipped (queues that have their own producer).
 	ExcludeQueues []string
 	// Limit is the number of free slots; never prefetch more than can be dispatched.
-	Limit    int
-	Duration time.Duration
-	Now      time.Time
+	Limit int
+	// Priorities, when set, takes only jobs of these levels (the agent's
+	// weighted selection leases each drawn level separately); empty means
+	// every level. Jobs of a paused queue are never leased.
+	Priorities []job.Priority
+	Duration   time.Duration
+	Now        time.Time
 }
 
 // LeaseRef names a running job by its fencing token.

@@ -181,6 +181,13 @@ func (b *Builder) Build() (Workflow, error) {
 func cloneStep(s Step) Step {
 	s.Payload = slices.Clone(s.Payload)
 	s.DependsOn = slices.Clone(s.DependsOn)
+	if s.Batch != nil {
+		batch := make([]json.RawMessage, len(s.Batch))
+		for i, p := range s.Batch {
+			batch[i] = slices.Clone(p)
+		}
+		s.Batch = batch
+	}
 	if s.Priority != nil {
 		p := *s.Priority
 		s.Priority = &p

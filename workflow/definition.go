@@ -303,6 +303,7 @@ func (d *decoder) step(path string, v json.RawMessage, s *Step) {
 		"retry":        func(p string, v json.RawMessage) { s.Retry = d.retry(p, v) },
 		"delay":        func(p string, v json.RawMessage) { d.duration(p, v, &s.Delay) },
 		"result_ttl":   func(p string, v json.RawMessage) { d.duration(p, v, &s.ResultTTL) },
+		"batch":        func(p string, v json.RawMessage) { s.Batch = d.array(p, v) },
 	})
 }
 

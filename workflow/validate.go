@@ -146,6 +146,8 @@ func (w Workflow) Validate() error {
 		switch prev, dup := index[s.Name]; {
 		case s.Name == "":
 			ps.add(ErrInvalid, path+".name", "is required")
+		case strings.ContainsAny(s.Name, "[]"):
+			ps.add(ErrInvalid, path+".name", "%q: '[' and ']' are reserved for the jobs of batch steps", s.Name)
 		case dup:
 			ps.add(ErrDuplicateStep, path+".name", "duplicate step name %q (also %s)", s.Name, stepPath(prev))
 		default:
@@ -213,6 +215,20 @@ func validateStep(ps *problems, i int, s Step, index map[string]int) {
 	}
 	if len(s.Payload) > 0 && !json.Valid(s.Payload) {
 		ps.add(ErrInvalid, path+".payload", "is not valid JSON")
+	}
+	switch {
+	case s.Batch == nil:
+	case len(s.Payload) > 0:
+		ps.add(ErrInvalid, path+".batch", "give payload or batch, not both")
+	case len(s.Batch) == 0:
+		ps.add(ErrInvalid, path+".batch", "needs at least one payload")
+	case len(s.Batch) > MaxBatchSteps:
+		ps.add(ErrInvalid, path+".batch", "holds %d payloads, at most %d", len(s.Batch), MaxBatchSteps)
+	}
+	for j, p := range s.Batch {
+		if len(p) > 0 && !json.Valid(p) {
+			ps.add(ErrInvalid, path+".batch["+strconv.Itoa(j)+"]", "is not valid JSON")
+		}
 	}
 	if s.MaxAttempts < 0 {
 		ps.add(ErrInvalid, path+".max_attempts", "%d must be at least 1 (0 means the default)", s.MaxAttempts)

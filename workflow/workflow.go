@@ -83,7 +83,19 @@ type Step struct {
 	Retry       *job.RetryPolicy `json:"retry,omitempty"`
 	Delay       job.Duration     `json:"delay,omitempty"`
 	ResultTTL   job.Duration     `json:"result_ttl,omitempty"`
+	// Batch, instead of Payload, makes the step a batch: one job per
+	// payload, all in one batch, named "<name>[0]", "<name>[1]", ...; the
+	// step's dependents wait for every one of them, and their conditions
+	// see the results as a list under the step's name.
+	Batch []json.RawMessage `json:"batch,omitempty"`
 }
+
+// MaxBatchSteps bounds the payloads of one batch step, like a batch
+// enqueued through the API.
+const MaxBatchSteps = 10000
+
+// BatchJobName is the step name of the i-th job of a batch step.
+func BatchJobName(step string, i int) string { return fmt.Sprintf("%s[%d]", step, i) }
 
 // Record is a stored workflow with its counters, kept true by the store in
 // the same transactions as the job changes.

@@ -22,10 +22,10 @@ const errorColumnWidth = 48
 func (c *cli) jobCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "job",
-		Short: "Enqueue, list, show, retry and cancel jobs directly in the database",
+		Short: "Enqueue, list, show, retry, cancel and purge jobs directly in the database",
 	}
 	cmd.AddCommand(c.jobEnqueueCommand(), c.jobListCommand(), c.jobShowCommand(),
-		c.jobRetryCommand(), c.jobCancelCommand())
+		c.jobRetryCommand(), c.jobCancelCommand(), c.jobPurgeCommand())
 	return cmd
 }
 
@@ -36,6 +36,7 @@ type enqueueFlags struct {
 	delay       time.Duration
 	maxAttempts int
 	timeout     time.Duration
+	uniqueKey   string
 }
 
 // newJob checks every flag before anything touches the database, so bad input
@@ -70,6 +71,7 @@ func (f enqueueFlags) newJob(now time.Time) (store.NewJob, error) {
 		Priority:    prio,
 		MaxAttempts: f.maxAttempts,
 		Timeout:     f.timeout,
+		UniqueKey:   f.uniqueKey,
 	}
 	if f.delay > 0 {
 		nj.ScheduledAt = now.Add(f.delay)
@@ -104,6 +106,11 @@ func (c *cli) jobEnqueueCommand() *cobra.Command {
 			if c.jsonOutput() {
 				return c.printJSON(j)
 			}
+			if j.Duplicate {
+				fmt.Fprintf(c.stdout, "duplicate: %s on queue %s already holds unique key %q (%s)\n",
+					j.ID, j.Queue, j.UniqueKey, j.Status)
+				return nil
+			}
 			fmt.Fprintf(c.stdout, "enqueued %s on queue %s (%s, priority %s, scheduled %s)\n",
 				j.ID, j.Queue, j.Status, j.Priority, formatTime(j.ScheduledAt))
 			return nil
@@ -116,6 +123,7 @@ func (c *cli) jobEnqueueCommand() *cobra.Command {
 	fl.DurationVar(&f.delay, "delay", 0, "run no earlier than this long from now (e.g. 10s)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, fmt.Sprintf("attempts before the job fails (default %d)", job.DefaultMaxAttempts))
 	fl.DurationVar(&f.timeout, "timeout", 0, "request timeout for this job (default: the queue's or app.request_timeout)")
+	fl.StringVar(&f.uniqueKey, "unique-key", "", "while a pending or running job holds this key, return it instead of enqueueing another")
 	return cmd
 }
 
@@ -301,10 +309,10 @@ func (c *cli) printJob(j *job.Job) {
 }
 
 func (c *cli) jobRetryCommand() *cobra.Command {
-	return c.jobTransitionCommand("retry", "Re-run a failed or cancelled job (attempts start again from 0)",
+	return c.withBulkRetry(c.jobTransitionCommand("retry", "Re-run a failed or cancelled job, or every one of a queue (attempts start again from 0)",
 		func(st store.Store, cmd *cobra.Command, id uuid.UUID) (*job.Job, error) {
 			return st.Retry(cmd.Context(), store.RetryParams{ID: id, Now: time.Now()})
-		})
+		}))
 }
 
 func (c *cli) jobCancelCommand() *cobra.Command {

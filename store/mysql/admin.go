@@ -71,8 +71,8 @@ func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var current string
 		var l lockedJob
-		err := tx.QueryRowContext(ctx, `SELECT j.status, j.workflow_id, `+hasChildren+`
-FROM hammerwork_jobs j WHERE j.id = ? FOR UPDATE`, id.String()).Scan(&current, &l.workflowID, &l.children)
+		err := tx.QueryRowContext(ctx, `SELECT j.status, `+changeColumns+`
+FROM hammerwork_jobs j WHERE j.id = ? FOR UPDATE`, id.String()).Scan(&current, &l.workflowID, &l.batchID, &l.children)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}

@@ -43,40 +43,22 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		return nil, nil
 	}
 	at := now(p.Now)
-	jobs := make([]*job.Job, len(p.Jobs))
 	for i, n := range p.Jobs {
 		if err := n.Validate(); err != nil {
 			return nil, fmt.Errorf("enqueue job %d: %w", i, err)
 		}
-		j, err := store.BuildJob(n, at)
-		if err != nil {
-			return nil, fmt.Errorf("enqueue job %d: %w", i, err)
-		}
-		jobs[i] = j
 	}
-	withParents := store.HasDependsOn(p.Jobs)
+	var jobs []*job.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var edges []store.Edge
-		if withParents {
-			for _, j := range jobs {
-				j.DependsOn, j.PendingDependencies = nil, 0
-				j.Status, j.DependencyStatus = job.StatusPending, job.DependencyNone
-			}
-			parents, err := lockParents(ctx, tx, store.ParentIDs(p.Jobs))
-			if err != nil {
-				return err
-			}
-			if edges, err = store.ApplyDependsOn(p.Jobs, jobs, parents); err != nil {
-				return err
-			}
-		}
-		return insertJobs(ctx, tx, jobs, edges)
+		var err error
+		jobs, err = enqueueTx(ctx, tx, p.Jobs, at)
+		return err
 	})
 	if errors.Is(err, store.ErrInvalid) {
-		return nil, fmt.Errorf("enqueue %d jobs: %w", len(jobs), err)
+		return nil, fmt.Errorf("enqueue %d jobs: %w", len(p.Jobs), err)
 	}
 	if err != nil {
-		return nil, wrap(err, "enqueue %d jobs", len(jobs))
+		return nil, wrap(err, "enqueue %d jobs", len(p.Jobs))
 	}
 	return jobs, nil
 }
@@ -106,6 +88,27 @@ ORDER BY id LOCK IN SHARE MODE`, idArgs(sorted)...)
 // insertJobs writes whole job rows and their edges in chunked multi-row
 // INSERTs.
 func insertJobs(ctx context.Context, tx *sql.Tx, jobs []*job.Job, edges []store.Edge) error {
+	if err := insertRows(ctx, tx, jobs, ""); err != nil {
+		return err
+	}
+	for start := 0; start < len(edges); start += insertChunkRows {
+		chunk := edges[start:min(start+insertChunkRows, len(edges))]
+		args := make([]any, 0, 2*len(chunk))
+		for _, e := range chunk {
+			args = append(args, e.JobID.String(), e.DependsOnID.String())
+		}
+		q := "INSERT INTO hammerwork_job_dependencies (job_id, depends_on_id) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ")
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertRows writes whole job rows in chunked multi-row INSERTs, each
+// ending with suffix (an ON DUPLICATE KEY clause, say).
+func insertRows(ctx context.Context, tx *sql.Tx, jobs []*job.Job, suffix string) error {
 	rows := make([][]any, len(jobs))
 	for i, j := range jobs {
 		args, err := insertArgs(j)
@@ -130,22 +133,11 @@ func insertJobs(ctx context.Context, tx *sql.Tx, jobs []*job.Job, edges []store.
 			q.WriteString(insertRow)
 			args = append(args, rows[i]...)
 		}
+		q.WriteString(suffix)
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return err
 		}
 		start = end
-	}
-	for start := 0; start < len(edges); start += insertChunkRows {
-		chunk := edges[start:min(start+insertChunkRows, len(edges))]
-		args := make([]any, 0, 2*len(chunk))
-		for _, e := range chunk {
-			args = append(args, e.JobID.String(), e.DependsOnID.String())
-		}
-		q := "INSERT INTO hammerwork_job_dependencies (job_id, depends_on_id) VALUES " +
-			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ")
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -73,6 +73,20 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 			args = append(args, q)
 		}
 	}
+	switch len(p.Priorities) {
+	case 0:
+	case 1:
+		filter.WriteString("\n  AND j.priority = ?")
+		args = append(args, int(p.Priorities[0]))
+	default:
+		fmt.Fprintf(&filter, "\n  AND j.priority IN (%s)", placeholders(len(p.Priorities)))
+		for _, l := range p.Priorities {
+			args = append(args, int(l))
+		}
+	}
+	// Every agent stays off a paused queue. The locking clause does not
+	// reach into the subquery, so pause rows are read, never locked.
+	filter.WriteString("\n  AND NOT EXISTS (SELECT 1 FROM hammerwork_queue_pauses qp WHERE qp.queue_name = j.queue_name)")
 	args = append(args, p.Limit)
 	query := fmt.Sprintf(leaseSelect, jobCols, filter.String())
 
@@ -144,6 +158,7 @@ func queueList(queues []string) string {
 type lockedJob struct {
 	attempts, maxAttempts int
 	workflowID            uuid.NullUUID
+	batchID               uuid.NullUUID
 	children              bool
 }
 
@@ -153,6 +168,10 @@ func (l lockedJob) change(id uuid.UUID, from, to job.Status) store.JobChange {
 	if l.workflowID.Valid {
 		w := l.workflowID.UUID
 		c.WorkflowID = &w
+	}
+	if l.batchID.Valid {
+		b := l.batchID.UUID
+		c.BatchID = &b
 	}
 	return c
 }
@@ -168,7 +187,7 @@ func lockRunning(ctx context.Context, tx *sql.Tx, refs []store.LeaseRef) (map[uu
 		ids[i] = r.ID
 	}
 	sorted := sortedIDs(ids)
-	rows, err := tx.QueryContext(ctx, `SELECT j.id, j.status, j.lease_token, j.attempts, j.max_attempts, j.workflow_id, `+hasChildren+`
+	rows, err := tx.QueryContext(ctx, `SELECT j.id, j.status, j.lease_token, j.attempts, j.max_attempts, `+changeColumns+`
 FROM hammerwork_jobs j WHERE j.id IN (`+placeholders(len(sorted))+`) ORDER BY j.id FOR UPDATE`, idArgs(sorted)...)
 	if err != nil {
 		return nil, err
@@ -182,7 +201,7 @@ FROM hammerwork_jobs j WHERE j.id IN (`+placeholders(len(sorted))+`) ORDER BY j.
 			token  sql.NullString
 			l      lockedJob
 		)
-		if err := rows.Scan(&id, &status, &token, &l.attempts, &l.maxAttempts, &l.workflowID, &l.children); err != nil {
+		if err := rows.Scan(&id, &status, &token, &l.attempts, &l.maxAttempts, &l.workflowID, &l.batchID, &l.children); err != nil {
 			return nil, err
 		}
 		if status == string(job.StatusRunning) && token.Valid && token.String == want[id] {
@@ -301,7 +320,7 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	var res store.RescueResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res = store.RescueResult{}
-		rows, err := tx.QueryContext(ctx, `SELECT j.id, j.attempts, j.max_attempts, j.workflow_id, `+hasChildren+`
+		rows, err := tx.QueryContext(ctx, `SELECT j.id, j.attempts, j.max_attempts, `+changeColumns+`
 FROM hammerwork_jobs j
 WHERE j.status = 'running' AND j.lease_expires_at <= ?
 ORDER BY j.lease_expires_at, j.id
@@ -315,7 +334,7 @@ FOR UPDATE SKIP LOCKED`, at, limit)
 		for rows.Next() {
 			var id uuid.UUID
 			var l lockedJob
-			if err := rows.Scan(&id, &l.attempts, &l.maxAttempts, &l.workflowID, &l.children); err != nil {
+			if err := rows.Scan(&id, &l.attempts, &l.maxAttempts, &l.workflowID, &l.batchID, &l.children); err != nil {
 				rows.Close()
 				return err
 			}

@@ -27,10 +27,14 @@ var _ store.WorkflowTx = resolveTx{}
 // children, from the edge index.
 const hasChildren = `EXISTS (SELECT 1 FROM hammerwork_job_dependencies d WHERE d.depends_on_id = j.id)`
 
+// changeColumns are the select columns of a job about to change that
+// resolution needs: workflow, batch and whether the job has children.
+const changeColumns = `j.workflow_id, j.batch_id, ` + hasChildren
+
 // needsResolution reports whether any change has consequences beyond its row.
 func needsResolution(changes []store.JobChange) bool {
 	for _, c := range changes {
-		if c.WorkflowID != nil || c.Dependents {
+		if c.WorkflowID != nil || c.BatchID != nil || c.Dependents {
 			return true
 		}
 	}

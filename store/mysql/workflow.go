@@ -38,6 +38,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			metadata, w.Stats.TotalJobs, w.CreatedAt); err != nil {
 			return fmt.Errorf("insert workflow: %w", err)
 		}
+		if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
+			return err
+		}
 		return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
 	})
 	if err != nil {
@@ -252,14 +255,16 @@ WHERE id = ? AND status IN ('running', 'paused') AND deadline <= ? FOR UPDATE SK
 	return expired, nil
 }
 
-// ParentResults returns the results of a job's parents keyed by step name.
+// ParentResults returns the results of a job's parents keyed by step name
+// (a batch step's as one list).
 func (s *Store) ParentResults(ctx context.Context, jobID uuid.UUID) (map[string]json.RawMessage, error) {
 	all, err := parentResults(ctx, s.db, []uuid.UUID{jobID})
 	if err != nil {
 		return nil, wrap(err, "read parent results of job %s", jobID)
 	}
 	if out := all[jobID]; out != nil {
-		return out, nil
+		// A batch step's jobs are one parent: the list of their results.
+		return store.GroupBatchResults(out)
 	}
 	return map[string]json.RawMessage{}, nil
 }

@@ -19,7 +19,7 @@ const cancelSQL = `UPDATE hammerwork_jobs j SET
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 FROM (SELECT id, status FROM hammerwork_jobs WHERE id = $1 AND status IN ('pending', 'running') FOR UPDATE) o
 WHERE j.id = o.id
-RETURNING o.status, j.workflow_id, ` + hasChildren
+RETURNING o.status, ` + changeColumns
 
 // Cancel moves a pending or running job to cancelled; in a workflow (or
 // with children) its descendants are cancelled too and the counters follow.
@@ -45,7 +45,7 @@ const retrySQL = `UPDATE hammerwork_jobs j SET
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 FROM (SELECT id, status FROM hammerwork_jobs WHERE id = $1 AND status IN ('failed', 'cancelled') FOR UPDATE) o
 WHERE j.id = o.id
-RETURNING o.status, j.workflow_id, ` + hasChildren
+RETURNING o.status, ` + changeColumns
 
 // Retry moves a failed or cancelled job back to pending with its attempts
 // reset and its dependencies recomputed from its parents.
@@ -65,7 +65,7 @@ func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error
 func change(row pgx.Row, id uuid.UUID, to job.Status) (store.JobChange, bool, error) {
 	c := store.JobChange{ID: id, To: to}
 	var from string
-	err := row.Scan(&from, &c.WorkflowID, &c.Dependents)
+	err := row.Scan(&from, &c.WorkflowID, &c.BatchID, &c.Dependents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, false, nil
 	}

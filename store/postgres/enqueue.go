@@ -67,8 +67,8 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		jobs[i] = j
 		b.add(j, policy)
 	}
-	if store.HasDependsOn(p.Jobs) {
-		return s.enqueueWithParents(ctx, p, at)
+	if store.HasDependsOn(p.Jobs) || store.HasUniqueKey(p.Jobs) {
+		return s.enqueueInTx(ctx, p, at)
 	}
 	var err error
 	if len(jobs) >= copyThreshold {

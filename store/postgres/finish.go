@@ -25,7 +25,7 @@ const completeSQL = `UPDATE hammerwork_jobs j SET
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS c(id, token, result, note)
 WHERE j.id = c.id AND j.status = 'running' AND j.lease_token = c.token
-RETURNING j.id, j.workflow_id, ` + hasChildren
+RETURNING j.id, ` + changeColumns
 
 // Complete moves running jobs with matching tokens to completed and returns
 // the ids that did not match.
@@ -89,7 +89,7 @@ const failSQL = `UPDATE hammerwork_jobs j SET
 FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::timestamptz[])
     AS f(id, token, error, outcome, retry, retry_at)
 WHERE j.id = f.id AND j.status = 'running' AND j.lease_token = f.token
-RETURNING j.id, j.status, j.workflow_id, ` + hasChildren
+RETURNING j.id, j.status, ` + changeColumns
 
 // Fail records failed attempts and says which jobs were retried, which
 // failed for good and which were stale.
@@ -128,7 +128,7 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 		for rows.Next() {
 			var c store.JobChange
 			var status string
-			if err := rows.Scan(&c.ID, &status, &c.WorkflowID, &c.Dependents); err != nil {
+			if err := rows.Scan(&c.ID, &status, &c.WorkflowID, &c.BatchID, &c.Dependents); err != nil {
 				return err
 			}
 			outcome[c.ID] = status

@@ -18,8 +18,12 @@ import (
 // leaseSQL is one statement: the inner SELECT walks a partial lease index in
 // lease order and locks up to $5 rows, skipping rows other agents hold; the
 // UPDATE moves exactly those rows to running. Its predicate spells
-// dependency_status like the indexes so the planner matches them. %s is the
-// queue filter, one of the fixed strings below.
+// dependency_status like the indexes so the planner matches them. Paused
+// queues join the excluded ones, which keeps every agent off them: the
+// ARRAY subquery runs once per lease (an InitPlan) and leaves the index walk
+// alone, where a NOT EXISTS anti-join makes the planner guess that few rows
+// survive it and sort the whole backlog instead. %s is the queue and
+// priority filter, built from the fixed strings below.
 const leaseSQL = `UPDATE hammerwork_jobs j SET
     status = 'running',
     attempts = j.attempts + 1,
@@ -31,22 +35,53 @@ FROM (
     SELECT id FROM hammerwork_jobs
     WHERE status = 'pending' AND dependency_status IN ('none', 'satisfied')
       AND scheduled_at <= $1
-      AND queue_name <> ALL ($4::text[])%s
+      AND queue_name <> ALL ($4::text[] || ARRAY(SELECT queue_name FROM hammerwork_queue_pauses))%s
     ORDER BY priority DESC, scheduled_at, id
     LIMIT $5
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF hammerwork_jobs SKIP LOCKED
 ) s
 WHERE j.id = s.id
 RETURNING `
 
-// Three variants: one queue is an equality, which lets the planner walk
-// hammerwork_jobs_lease_queue_idx in order and stop after $5 rows (= ANY
-// cannot, and would make it filter the all-queue index instead).
-var (
-	leaseAllQueues = fmt.Sprintf(leaseSQL, "") + jobCols
-	leaseOneQueue  = fmt.Sprintf(leaseSQL, "\n      AND queue_name = $6::text") + jobCols
-	leaseQueues    = fmt.Sprintf(leaseSQL, "\n      AND queue_name = ANY ($6::text[])") + jobCols
+// Filters: one queue (or one priority) is an equality, which lets the
+// planner walk hammerwork_jobs_lease_queue_idx in order and stop after $5
+// rows (= ANY cannot, and would make it filter the all-queue index instead).
+const (
+	oneQueue       = "\n      AND queue_name = $%d::text"
+	someQueues     = "\n      AND queue_name = ANY ($%d::text[])"
+	onePriority    = "\n      AND priority = $%d::smallint"
+	somePriorities = "\n      AND priority = ANY ($%d::smallint[])"
 )
+
+// leaseQuery returns the lease statement for p and its arguments beyond the
+// first five.
+func leaseQuery(p store.LeaseParams) (string, []any) {
+	var filter strings.Builder
+	var args []any
+	add := func(format string, arg any) {
+		args = append(args, arg)
+		fmt.Fprintf(&filter, format, 5+len(args))
+	}
+	switch len(p.Queues) {
+	case 0:
+	case 1:
+		add(oneQueue, p.Queues[0])
+	default:
+		add(someQueues, p.Queues)
+	}
+	switch len(p.Priorities) {
+	case 0:
+	case 1:
+		add(onePriority, int16(p.Priorities[0]))
+	default:
+		levels := make([]int16, len(p.Priorities))
+		for i, l := range p.Priorities {
+			levels[i] = int16(l)
+		}
+		add(somePriorities, levels)
+	}
+	return fmt.Sprintf(leaseSQL, filter.String()) + jobCols, args
+}
 
 // Lease moves up to p.Limit leasable jobs to running and returns them in
 // lease order.
@@ -59,17 +94,8 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if exclude == nil {
 		exclude = []string{}
 	}
-	args := []any{at, p.AgentID, store.UTC(at.Add(p.Duration)), exclude, p.Limit}
-	sql := leaseAllQueues
-	switch len(p.Queues) {
-	case 0:
-	case 1:
-		sql = leaseOneQueue
-		args = append(args, p.Queues[0])
-	default:
-		sql = leaseQueues
-		args = append(args, p.Queues)
-	}
+	sql, more := leaseQuery(p)
+	args := append([]any{at, p.AgentID, store.UTC(at.Add(p.Duration)), exclude, p.Limit}, more...)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
@@ -170,7 +196,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) s
 WHERE j.id = s.id
-RETURNING j.id, j.workflow_id, ` + hasChildren
+RETURNING j.id, ` + changeColumns
 
 var (
 	rescueRequeue = fmt.Sprintf(rescueSQL, "status = 'pending', scheduled_at = $1", "attempts < max_attempts")

@@ -200,5 +200,8 @@ func wrap(err error, format string, a ...any) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 		return fmt.Errorf("%s: %w (%s)", what, store.ErrNotMigrated, pgErr.Message)
 	}
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation: a live unique key, say
+		return fmt.Errorf("%s: %w: %s", what, store.ErrConflict, pgErr.Detail)
+	}
 	return fmt.Errorf("%s: %w", what, err)
 }

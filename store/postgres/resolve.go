@@ -46,10 +46,14 @@ var _ store.WorkflowTx = resolveTx{}
 // has children, from the edge index.
 const hasChildren = `EXISTS (SELECT 1 FROM hammerwork_job_dependencies d WHERE d.depends_on_id = j.id)`
 
+// changeColumns are the RETURNING columns of a job transition that
+// resolution needs: workflow, batch and whether the job has children.
+const changeColumns = `j.workflow_id, j.batch_id, ` + hasChildren
+
 // needsResolution reports whether any change has consequences beyond its row.
 func needsResolution(changes []store.JobChange) bool {
 	for _, c := range changes {
-		if c.WorkflowID != nil || c.Dependents {
+		if c.WorkflowID != nil || c.BatchID != nil || c.Dependents {
 			return true
 		}
 	}
@@ -320,14 +324,14 @@ func (r resolveTx) CountWorkflowJobs(ctx context.Context, workflowID uuid.UUID) 
 	return out, rows.Err()
 }
 
-// collectChanges reads RETURNING id, workflow_id, has-children rows of jobs
+// collectChanges reads RETURNING id, changeColumns rows of jobs
 // that went from one status to another.
 func collectChanges(rows pgx.Rows, from, to job.Status) ([]store.JobChange, error) {
 	defer rows.Close()
 	var out []store.JobChange
 	for rows.Next() {
 		c := store.JobChange{From: from, To: to}
-		if err := rows.Scan(&c.ID, &c.WorkflowID, &c.Dependents); err != nil {
+		if err := rows.Scan(&c.ID, &c.WorkflowID, &c.BatchID, &c.Dependents); err != nil {
 			return nil, err
 		}
 		out = append(out, c)

@@ -34,28 +34,11 @@ func copyJobs(ctx context.Context, tx pgx.Tx, jobs []*job.Job, edges []store.Edg
 	var queues []string
 	seen := map[string]bool{}
 	for i, j := range jobs {
-		var policy *string
-		if j.RetryPolicy != nil {
-			b, err := json.Marshal(j.RetryPolicy)
-			if err != nil {
-				return fmt.Errorf("encode retry policy of job %s: %w", j.ID, err)
-			}
-			s := string(b)
-			policy = &s
-		}
-		deps := []uuid.UUID{}
-		if len(j.DependsOn) > 0 {
-			deps = j.DependsOn
-		}
-		depsJSON, err := json.Marshal(deps)
+		row, err := fullJobRow(j)
 		if err != nil {
-			return fmt.Errorf("encode depends_on of job %s: %w", j.ID, err)
+			return err
 		}
-		rows[i] = []any{j.ID, j.Queue, string(j.Payload), string(j.Status), int16(j.Priority), int32(j.MaxAttempts),
-			j.CreatedAt, j.ScheduledAt, nullSeconds(j.Timeout.D()), policy, nullSeconds(j.ResultTTL.D()), j.BatchID,
-			j.WorkflowID, nullStr(j.WorkflowName), nullStr(j.StepName), string(depsJSON), string(j.DependencyStatus),
-			int32(j.PendingDependencies), nullStr(j.Condition), nullStr(j.TraceID), nullStr(j.CorrelationID),
-			nullStr(j.ParentSpanID), nullStr(j.SpanContext), nullStr(j.UniqueKey)}
+		rows[i] = row
 		if j.Status == job.StatusPending && !seen[j.Queue] &&
 			(j.DependencyStatus == job.DependencyNone || j.DependencyStatus == job.DependencySatisfied) {
 			seen[j.Queue] = true
@@ -83,55 +66,44 @@ func copyJobs(ctx context.Context, tx pgx.Tx, jobs []*job.Job, edges []store.Edg
 	return nil
 }
 
-// enqueueWithParents writes jobs that name parents: the parents are read
-// FOR SHARE, so none of them can finish (and miss the new edges) before
-// this transaction commits.
-func (s *Store) enqueueWithParents(ctx context.Context, p store.EnqueueParams, at time.Time) ([]*job.Job, error) {
-	jobs := make([]*job.Job, len(p.Jobs))
-	for i, n := range p.Jobs {
-		j, err := store.BuildJob(n, at)
+// fullJobRow is a job's row in fullJobColumns order.
+func fullJobRow(j *job.Job) ([]any, error) {
+	var policy *string
+	if j.RetryPolicy != nil {
+		b, err := json.Marshal(j.RetryPolicy)
 		if err != nil {
-			return nil, fmt.Errorf("enqueue job %d: %w", i, err)
+			return nil, fmt.Errorf("encode retry policy of job %s: %w", j.ID, err)
 		}
-		jobs[i] = j
+		s := string(b)
+		policy = &s
 	}
+	deps := []uuid.UUID{}
+	if len(j.DependsOn) > 0 {
+		deps = j.DependsOn
+	}
+	depsJSON, err := json.Marshal(deps)
+	if err != nil {
+		return nil, fmt.Errorf("encode depends_on of job %s: %w", j.ID, err)
+	}
+	return []any{j.ID, j.Queue, string(j.Payload), string(j.Status), int16(j.Priority), int32(j.MaxAttempts),
+		j.CreatedAt, j.ScheduledAt, nullSeconds(j.Timeout.D()), policy, nullSeconds(j.ResultTTL.D()), j.BatchID,
+		j.WorkflowID, nullStr(j.WorkflowName), nullStr(j.StepName), string(depsJSON), string(j.DependencyStatus),
+		int32(j.PendingDependencies), nullStr(j.Condition), nullStr(j.TraceID), nullStr(j.CorrelationID),
+		nullStr(j.ParentSpanID), nullStr(j.SpanContext), nullStr(j.UniqueKey)}, nil
+}
+
+// enqueueInTx writes jobs that name parents or claim unique keys in one
+// transaction: the parents are read FOR SHARE, so none of them can finish
+// (and miss the new edges) before this transaction commits.
+func (s *Store) enqueueInTx(ctx context.Context, p store.EnqueueParams, at time.Time) ([]*job.Job, error) {
+	var jobs []*job.Job
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		for _, j := range jobs {
-			j.DependsOn, j.PendingDependencies = nil, 0
-			j.Status, j.DependencyStatus = job.StatusPending, job.DependencyNone
-		}
-		rows, err := tx.Query(ctx, `SELECT id, status FROM hammerwork_jobs WHERE id = ANY ($1::uuid[]) FOR SHARE`, store.ParentIDs(p.Jobs))
-		if err != nil {
-			return err
-		}
-		parents := map[uuid.UUID]job.Status{}
-		for rows.Next() {
-			var id uuid.UUID
-			var status string
-			if err := rows.Scan(&id, &status); err != nil {
-				rows.Close()
-				return err
-			}
-			parents[id] = job.Status(status)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		edges, err := store.ApplyDependsOn(p.Jobs, jobs, parents)
-		if err != nil {
-			return err
-		}
-		return copyJobs(ctx, tx, jobs, edges)
+		var err error
+		jobs, err = enqueueTx(ctx, tx, p.Jobs, at)
+		return err
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrInvalid) {
-			return nil, fmt.Errorf("enqueue %d jobs: %w", len(jobs), err)
-		}
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return nil, fmt.Errorf("enqueue %d jobs: %w: %s", len(jobs), store.ErrConflict, pgErr.Detail)
-		}
-		return nil, wrap(err, "enqueue %d jobs", len(jobs))
+		return nil, enqueueError(err, len(p.Jobs))
 	}
 	return jobs, nil
 }
@@ -157,6 +129,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			int16(w.Priority), nullSeconds(w.Timeout.D()), w.Deadline, nullStr(w.TraceID), nullStr(w.CorrelationID),
 			metadata, w.Stats.TotalJobs, w.CreatedAt); err != nil {
 			return fmt.Errorf("insert workflow: %w", err)
+		}
+		if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
+			return err
 		}
 		return copyJobs(ctx, tx, plan.Jobs, plan.Edges)
 	})
@@ -364,14 +339,16 @@ WHERE id = $1 AND status IN ('running', 'paused') AND deadline <= $2 FOR UPDATE 
 	return expired, nil
 }
 
-// ParentResults returns the results of a job's parents keyed by step name.
+// ParentResults returns the results of a job's parents keyed by step name
+// (a batch step's as one list).
 func (s *Store) ParentResults(ctx context.Context, jobID uuid.UUID) (map[string]json.RawMessage, error) {
 	all, err := parentResults(ctx, s.pool, []uuid.UUID{jobID})
 	if err != nil {
 		return nil, wrap(err, "read parent results of job %s", jobID)
 	}
 	if out := all[jobID]; out != nil {
-		return out, nil
+		// A batch step's jobs are one parent: the list of their results.
+		return store.GroupBatchResults(out)
 	}
 	return map[string]json.RawMessage{}, nil
 }

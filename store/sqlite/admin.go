@@ -61,10 +61,10 @@ func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []
 	var stateErr error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var status string
-		var wf sql.NullString
+		var wf, bt sql.NullString
 		c := store.JobChange{ID: id}
-		err := tx.QueryRowContext(ctx, `SELECT status, workflow_id, `+hasChildren+`
-			FROM hammerwork_jobs WHERE id = ?`, id.String()).Scan(&status, &wf, &c.Dependents)
+		err := tx.QueryRowContext(ctx, `SELECT status, `+changeColumns+`
+			FROM hammerwork_jobs WHERE id = ?`, id.String()).Scan(&status, &wf, &bt, &c.Dependents)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -76,8 +76,8 @@ func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []
 			stateErr = &store.StateError{Op: op, Current: c.From}
 			return nil
 		}
-		if c.WorkflowID, err = parseNullUUID(wf); err != nil {
-			return fmt.Errorf("workflow_id: %w", err)
+		if err := setRefs(&c, wf, bt); err != nil {
+			return err
 		}
 		if err := change(tx, c); err != nil {
 			return err

@@ -33,8 +33,8 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		return []*job.Job{}, nil
 	}
 	now := nowOr(p.Now)
-	if store.HasDependsOn(p.Jobs) {
-		return s.enqueueWithParents(ctx, p, now)
+	if store.HasDependsOn(p.Jobs) || store.HasUniqueKey(p.Jobs) {
+		return s.enqueueInTx(ctx, p, now)
 	}
 	args := make([][]any, len(p.Jobs))
 	for i, n := range p.Jobs {

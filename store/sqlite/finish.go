@@ -25,7 +25,7 @@ const completeJob = `UPDATE hammerwork_jobs
 		error_message = coalesce(?3, error_message),
 		leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 	WHERE id = ?4 AND status = 'running' AND lease_token = ?5
-	RETURNING workflow_id, ` + hasChildren
+	RETURNING ` + changeColumns
 
 // Complete moves running jobs with matching tokens to completed, all in one
 // transaction, and returns the ids that did not match.
@@ -48,9 +48,9 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 				result = string(c.Result)
 			}
 			ch := store.JobChange{ID: c.ID, From: job.StatusRunning, To: job.StatusCompleted}
-			var wf sql.NullString
+			var wf, bt sql.NullString
 			err := stmt.QueryRowContext(ctx, ts(now), result, nullString(c.Note), c.ID.String(), c.Token, now.UnixMicro()).
-				Scan(&wf, &ch.Dependents)
+				Scan(&wf, &bt, &ch.Dependents)
 			if errors.Is(err, sql.ErrNoRows) {
 				stale = append(stale, c.ID)
 				continue
@@ -58,8 +58,8 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 			if err != nil {
 				return fmt.Errorf("job %s: %w", c.ID, err)
 			}
-			if ch.WorkflowID, err = parseNullUUID(wf); err != nil {
-				return fmt.Errorf("job %s: workflow_id: %w", c.ID, err)
+			if err := setRefs(&ch, wf, bt); err != nil {
+				return err
 			}
 			changes = append(changes, ch)
 		}
@@ -86,7 +86,7 @@ var failJob = `UPDATE hammerwork_jobs
 		errors = ` + appendError("?5", `coalesce(?6, CASE WHEN `+retrying+` THEN 'retry' ELSE 'failed' END)`, "coalesce(?4, '')") + `,
 		leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 	WHERE id = ?7 AND status = 'running' AND lease_token = ?8
-	RETURNING status, workflow_id, ` + hasChildren
+	RETURNING status, ` + changeColumns
 
 // Fail records failed attempts in one transaction: each goes back to pending
 // (Retry set and attempts left) or to failed. An empty Outcome is recorded
@@ -106,15 +106,15 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 		var failed []store.JobChange
 		for _, f := range p.Failures {
 			var status string
-			var wf sql.NullString
+			var wf, bt sql.NullString
 			ch := store.JobChange{ID: f.ID, From: job.StatusRunning, To: job.StatusFailed}
 			err := stmt.QueryRowContext(ctx,
 				f.Retry, tsOrNow(f.RetryAt, now), ts(now), nullString(f.Error),
 				attemptAt(now), nullString(f.Outcome), f.ID.String(), f.Token,
-			).Scan(&status, &wf, &ch.Dependents)
+			).Scan(&status, &wf, &bt, &ch.Dependents)
 			if err == nil && status == string(job.StatusFailed) {
-				if ch.WorkflowID, err = parseNullUUID(wf); err != nil {
-					return fmt.Errorf("job %s: workflow_id: %w", f.ID, err)
+				if err := setRefs(&ch, wf, bt); err != nil {
+					return err
 				}
 				failed = append(failed, ch)
 			}

@@ -53,6 +53,22 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 		where.WriteString(` AND queue_name NOT IN (SELECT value FROM json_each(?))`)
 		args = append(args, jsonList(p.ExcludeQueues))
 	}
+	switch len(p.Priorities) {
+	case 0:
+	case 1:
+		where.WriteString(` AND priority = ?`)
+		args = append(args, int(p.Priorities[0]))
+	default:
+		where.WriteString(` AND priority IN (SELECT value FROM json_each(?))`)
+		levels := make([]int, len(p.Priorities))
+		for i, l := range p.Priorities {
+			levels[i] = int(l)
+		}
+		b, _ := json.Marshal(levels)
+		args = append(args, string(b))
+	}
+	// Every process sharing the file stays off a paused queue.
+	where.WriteString(` AND NOT EXISTS (SELECT 1 FROM hammerwork_queue_pauses qp WHERE qp.queue_name = hammerwork_jobs.queue_name)`)
 	args = append(args, p.Limit)
 	query := `UPDATE hammerwork_jobs
 		SET status = 'running', attempts = attempts + 1, started_at = ?, leased_by = ?,
@@ -199,7 +215,7 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 				WHERE status = 'running' AND lease_expires_at <= ?1
 				ORDER BY lease_expires_at, id
 				LIMIT ?3)
-			RETURNING id, status, workflow_id, `+hasChildren,
+			RETURNING id, status, `+changeColumns,
 			now, leaseExpiredMessage, limit, attemptAt(nowOr(p.Now)), "lease_expired")
 		if err != nil {
 			return err
@@ -207,9 +223,9 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 		var failed []store.JobChange
 		for rows.Next() {
 			var id, status string
-			var wf sql.NullString
+			var wf, bt sql.NullString
 			var dependents bool
-			if err := rows.Scan(&id, &status, &wf, &dependents); err != nil {
+			if err := rows.Scan(&id, &status, &wf, &bt, &dependents); err != nil {
 				rows.Close()
 				return err
 			}
@@ -224,9 +240,9 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 			}
 			res.Failed = append(res.Failed, uid)
 			c := store.JobChange{ID: uid, From: job.StatusRunning, To: job.StatusFailed, Dependents: dependents}
-			if c.WorkflowID, err = parseNullUUID(wf); err != nil {
+			if err := setRefs(&c, wf, bt); err != nil {
 				rows.Close()
-				return fmt.Errorf("workflow id of job %s: %w", id, err)
+				return err
 			}
 			failed = append(failed, c)
 		}

@@ -26,6 +26,22 @@ var _ store.WorkflowTx = resolveTx{}
 // has children, from the edge index.
 const hasChildren = `EXISTS (SELECT 1 FROM hammerwork_job_dependencies d WHERE d.depends_on_id = hammerwork_jobs.id)`
 
+// changeColumns are the RETURNING columns of a job transition that
+// resolution needs: workflow, batch and whether the job has children.
+const changeColumns = `workflow_id, batch_id, ` + hasChildren
+
+// setRefs fills a change's workflow and batch from their columns.
+func setRefs(c *store.JobChange, workflowID, batchID sql.NullString) error {
+	var err error
+	if c.WorkflowID, err = parseNullUUID(workflowID); err != nil {
+		return fmt.Errorf("workflow_id of job %s: %w", c.ID, err)
+	}
+	if c.BatchID, err = parseNullUUID(batchID); err != nil {
+		return fmt.Errorf("batch_id of job %s: %w", c.ID, err)
+	}
+	return nil
+}
+
 func idList(ids []uuid.UUID) string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
@@ -37,7 +53,7 @@ func idList(ids []uuid.UUID) string {
 // needsResolution reports whether any change has consequences beyond its row.
 func needsResolution(changes []store.JobChange) bool {
 	for _, c := range changes {
-		if c.WorkflowID != nil || c.Dependents {
+		if c.WorkflowID != nil || c.BatchID != nil || c.Dependents {
 			return true
 		}
 	}

@@ -73,49 +73,15 @@ func insertJobs(ctx context.Context, tx *sql.Tx, jobs []*job.Job, edges []store.
 	return nil
 }
 
-// enqueueWithParents writes jobs that name parents, deciding their
-// dependency state from the parents' status read in the same (single
-// writer) transaction.
-func (s *Store) enqueueWithParents(ctx context.Context, p store.EnqueueParams, now time.Time) ([]*job.Job, error) {
-	jobs := make([]*job.Job, len(p.Jobs))
-	for i, n := range p.Jobs {
-		j, err := store.BuildJob(n, now)
-		if err != nil {
-			return nil, fmt.Errorf("job %d: %w", i, err)
-		}
-		jobs[i] = j
-	}
+// enqueueInTx writes jobs that name parents or claim unique keys, deciding
+// their dependency state from the parents' status and their keys from the
+// live jobs, read in the same (single writer) transaction.
+func (s *Store) enqueueInTx(ctx context.Context, p store.EnqueueParams, now time.Time) ([]*job.Job, error) {
+	var jobs []*job.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM hammerwork_jobs
-			WHERE id IN (SELECT value FROM json_each(?))`, idList(store.ParentIDs(p.Jobs)))
-		if err != nil {
-			return err
-		}
-		parents := map[uuid.UUID]job.Status{}
-		for rows.Next() {
-			var id, status string
-			if err := rows.Scan(&id, &status); err != nil {
-				rows.Close()
-				return err
-			}
-			uid, err := uuid.Parse(id)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("job id %q: %w", id, err)
-			}
-			parents[uid] = job.Status(status)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		edges, err := store.ApplyDependsOn(p.Jobs, jobs, parents)
-		if err != nil {
-			return err
-		}
-		return insertJobs(ctx, tx, jobs, edges)
+		var err error
+		jobs, err = enqueueTx(ctx, tx, p.Jobs, now)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("enqueue %d jobs: %w", len(p.Jobs), err)
@@ -143,6 +109,9 @@ func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowPara
 			int(w.Priority), nullSeconds(w.Timeout.D()), nullTS(w.Deadline), nullString(w.TraceID),
 			nullString(w.CorrelationID), metadata, w.Stats.TotalJobs, ts(w.CreatedAt)); err != nil {
 			return fmt.Errorf("insert workflow: %w", err)
+		}
+		if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
+			return err
 		}
 		return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
 	})
@@ -399,14 +368,16 @@ func queryIDList(ctx context.Context, q querier, query string, args ...any) ([]u
 	return out, rows.Err()
 }
 
-// ParentResults returns the results of a job's parents keyed by step name.
+// ParentResults returns the results of a job's parents keyed by step name
+// (a batch step's as one list).
 func (s *Store) ParentResults(ctx context.Context, jobID uuid.UUID) (map[string]json.RawMessage, error) {
 	all, err := parentResults(ctx, s.read, []uuid.UUID{jobID})
 	if err != nil {
 		return nil, fmt.Errorf("read parent results of job %s: %w", jobID, dbErr(err))
 	}
 	if out := all[jobID]; out != nil {
-		return out, nil
+		// A batch step's jobs are one parent: the list of their results.
+		return store.GroupBatchResults(out)
 	}
 	return map[string]json.RawMessage{}, nil
 }

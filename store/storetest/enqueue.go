@@ -171,6 +171,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 		Multiplier: 1.5,
 		Max:        job.Duration(10 * time.Minute),
 		Jitter:     &jitter,
+		JitterMode: job.JitterAdditive,
 	}
 	in := store.NewJob{
 		ID:            id,

@@ -126,6 +126,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueStatsCountsByQueueAndStatus", testQueueStats},
 	}
 	tests = append(tests, workflowTests...)
+	tests = append(tests, queueTests...)
+	tests = append(tests, cleanupTests...)
+	tests = append(tests, uniqueTests...)
+	tests = append(tests, batchTests...)
+	tests = append(tests, batchStepTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,229 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+var (
+	_ store.Batches = (*Store)(nil)
+	_ store.BatchTx = resolveTx{}
+)
+
+// EnqueueBatch writes the batch's jobs and its row in one transaction.
+// Duplicates of live unique keys are not part of the batch: total_jobs
+// counts the jobs written.
+func (s *Store) EnqueueBatch(ctx context.Context, p store.EnqueueBatchParams) (*store.BatchEnqueued, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("enqueue batch: %w", err)
+	}
+	now := nowOr(p.Now)
+	id := p.ID
+	if id == uuid.Nil {
+		var err error
+		if id, err = uuid.NewV7(); err != nil {
+			return nil, fmt.Errorf("enqueue batch: generate id: %w", err)
+		}
+	}
+	news := make([]store.NewJob, len(p.Jobs))
+	for i, n := range p.Jobs {
+		n.BatchID = &id
+		news[i] = n
+	}
+	var out *store.BatchEnqueued
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		jobs, err := enqueueTx(ctx, tx, news, now)
+		if err != nil {
+			return err
+		}
+		b := store.NewBatchState(id, p.Mode(), jobs, now)
+		if err := insertBatches(ctx, tx, []store.PlannedBatch{{Name: p.Name, State: b}}, now); err != nil {
+			return err
+		}
+		batch, err := getBatch(ctx, tx, id)
+		out = &store.BatchEnqueued{Batch: batch, Jobs: jobs}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue batch of %d jobs: %w", len(p.Jobs), err)
+	}
+	return out, nil
+}
+
+// insertBatches writes batch rows with their counters.
+func insertBatches(ctx context.Context, tx *sql.Tx, batches []store.PlannedBatch, now time.Time) error {
+	for _, pb := range batches {
+		b := pb.State
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_batches (id, name, failure_mode, status,
+			total_jobs, pending_jobs, completed_jobs, failed_jobs, cancelled_jobs, created_at, completed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			b.ID.String(), nullString(pb.Name), string(b.FailureMode), string(b.Status),
+			b.Total, b.Pending(), b.Completed, b.Failed, b.Cancelled, ts(now), nullTS(b.CompletedAt)); err != nil {
+			return fmt.Errorf("insert batch %s: %w", b.ID, err)
+		}
+	}
+	return nil
+}
+
+// GetBatch returns a batch with its counters, and its failed jobs when it
+// collects errors.
+func (s *Store) GetBatch(ctx context.Context, id uuid.UUID) (*store.Batch, error) {
+	b, err := getBatch(ctx, s.read, id)
+	if err != nil {
+		return nil, fmt.Errorf("get batch %s: %w", id, dbErr(err))
+	}
+	return b, nil
+}
+
+func getBatch(ctx context.Context, q querier, id uuid.UUID) (*store.Batch, error) {
+	var b store.Batch
+	var name, completed sql.NullString
+	var mode, status, created string
+	var started bool
+	err := q.QueryRowContext(ctx, `SELECT b.name, b.failure_mode, b.status, b.total_jobs, b.pending_jobs,
+		b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.created_at, b.completed_at,
+		b.status = 'pending' AND EXISTS (SELECT 1 FROM hammerwork_jobs j
+			WHERE j.batch_id = b.id AND j.status IN ('pending', 'running') AND (j.status = 'running' OR j.attempts > 0))
+		FROM hammerwork_batches b WHERE b.id = ?`, id.String()).Scan(
+		&name, &mode, &status, &b.TotalJobs, &b.PendingJobs,
+		&b.CompletedJobs, &b.FailedJobs, &b.CancelledJobs, &created, &completed, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.ID = id
+	b.Name = name.String
+	b.FailureMode = store.FailureMode(mode)
+	b.Status = store.BatchStatus(status)
+	if started {
+		b.Status = store.BatchProcessing
+	}
+	if b.CreatedAt, err = parseTS(created); err != nil {
+		return nil, err
+	}
+	if b.CompletedAt, err = parseNullTS(completed); err != nil {
+		return nil, err
+	}
+	if b.FailureMode != store.CollectErrors || b.FailedJobs == 0 {
+		return &b, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id, coalesce(error_message, '') FROM hammerwork_jobs
+		WHERE batch_id = ? AND status = 'failed' ORDER BY id`, id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var jobID string
+		var e store.BatchError
+		if err := rows.Scan(&jobID, &e.Error); err != nil {
+			return nil, err
+		}
+		if e.JobID, err = uuid.Parse(jobID); err != nil {
+			return nil, fmt.Errorf("job id %q: %w", jobID, err)
+		}
+		b.Errors = append(b.Errors, e)
+	}
+	return &b, rows.Err()
+}
+
+func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]uuid.UUID, error) {
+	rows, err := r.tx.QueryContext(ctx, `SELECT id, batch_id FROM hammerwork_jobs
+		WHERE id IN (SELECT value FROM json_each(?)) AND batch_id IS NOT NULL`, idList(ids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]uuid.UUID{}
+	for rows.Next() {
+		var id, batch string
+		if err := rows.Scan(&id, &batch); err != nil {
+			return nil, err
+		}
+		jid, err := uuid.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("job id %q: %w", id, err)
+		}
+		bid, err := uuid.Parse(batch)
+		if err != nil {
+			return nil, fmt.Errorf("batch id %q: %w", batch, err)
+		}
+		out[jid] = bid
+	}
+	return out, rows.Err()
+}
+
+// LockBatch reads a batch row; the single writer holds it for the
+// transaction.
+func (r resolveTx) LockBatch(ctx context.Context, id uuid.UUID) (*store.BatchState, error) {
+	b := store.BatchState{ID: id}
+	var mode, status string
+	var completed sql.NullString
+	err := r.tx.QueryRowContext(ctx, `SELECT failure_mode, status, total_jobs, completed_jobs, failed_jobs, cancelled_jobs, completed_at
+		FROM hammerwork_batches WHERE id = ?`, id.String()).Scan(
+		&mode, &status, &b.Total, &b.Completed, &b.Failed, &b.Cancelled, &completed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.FailureMode = store.FailureMode(mode)
+	b.Status = store.BatchStatus(status)
+	if b.CompletedAt, err = parseNullTS(completed); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+func (r resolveTx) SaveBatch(ctx context.Context, b *store.BatchState) error {
+	_, err := r.tx.ExecContext(ctx, `UPDATE hammerwork_batches SET
+		status = ?, pending_jobs = ?, completed_jobs = ?, failed_jobs = ?, cancelled_jobs = ?, completed_at = ?
+		WHERE id = ?`, string(b.Status), b.Pending(), b.Completed, b.Failed, b.Cancelled, nullTS(b.CompletedAt), b.ID.String())
+	return err
+}
+
+func (r resolveTx) CancelBatchJobs(ctx context.Context, batchID uuid.UUID) ([]store.JobChange, error) {
+	changes, err := r.cancel(ctx, ``, `SELECT id, workflow_id, status FROM hammerwork_jobs
+		WHERE batch_id = ? AND status = 'pending'`, batchID.String())
+	for i := range changes {
+		changes[i].BatchID = &batchID
+	}
+	return changes, err
+}
+
+func (r resolveTx) WorkflowBatchCounts(ctx context.Context, workflowID uuid.UUID) (map[uuid.UUID]map[job.Status]int, error) {
+	rows, err := r.tx.QueryContext(ctx, `SELECT batch_id, status, count(*) FROM hammerwork_jobs
+		WHERE workflow_id = ? AND batch_id IS NOT NULL GROUP BY batch_id, status`, workflowID.String())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]map[job.Status]int{}
+	for rows.Next() {
+		var batch, status string
+		var n int
+		if err := rows.Scan(&batch, &status, &n); err != nil {
+			return nil, err
+		}
+		id, err := uuid.Parse(batch)
+		if err != nil {
+			return nil, fmt.Errorf("batch id %q: %w", batch, err)
+		}
+		if out[id] == nil {
+			out[id] = map[job.Status]int{}
+		}
+		out[id][job.Status(status)] = n
+	}
+	return out, rows.Err()
+}
