@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -31,7 +32,7 @@ type cleaner struct {
 	store store.Cleaner
 	cfg   RetentionConfig
 	log   *slog.Logger
-	runner
+	lease.Loop
 	// passes, when set by tests, receives each pass's result.
 	passes chan cleanResult
 }
@@ -42,7 +43,7 @@ func newCleaner(s store.Cleaner, cfg RetentionConfig, log *slog.Logger) *cleaner
 
 // Start runs a pass at once and then every interval until Stop.
 func (c *cleaner) Start(ctx context.Context) error {
-	return c.start(ctx, func(ctx context.Context) {
+	return c.Run(ctx, func(ctx context.Context) {
 		t := time.NewTicker(c.cfg.Interval.D())
 		defer t.Stop()
 		for {
@@ -57,7 +58,7 @@ func (c *cleaner) Start(ctx context.Context) error {
 }
 
 // Stop ends the passes; a batch in progress is cancelled.
-func (c *cleaner) Stop() { c.stop() }
+func (c *cleaner) Stop() { c.Loop.Stop() }
 
 // pass runs each step until it comes back short of a full batch. A failed
 // step is logged and the pass moves on: the next interval tries again.

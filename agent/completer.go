@@ -10,6 +10,7 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -45,7 +46,7 @@ type completer struct {
 	count func(j *job.Job, completed, retried bool)
 	// dbError, when set, counts a failed write.
 	dbError func()
-	runner
+	lease.Loop
 }
 
 func newCompleter(s store.Finisher, interval time.Duration, log *slog.Logger) *completer {
@@ -68,11 +69,11 @@ func (c *completer) add(ctx context.Context, o outcome) {
 }
 
 // Start flushes until Stop, which writes whatever is still queued.
-func (c *completer) Start(ctx context.Context) error { return c.start(ctx, c.loop) }
+func (c *completer) Start(ctx context.Context) error { return c.Run(ctx, c.loop) }
 
 // Stop flushes what was added before it and ends the loop. Callers stop
 // adding first.
-func (c *completer) Stop() { c.stop() }
+func (c *completer) Stop() { c.Loop.Stop() }
 
 func (c *completer) loop(ctx context.Context) {
 	var batch []outcome

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/metrics"
 )
 
@@ -38,7 +39,7 @@ type healthChecker struct {
 	// metrics mirrors the last answer in hammerwork_app_healthy.
 	metrics *metrics.Metrics
 
-	runner
+	lease.Loop
 }
 
 func newHealthChecker(url string, client *http.Client, interval time.Duration, log *slog.Logger) *healthChecker {
@@ -47,7 +48,7 @@ func newHealthChecker(url string, client *http.Client, interval time.Duration, l
 
 // Start probes at once and then every interval until Stop.
 func (h *healthChecker) Start(ctx context.Context) error {
-	return h.start(ctx, func(ctx context.Context) {
+	return h.Run(ctx, func(ctx context.Context) {
 		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
@@ -63,7 +64,7 @@ func (h *healthChecker) Start(ctx context.Context) error {
 }
 
 // Stop ends the probes.
-func (h *healthChecker) Stop() { h.stop() }
+func (h *healthChecker) Stop() { h.Loop.Stop() }
 
 // ready is closed while the app is healthy.
 func (h *healthChecker) ready() <-chan struct{} {

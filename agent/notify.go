@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/hammerwork-go/hw-agent/lease"
 )
 
 // jobWaiter is the optional store capability of announcing enqueues
@@ -24,7 +26,7 @@ type enqueueListener struct {
 	producers []*producer
 	retry     time.Duration
 	log       *slog.Logger
-	runner
+	lease.Loop
 }
 
 // Start listens until Stop. The first LISTEN is set up before Start
@@ -32,7 +34,7 @@ type enqueueListener struct {
 func (l *enqueueListener) Start(ctx context.Context) error {
 	listenCtx, cancel := context.WithCancel(ctx)
 	names, err := l.src.WaitForJobs(listenCtx)
-	startErr := l.start(ctx, func(ctx context.Context) {
+	startErr := l.Run(ctx, func(ctx context.Context) {
 		defer context.AfterFunc(ctx, cancel)()
 		for {
 			if err != nil {
@@ -59,7 +61,7 @@ func (l *enqueueListener) Start(ctx context.Context) error {
 }
 
 // Stop ends listening.
-func (l *enqueueListener) Stop() { l.stop() }
+func (l *enqueueListener) Stop() { l.Loop.Stop() }
 
 // wake nudges every producer whose selection takes jobs of queue.
 func (l *enqueueListener) wake(queue string) {

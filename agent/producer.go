@@ -93,7 +93,7 @@ type producer struct {
 	starved bool
 	wake    chan struct{}
 
-	runner
+	lease.Loop
 }
 
 func newProducer(a *Agent, sel selection) *producer {
@@ -107,10 +107,10 @@ func newProducer(a *Agent, sel selection) *producer {
 
 // Start leases until ctx ends or Stop. Jobs already leased are not stopped
 // by either; the agent drains them.
-func (p *producer) Start(ctx context.Context) error { return p.start(ctx, p.loop) }
+func (p *producer) Start(ctx context.Context) error { return p.Run(ctx, p.loop) }
 
 // Stop ends leasing and waits for a lease call in progress to return.
-func (p *producer) Stop() { p.stop() }
+func (p *producer) Stop() { p.Loop.Stop() }
 
 func (p *producer) loop(ctx context.Context) {
 	a := p.a

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -41,7 +42,7 @@ type workflowExpirer struct {
 	store    store.Workflows
 	interval time.Duration
 	log      *slog.Logger
-	runner
+	lease.Loop
 	// passes, when set by tests, receives the ids each pass expired.
 	passes chan []uuid.UUID
 }
@@ -52,7 +53,7 @@ func newWorkflowExpirer(s store.Workflows, interval time.Duration, log *slog.Log
 
 // Start runs a pass every interval until Stop or ctx ends.
 func (e *workflowExpirer) Start(ctx context.Context) error {
-	return e.start(ctx, func(ctx context.Context) {
+	return e.Run(ctx, func(ctx context.Context) {
 		t := time.NewTicker(e.interval)
 		defer t.Stop()
 		for {
@@ -67,7 +68,7 @@ func (e *workflowExpirer) Start(ctx context.Context) error {
 }
 
 // Stop ends the passes.
-func (e *workflowExpirer) Stop() { e.stop() }
+func (e *workflowExpirer) Stop() { e.Loop.Stop() }
 
 // expire runs passes until one comes back short of the limit.
 func (e *workflowExpirer) expire(ctx context.Context) {

@@ -39,7 +39,7 @@ type Heartbeat struct {
 	mu     sync.Mutex
 	leases map[uuid.UUID]tracked
 
-	runner
+	Loop
 	// beats, when set by tests, receives the number of leases each beat sent.
 	beats chan int
 }
@@ -85,7 +85,7 @@ func (h *Heartbeat) Len() int {
 
 // Start begins beating every Interval until Stop or ctx ends.
 func (h *Heartbeat) Start(ctx context.Context) error {
-	return h.start(ctx, func(ctx context.Context) {
+	return h.Run(ctx, func(ctx context.Context) {
 		t := time.NewTicker(h.cfg.Interval)
 		defer t.Stop()
 		for {
@@ -106,7 +106,7 @@ func (h *Heartbeat) Start(ctx context.Context) error {
 }
 
 // Stop ends the beats; leases still tracked then run out on their own.
-func (h *Heartbeat) Stop() { h.stop() }
+func (h *Heartbeat) Stop() { h.Loop.Stop() }
 
 // beat extends every tracked lease and returns how many it sent.
 func (h *Heartbeat) beat(ctx context.Context) int {

@@ -28,7 +28,7 @@ type RescuerConfig struct {
 type Rescuer struct {
 	cfg RescuerConfig
 	log *slog.Logger
-	runner
+	Loop
 	// passes, when set by tests, receives each pass's result.
 	passes chan store.RescueResult
 }
@@ -49,7 +49,7 @@ func NewRescuer(cfg RescuerConfig) *Rescuer {
 
 // Start runs a pass every Interval until Stop or ctx ends.
 func (r *Rescuer) Start(ctx context.Context) error {
-	return r.start(ctx, func(ctx context.Context) {
+	return r.Run(ctx, func(ctx context.Context) {
 		t := time.NewTicker(r.cfg.Interval)
 		defer t.Stop()
 		for {
@@ -64,7 +64,7 @@ func (r *Rescuer) Start(ctx context.Context) error {
 }
 
 // Stop ends the passes.
-func (r *Rescuer) Stop() { r.stop() }
+func (r *Rescuer) Stop() { r.Loop.Stop() }
 
 // rescue runs passes until one comes back short of the limit.
 func (r *Rescuer) rescue(ctx context.Context) {
