@@ -131,12 +131,11 @@ type listFlags struct {
 	queue            string
 	status           string
 	dependencyStatus string
-	limit            int
-	cursor           string
+	page             pageFlags
 }
 
 func (f listFlags) params() (store.ListParams, error) {
-	p := store.ListParams{Queue: f.queue, Limit: f.limit, Cursor: f.cursor}
+	p := store.ListParams{Queue: f.queue, Limit: f.page.limit, Cursor: f.page.cursor}
 	if f.status != "" {
 		s, err := job.ParseStatus(f.status)
 		if err != nil {
@@ -151,15 +150,7 @@ func (f listFlags) params() (store.ListParams, error) {
 		}
 		p.DependencyStatus = d
 	}
-	if f.limit < 1 || f.limit > store.MaxListLimit {
-		return p, fmt.Errorf("--limit %d must be between 1 and %d", f.limit, store.MaxListLimit)
-	}
-	if f.cursor != "" {
-		if _, err := uuid.Parse(f.cursor); err != nil {
-			return p, fmt.Errorf("--cursor %q is not a cursor from a previous listing", f.cursor)
-		}
-	}
-	return p, nil
+	return p, f.page.validate()
 }
 
 func (c *cli) jobListCommand() *cobra.Command {
@@ -197,8 +188,7 @@ func (c *cli) jobListCommand() *cobra.Command {
 	fl.StringVar(&f.queue, "queue", "", "only this queue")
 	fl.StringVar(&f.status, "status", "", "only this status: pending, running, completed, failed, cancelled or skipped")
 	fl.StringVar(&f.dependencyStatus, "dependency-status", "", "only this dependency status: none, waiting, satisfied or failed")
-	fl.IntVar(&f.limit, "limit", store.DefaultListLimit, fmt.Sprintf("jobs per page (at most %d)", store.MaxListLimit))
-	fl.StringVar(&f.cursor, "cursor", "", "continue after a previous page (its next cursor)")
+	f.page.register(cmd, "jobs")
 	return cmd
 }
 
@@ -384,4 +374,30 @@ func truncate(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// pageFlags are the --limit and --cursor of every list command.
+type pageFlags struct {
+	limit  int
+	cursor string
+}
+
+func (f *pageFlags) register(cmd *cobra.Command, noun string) {
+	fl := cmd.Flags()
+	fl.IntVar(&f.limit, "limit", store.DefaultListLimit, fmt.Sprintf("%s per page (at most %d)", noun, store.MaxListLimit))
+	fl.StringVar(&f.cursor, "cursor", "", "continue after a previous page (its next cursor)")
+}
+
+// validate checks the flags before anything touches the database: cursors
+// are ids, so a mistyped one is caught here with the flag's name.
+func (f pageFlags) validate() error {
+	if f.limit < 1 || f.limit > store.MaxListLimit {
+		return fmt.Errorf("--limit %d must be between 1 and %d", f.limit, store.MaxListLimit)
+	}
+	if f.cursor != "" {
+		if _, err := uuid.Parse(f.cursor); err != nil {
+			return fmt.Errorf("--cursor %q is not a cursor from a previous listing", f.cursor)
+		}
+	}
+	return nil
 }

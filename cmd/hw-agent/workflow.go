@@ -48,12 +48,11 @@ func (c *cli) withStore(ctx context.Context, fn func(st store.Store) error) erro
 
 type workflowListFlags struct {
 	status string
-	limit  int
-	cursor string
+	page   pageFlags
 }
 
 func (f workflowListFlags) params() (store.ListWorkflowsParams, error) {
-	p := store.ListWorkflowsParams{Limit: f.limit, Cursor: f.cursor}
+	p := store.ListWorkflowsParams{Limit: f.page.limit, Cursor: f.page.cursor}
 	if f.status != "" {
 		s, err := parseWorkflowStatus(f.status)
 		if err != nil {
@@ -61,15 +60,7 @@ func (f workflowListFlags) params() (store.ListWorkflowsParams, error) {
 		}
 		p.Status = s
 	}
-	if f.limit < 1 || f.limit > store.MaxListLimit {
-		return p, fmt.Errorf("--limit %d must be between 1 and %d", f.limit, store.MaxListLimit)
-	}
-	if f.cursor != "" {
-		if _, err := uuid.Parse(f.cursor); err != nil {
-			return p, fmt.Errorf("--cursor %q is not a cursor from a previous listing", f.cursor)
-		}
-	}
-	return p, nil
+	return p, f.page.validate()
 }
 
 func parseWorkflowStatus(s string) (workflow.Status, error) {
@@ -109,8 +100,7 @@ func (c *cli) workflowListCommand() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.status, "status", "", "only this status: running, completed, failed, cancelled or paused")
-	fl.IntVar(&f.limit, "limit", store.DefaultListLimit, fmt.Sprintf("workflows per page (at most %d)", store.MaxListLimit))
-	fl.StringVar(&f.cursor, "cursor", "", "continue after a previous page (its next cursor)")
+	f.page.register(cmd, "workflows")
 	return cmd
 }
 
