@@ -94,6 +94,25 @@ func New() *Metrics {
 	return m
 }
 
+// TxRetrier is a store that runs a transaction again after a deadlock or
+// lock wait timeout (PostgreSQL, MySQL/MariaDB) and counts how often.
+type TxRetrier interface {
+	RetriedTransactions() int64
+}
+
+// CountTxRetries exports src's count as
+// hammerwork_db_transaction_retries_total, read at scrape time: the count
+// lives in the store, so there is nothing to keep in step.
+func (m *Metrics) CountTxRetries(src TxRetrier) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: namespace, Name: "db_transaction_retries_total",
+		Help: "Transactions the store ran again after a deadlock or lock wait timeout.",
+	}, func() float64 { return float64(src.RetriedTransactions()) }))
+}
+
 // Registry is where the collectors live; tests gather from it.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

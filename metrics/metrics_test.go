@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,4 +161,26 @@ func TestQueueDepthIsReadFromTheDatabase(t *testing.T) {
 		require.False(t, labels["queue"] == "b" && labels["status"] == string(job.StatusPending), "b's pending series is gone")
 	}
 	require.Equal(t, 1.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "b", "status": string(job.StatusRunning)}))
+}
+
+// retrier stands in for a store's transaction-retry count.
+type retrier struct{ n atomic.Int64 }
+
+func (r *retrier) RetriedTransactions() int64 { return r.n.Load() }
+
+func TestTxRetriesAreReadFromTheStoreAtScrape(t *testing.T) {
+	t.Parallel()
+	m := New()
+	r := &retrier{}
+	r.n.Store(2)
+	m.CountTxRetries(r)
+	body, mfs := scrape(t, m)
+	require.Equal(t, 2.0, value(t, mfs, "hammerwork_db_transaction_retries_total", nil))
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	require.NoError(t, err)
+	require.Empty(t, problems)
+
+	r.n.Store(5)
+	_, mfs = scrape(t, m)
+	require.Equal(t, 5.0, value(t, mfs, "hammerwork_db_transaction_retries_total", nil))
 }

@@ -233,6 +233,9 @@ func testWorkflowTrace(t *testing.T, dbURL string) {
 	problems, err := promlint.New(bytes.NewReader(text)).Lint()
 	require.NoError(t, err)
 	require.Empty(t, problems)
+	// Stores that retry deadlocked transactions export their count.
+	_, retries := mfs["hammerwork_db_transaction_retries_total"]
+	require.Equal(t, !strings.HasPrefix(dbURL, "sqlite"), retries, "hammerwork_db_transaction_retries_total on %s", dbURL)
 
 	require.NoError(t, agent.stop(waitLimit))
 	logs := agent.stderr.String()

@@ -90,6 +90,9 @@ func (c *cli) runAgent(ctx context.Context, migrate bool) error {
 	}()
 	tracer := tracing.NewTracer(traces.TracerProvider)
 	mets := metrics.New()
+	if r, ok := st.(metrics.TxRetrier); ok {
+		mets.CountTxRetries(r)
+	}
 
 	ag, err := agent.New(agent.Params{Config: cfg, Store: st, Logger: log, Tracer: tracer, Metrics: mets})
 	if err != nil {

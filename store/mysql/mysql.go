@@ -208,8 +208,8 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // RetriedTransactions is the number of transactions this store ran again
 // after a deadlock (1213) or lock wait timeout (1205). A steady climb means
-// agents contend for the same rows. It becomes a Prometheus metric when the
-// agent's metrics arrive (a later issue).
+// agents contend for the same rows. The agent exports it as
+// hammerwork_db_transaction_retries_total.
 func (s *Store) RetriedTransactions() int64 { return s.retried.Load() }
 
 // Ping checks that the database answers.

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -49,7 +50,17 @@ type Store struct {
 	closed    bool
 	listeners sync.WaitGroup
 	closeOnce sync.Once
+	// retried counts transactions run again after a deadlock or a
+	// serialization failure (see inTx).
+	retried atomic.Int64
 }
+
+// RetriedTransactions is the number of transactions this store ran again
+// after a deadlock (40P01) or serialization failure (40001); the agent
+// exports it as hammerwork_db_transaction_retries_total. A steady climb means
+// agents contend for the same rows (e.g. a fail_fast cancel racing its
+// siblings' completions).
+func (s *Store) RetriedTransactions() int64 { return s.retried.Load() }
 
 var _ store.Store = (*Store)(nil)
 

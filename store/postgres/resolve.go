@@ -27,7 +27,10 @@ const maxTxAttempts = 5
 // deadlock or serialization victim.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	var err error
-	for range maxTxAttempts {
+	for attempt := range maxTxAttempts {
+		if attempt > 0 {
+			s.retried.Add(1)
+		}
 		err = pgx.BeginFunc(ctx, s.pool, fn)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
