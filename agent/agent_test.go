@@ -233,12 +233,19 @@ func many(n int, queue string) []store.NewJob {
 // until it holds, failing after waitFor.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
+	eventuallyWithin(t, waitFor, what, cond)
+}
+
+// eventuallyWithin is eventually with its own limit, for the tests that
+// work down thousands of jobs: a correctness bound, not a speed target.
+func eventuallyWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", waitFor, what)
+			t.Fatalf("timed out after %s waiting for: %s", limit, what)
 		}
 		<-tick.C
 	}
@@ -674,8 +681,11 @@ func TestHeartbeatsKeepASlowRequestsLease(t *testing.T) {
 	s := newSQLite(t)
 	a, release := blockingApp(t)
 	cfg := testConfig(t, a)
-	cfg.Agent.LeaseDuration = job.Duration(300 * time.Millisecond)
-	cfg.App.RequestTimeout = job.Duration(200 * time.Millisecond)
+	// A lease long enough that a heartbeat delayed by a loaded -race run
+	// still lands in time, short enough to expire within the test.
+	const leaseFor = 1500 * time.Millisecond
+	cfg.Agent.LeaseDuration = job.Duration(leaseFor)
+	cfg.App.RequestTimeout = job.Duration(time.Second)
 	cfg.Agent.RescueInterval = job.Duration(20 * time.Millisecond)
 	jobs := enqueue(t, s, store.NewJob{Queue: "q", Timeout: 30 * time.Second})
 	start(t, cfg, s)
@@ -689,7 +699,7 @@ func TestHeartbeatsKeepASlowRequestsLease(t *testing.T) {
 		g, err := s.Get(t.Context(), jobs[0].ID)
 		require.NoError(t, err)
 		require.Equal(t, job.StatusRunning, g.Status, "the lease was not extended")
-		return g.LeaseExpiresAt.After(firstExpiry.Add(300 * time.Millisecond))
+		return g.LeaseExpiresAt.After(firstExpiry.Add(leaseFor))
 	})
 	close(release)
 

@@ -12,8 +12,10 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/store/mysql"
 )
 
 // Config is the whole configuration of an agent. Every key is optional; the
@@ -362,6 +364,13 @@ func (c *Config) Validate() error {
 	if c.Agent.LeaseDuration.D() <= c.App.RequestTimeout.D() {
 		bad("agent.lease_duration (%s) must exceed app.request_timeout (%s)", c.Agent.LeaseDuration, c.App.RequestTimeout)
 	}
+	if c.App.SigningSecret != "" {
+		// Checked here so a bad secret stops start-up instead of failing
+		// every dispatch.
+		if _, err := dispatch.SigningKey(c.App.SigningSecret); err != nil {
+			bad("app.signing_secret: %v", err)
+		}
+	}
 	if c.App.MaxResultBytes < 0 {
 		bad("app.max_result_bytes (%d) must not be negative", c.App.MaxResultBytes)
 	}
@@ -484,14 +493,26 @@ func ParseDatabaseURL(raw string) (DatabaseKind, error) {
 		return DatabasePostgres, nil
 	case raw == "sqlite::memory:", strings.HasPrefix(raw, "sqlite://"):
 		return DatabaseSQLite, nil
-	case strings.HasPrefix(raw, "mysql://"):
+	case isMySQL(raw):
 		return DatabaseMySQL, nil
 	}
 	return "", fmt.Errorf("%q has an unknown scheme (want postgres://, postgresql://, sqlite://path, sqlite::memory: or mysql://)", RedactURL(raw))
 }
 
+// isMySQL reports a mysql:// URL or the go-sql-driver DSN form
+// (user:pass@tcp(host:port)/db), accepted bare too because MySQL users copy
+// it from their apps.
+func isMySQL(raw string) bool {
+	return strings.HasPrefix(raw, "mysql://") || strings.Contains(raw, "@tcp(") || strings.Contains(raw, "@unix(")
+}
+
 // RedactURL hides a password in a database URL, for logs and errors.
 func RedactURL(raw string) string {
+	if isMySQL(raw) && !strings.Contains(raw, "://") {
+		// A bare DSN parses as a URL without user info: only the driver's
+		// parser finds its password.
+		return mysql.RedactURL(raw)
+	}
 	u, err := url.Parse(raw)
 	if err != nil && strings.Contains(raw, "@") {
 		// Unparseable, the URL may still hold a password: show only the scheme.

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,10 @@ func TestDefaultConfigValidates(t *testing.T) {
 	require.NotEmpty(t, loaded.Agent.ID, "agent.id defaults to hostname-pid")
 	require.Equal(t, []string{"*"}, loaded.Agent.Queues)
 	require.Equal(t, "sqlite://hammerwork.db", loaded.Database.URL)
+	require.Equal(t, "http://127.0.0.1:8080/jobs/{queue}", loaded.App.HandlerURL)
+	require.Equal(t, "127.0.0.1:9090", loaded.API.Listen)
+	require.Empty(t, loaded.App.HealthURL, "no health gate by default")
+	require.Empty(t, loaded.API.Token, "no auth by default")
 }
 
 func TestEnvironmentOverridesFile(t *testing.T) {
@@ -167,4 +172,57 @@ func TestSelectionsGiveConfiguredQueuesTheirOwnProducer(t *testing.T) {
 	require.Equal(t, []string{"b"}, sels[0].Queues)
 	require.Equal(t, []string{"c", "d"}, sels[1].Queues)
 	require.Empty(t, sels[1].Exclude)
+}
+
+// TestEveryBadValueNamesItsKey sets each key to a bad value, in the file and
+// through its HW_ variable, and requires the start-up error to name it.
+func TestEveryBadValueNamesItsKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		section, key, file, env, named string
+	}{
+		{"database", "url", `"oracle://db"`, "oracle://db", "database.url"},
+		{"database", "url", `""`, "", "database.url"},
+		{"database", "max_conns", `0`, "0", "database.max_conns"},
+		{"database", "max_conns", `"ten"`, "ten", "max_conns"},
+		{"agent", "queues", `["bad queue"]`, "bad queue", "agent.queues"},
+		{"agent", "queues", `[]`, "", "agent.queues"},
+		{"agent", "concurrency", `0`, "0", "agent.concurrency"},
+		{"agent", "concurrency", `-3`, "-3", "agent.concurrency"},
+		{"agent", "lease_duration", `"1s"`, "1s", "agent.lease_duration"},
+		{"agent", "lease_duration", `"soon"`, "soon", "lease_duration"},
+		{"agent", "poll_interval", `"0s"`, "0s", "agent.poll_interval"},
+		{"agent", "poll_interval", `"-1s"`, "-1s", "agent.poll_interval"},
+		{"agent", "drain_timeout", `"-1s"`, "-1s", "agent.drain_timeout"},
+		{"agent", "drain_timeout", `"later"`, "later", "drain_timeout"},
+		{"agent", "rescue_interval", `"0s"`, "0s", "agent.rescue_interval"},
+		{"agent", "complete_flush_interval", `"0s"`, "0s", "agent.complete_flush_interval"},
+		{"app", "handler_url", `"ftp://app/jobs"`, "ftp://app/jobs", "app.handler_url"},
+		{"app", "handler_url", `"http://"`, "http://", "app.handler_url"},
+		{"app", "health_url", `"not a url"`, "not a url", "app.health_url"},
+		{"app", "health_interval", `"0s"`, "0s", "app.health_interval"},
+		{"app", "request_timeout", `"0s"`, "0s", "app.request_timeout"},
+		{"app", "request_timeout", `"2m"`, "2m", "app.request_timeout"},
+		{"app", "signing_secret", `"whsec_%%%"`, "whsec_%%%", "app.signing_secret"},
+		{"app", "envelope", `"yes please"`, "yes please", "envelope"},
+		{"app", "max_result_bytes", `-1`, "-1", "app.max_result_bytes"},
+		{"api", "max_body_bytes", `0`, "0", "api.max_body_bytes"},
+		{"log", "format", `"xml"`, "xml", "log.format"},
+		{"log", "level", `"loud"`, "loud", "log.level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.section+"."+tt.key+"="+tt.env, func(t *testing.T) {
+			t.Parallel()
+			path := writeConfig(t, "["+tt.section+"]\n"+tt.key+" = "+tt.file+"\n")
+			_, err := LoadConfig(path, nil)
+			require.ErrorContains(t, err, tt.named, "in the file")
+
+			env := "HW_" + strings.ToUpper(tt.section+"_"+tt.key)
+			_, err = LoadConfig("", []string{env + "=" + tt.env})
+			require.Error(t, err, "through %s", env)
+			if !strings.Contains(err.Error(), env) {
+				require.ErrorContains(t, err, tt.named, "through %s", env)
+			}
+		})
+	}
 }

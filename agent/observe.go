@@ -68,6 +68,15 @@ func (a *Agent) endAttempt(span trace.Span, j *job.Job, res dispatch.Result, cau
 // countFinished counts the outcomes the store accepted; stale ones belong
 // to whoever holds the job now.
 func (a *Agent) countFinished(j *job.Job, completed, retried bool) {
+	a.CountFinished(a.bg, j, completed, retried)
+}
+
+// CountFinished counts an outcome the store accepted, wherever it came
+// from: the API passes here the answers of apps that replied 202 and
+// finished the job later, so those jobs are in the same counters and a
+// workflow they finish is counted once, not once per path. ctx carries the
+// read of the workflow.
+func (a *Agent) CountFinished(ctx context.Context, j *job.Job, completed, retried bool) {
 	switch {
 	case completed:
 		a.metrics.Completed(j.Queue)
@@ -77,15 +86,15 @@ func (a *Agent) countFinished(j *job.Job, completed, retried bool) {
 		a.metrics.Failed(j.Queue)
 	}
 	if j.WorkflowID != nil && !retried && a.metrics != nil {
-		a.countWorkflowEnd(*j.WorkflowID)
+		a.countWorkflowEnd(ctx, *j.WorkflowID)
 	}
 }
 
 // countWorkflowEnd counts the workflow's end when the outcome just written
 // finished it. Jobs of one workflow written in one batch may each see it
 // finished; ended remembers the last workflows counted so it counts once.
-func (a *Agent) countWorkflowEnd(id uuid.UUID) {
-	wf, err := a.store.GetWorkflow(a.bg, id)
+func (a *Agent) countWorkflowEnd(ctx context.Context, id uuid.UUID) {
+	wf, err := a.store.GetWorkflow(ctx, id)
 	if err != nil {
 		a.metrics.DBError()
 		a.log.Debug("cannot read the workflow to count its end", "workflow_id", id, "error", err)
@@ -94,7 +103,7 @@ func (a *Agent) countWorkflowEnd(id uuid.UUID) {
 	if !wf.Status.Terminal() || !a.ended.add(id) {
 		return
 	}
-	jobs, err := a.store.WorkflowJobs(a.bg, id)
+	jobs, err := a.store.WorkflowJobs(ctx, id)
 	if err != nil {
 		a.metrics.DBError()
 		a.log.Debug("cannot read the workflow's jobs to count them", "workflow_id", id, "error", err)

@@ -15,6 +15,9 @@ func TestRedactURLHidesPasswords(t *testing.T) {
 		"postgres://u:s3%zzcret@db:5432/x":  "postgres://(redacted)",
 		"sqlite://hammerwork.db":            "sqlite://hammerwork.db",
 		"mysql://u:p@ss word@tcp(db:3306)/": "mysql://(redacted)",
+		"mysql://u:s3cret@db:3306/x":        "mysql://u:xxxxx@db:3306/x",
+		"mysql://u:s3cret@tcp(db:3306)/x":   "mysql://(redacted)",
+		"u:s3cret@tcp(db:3306)/x":           "u:xxxxx@tcp(db:3306)/x",
 	} {
 		got := RedactURL(raw)
 		require.Equal(t, want, got, raw)

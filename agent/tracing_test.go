@@ -25,7 +25,7 @@ import (
 )
 
 // startWith runs an agent built from p until the test ends.
-func startWith(t *testing.T, p Params) {
+func startWith(t *testing.T, p Params) *Agent {
 	t.Helper()
 	logs := &logBuffer{}
 	p.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -40,6 +40,7 @@ func startWith(t *testing.T, p Params) {
 			t.Logf("logs:\n%s", logs)
 		}
 	})
+	return a
 }
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
@@ -230,4 +231,74 @@ func labelledValue(t *testing.T, m *metrics.Metrics, name, label, value string) 
 		}
 	}
 	return 0
+}
+
+// An app that answers 202 and finishes each job later through the API is
+// counted and traced like one that answers at once: with the API's Finished
+// wired to the agent's CountFinished (as hw-agent run does), the workflow's
+// completions and its end are counted once each, and every answer is a
+// "settle" span under the process span of the attempt it ends.
+func TestJobsFinishedThroughTheAPIAreCountedAndTraced(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithIDGenerator(tracing.NewIDGenerator()))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tracer := tracing.NewTracer(tp)
+	mets := metrics.New()
+
+	type accepted struct{ id, token string }
+	answers := make(chan accepted, 10)
+	a := newApp(t, func(w http.ResponseWriter, r *http.Request, c call) {
+		answers <- accepted{id: c.id.String(), token: r.Header.Get("Hammerwork-Lease-Token")}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	s := newSQLite(t)
+	ag := startWith(t, Params{Config: testConfig(t, a), Store: s, Tracer: tracer, Metrics: mets})
+	apiSrv := httptest.NewServer(api.New(api.Params{Store: s, Tracer: tracer, Metrics: mets, Finished: ag.CountFinished}))
+	t.Cleanup(apiSrv.Close)
+
+	body := `{"name": "async", "jobs": [
+		{"name": "first", "queue": "wf", "payload": {}},
+		{"name": "second", "queue": "wf", "payload": {}, "depends_on": ["first"]}]}`
+	resp, err := http.Post(apiSrv.URL+"/v1/workflows", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	for range 2 {
+		var ans accepted
+		select {
+		case ans = <-answers:
+		case <-time.After(waitFor):
+			t.Fatal("the app received no job")
+		}
+		resp, err := http.Post(apiSrv.URL+"/v1/jobs/"+ans.id+"/complete", "application/json",
+			strings.NewReader(`{"lease_token": "`+ans.token+`", "result": {}}`))
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+
+	require.Equal(t, 2.0, counterValue(t, mets, "hammerwork_jobs_completed_total", "wf"))
+	require.Equal(t, 1.0, labelledValue(t, mets, "hammerwork_workflows_finished_total", "status", "completed"))
+	process := map[trace.SpanID]bool{}
+	eventually(t, "both attempts' process spans ended", func() bool {
+		clear(process)
+		for _, sp := range rec.Ended() {
+			if sp.Name() == "process wf" {
+				process[sp.SpanContext().SpanID()] = true
+			}
+		}
+		return len(process) == 2
+	})
+	settles := 0
+	for _, sp := range rec.Ended() {
+		if sp.Name() != "settle wf" {
+			continue
+		}
+		settles++
+		require.True(t, process[sp.Parent().SpanID()], "a settle span is a child of a process span")
+		require.Equal(t, "completed", attrs(sp)[tracing.AttrOutcome].AsString())
+	}
+	require.Equal(t, 2, settles)
 }

@@ -77,7 +77,7 @@ func (s *Server) completeJob(c echo.Context) error {
 	if len(stale) > 0 {
 		return s.staleLease(ctx, id)
 	}
-	return s.respondJob(c, id, "job completed through the API")
+	return s.respondJob(c, id, nil, settlement{outcome: "completed"}, "job completed through the API")
 }
 
 func (s *Server) failJob(c echo.Context) error {
@@ -129,7 +129,11 @@ func (s *Server) failJob(c echo.Context) error {
 	if len(res.Stale) > 0 {
 		return s.staleLease(ctx, id)
 	}
-	return s.respondJob(c, id, "job failed through the API")
+	st := settlement{outcome: "failed", errorType: failOutcome, message: truncateError(req.Error)}
+	if len(res.Retried) > 0 {
+		st.outcome = "retry"
+	}
+	return s.respondJob(c, id, j, st, "job failed through the API")
 }
 
 func (s *Server) heartbeat(c echo.Context) error {
@@ -185,14 +189,50 @@ func staleLeaseError(j *job.Job) error {
 	return fmt.Errorf("job %s is %s: %w", j.ID, j.Status, store.ErrStaleLease)
 }
 
-// respondJob answers with the job as stored after a transition.
-func (s *Server) respondJob(c echo.Context, id uuid.UUID, msg string) error {
-	j, err := s.p.Store.Get(c.Request().Context(), id)
+// settlement is how the app ended an attempt through the API, in the
+// agent's words for an attempt's outcome ("completed", "retry", "failed").
+type settlement struct {
+	outcome   string
+	errorType string
+	message   string
+}
+
+// respondJob answers with the job as stored after the app ended its
+// attempt, once the attempt is counted and traced as the agent counts and
+// traces the answers it receives itself: an app that answers 202 must not
+// vanish from the metrics and the trace. attempt is the job as it was
+// during the attempt when already read; nil uses the stored job, which
+// keeps the attempt's number and start.
+func (s *Server) respondJob(c echo.Context, id uuid.UUID, attempt *job.Job, st settlement, msg string) error {
+	ctx := c.Request().Context()
+	j, err := s.p.Store.Get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("get job %s: %w", id, err)
 	}
+	if attempt == nil {
+		attempt = j
+	}
+	s.tracer.RecordSettle(ctx, attempt, st.outcome, st.errorType, st.message)
+	s.countFinished(ctx, j, st.outcome == "completed", st.outcome == "retry")
 	s.log.Info(msg, append(jobAttrs(j), "status", j.Status)...)
 	return c.JSON(http.StatusOK, j)
+}
+
+// countFinished counts an outcome the store accepted through the API; see
+// Params.Finished.
+func (s *Server) countFinished(ctx context.Context, j *job.Job, completed, retried bool) {
+	if s.p.Finished != nil {
+		s.p.Finished(ctx, j, completed, retried)
+		return
+	}
+	switch {
+	case completed:
+		s.p.Metrics.Completed(j.Queue)
+	case retried:
+		s.p.Metrics.Retried(j.Queue)
+	default:
+		s.p.Metrics.Failed(j.Queue)
+	}
 }
 
 // truncateError keeps the first maxErrorBytes of a message without

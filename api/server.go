@@ -69,6 +69,11 @@ type Params struct {
 	// Metrics, when set, is served on GET /metrics (no token, like the
 	// health routes, so scrapers need no secret) and counts API cancels.
 	Metrics *metrics.Metrics
+	// Finished counts a job the app finished through /complete or /fail
+	// (completed, retried, or neither: failed). The agent passes its own
+	// counting here, so that a workflow such an answer ends is counted
+	// once; nil counts only the job, in Metrics.
+	Finished func(ctx context.Context, j *job.Job, completed, retried bool)
 }
 
 // Server serves the agent API. It implements http.Handler.

@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/tracing"
@@ -138,4 +141,79 @@ func TestMetricsAreServedWithoutTheToken(t *testing.T) {
 	mfs, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
 	require.NoError(t, err)
 	require.Equal(t, 1.0, mfs["hammerwork_jobs_cancelled_total"].GetMetric()[0].GetCounter().GetValue())
+}
+
+// An app that answers 202 and ends the job later through /complete or
+// /fail is counted as the agent counts the answers it receives itself, and
+// its answer is a "settle <queue>" span under the attempt's process span.
+func TestAPIAnswersAreCountedAndTraced(t *testing.T) {
+	t.Parallel()
+	opt, rec := withTracing(t)
+	m := metrics.New()
+	e := setup(t, openSQLite(t), opt, func(p *api.Params) { p.Metrics = m })
+
+	done := e.enqueue(t, `{"queue": "async", "payload": {}, "correlation_id": "c-1"}`)
+	token := e.lease(t, done.ID, "async")
+	leased := e.stored(t, done.ID)
+	r := e.post(t, "/v1/jobs/"+done.ID.String()+"/complete", fmt.Sprintf(`{"lease_token": %q}`, token))
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+
+	retried := e.enqueue(t, `{"queue": "async", "payload": {}}`)
+	token = e.lease(t, retried.ID, "async")
+	r = e.post(t, "/v1/jobs/"+retried.ID.String()+"/fail", fmt.Sprintf(`{"lease_token": %q, "error": "later"}`, token))
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	require.Equal(t, job.StatusPending, r.job(t).Status)
+
+	failed := e.enqueue(t, `{"queue": "other", "payload": {}}`)
+	token = e.lease(t, failed.ID, "other")
+	r = e.post(t, "/v1/jobs/"+failed.ID.String()+"/fail", fmt.Sprintf(`{"lease_token": %q, "error": "bad input", "retry": false}`, token))
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+
+	settles := map[string]sdktrace.ReadOnlySpan{}
+	for _, sp := range rec.Ended() {
+		if sp.SpanKind() == trace.SpanKindConsumer {
+			settles[spanAttrs(sp)["messaging.message.id"]] = sp
+		}
+	}
+	require.Len(t, settles, 3)
+	sp := settles[done.ID.String()]
+	require.Equal(t, "settle async", sp.Name())
+	require.Equal(t, leased.TraceID, sp.SpanContext().TraceID().String())
+	require.Equal(t, tracing.ProcessSpanID(leased.ID, leased.Attempts, *leased.StartedAt), sp.Parent().SpanID(),
+		"the answer is a child of the attempt's process span")
+	attrs := spanAttrs(sp)
+	require.Equal(t, "settle", attrs["messaging.operation.type"])
+	require.Equal(t, "completed", attrs["hammerwork.outcome"])
+	require.Equal(t, "c-1", attrs["messaging.message.conversation_id"])
+	require.Equal(t, codes.Ok, sp.Status().Code)
+	require.Equal(t, "retry", spanAttrs(settles[retried.ID.String()])["hammerwork.outcome"])
+	sp = settles[failed.ID.String()]
+	require.Equal(t, "failed", spanAttrs(sp)["hammerwork.outcome"])
+	require.Equal(t, "app_failed", spanAttrs(sp)["error.type"])
+	require.Equal(t, codes.Error, sp.Status().Code)
+	require.Equal(t, "bad input", sp.Status().Description)
+
+	r = e.get(t, "/metrics")
+	require.Equal(t, http.StatusOK, r.status)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(bytes.NewReader(r.body))
+	require.NoError(t, err)
+	byQueue := func(name string) map[string]float64 {
+		got := map[string]float64{}
+		for _, mt := range mfs[name].GetMetric() {
+			got[mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
+		}
+		return got
+	}
+	require.Equal(t, map[string]float64{"async": 1}, byQueue("hammerwork_jobs_completed_total"))
+	require.Equal(t, map[string]float64{"async": 1}, byQueue("hammerwork_jobs_retried_total"))
+	require.Equal(t, map[string]float64{"other": 1}, byQueue("hammerwork_jobs_failed_total"))
+}
+
+func spanAttrs(sp sdktrace.ReadOnlySpan) map[string]string {
+	attrs := map[string]string{}
+	for _, kv := range sp.Attributes() {
+		attrs[string(kv.Key)] = kv.Value.Emit()
+	}
+	return attrs
 }

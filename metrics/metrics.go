@@ -50,7 +50,7 @@ func New() *Metrics {
 	m := &Metrics{
 		reg:       prometheus.NewRegistry(),
 		leased:    jobs("leased", "Jobs leased by this agent."),
-		completed: jobs("completed", "Jobs this agent completed (2xx other than 202)."),
+		completed: jobs("completed", "Jobs completed: a 2xx answer other than 202, or a 202 job finished through this agent's API."),
 		failed:    jobs("failed", "Jobs that ended failed: a permanent failure or attempts exhausted."),
 		retried:   jobs("retried", "Attempts that failed and were scheduled again."),
 		cancelled: jobs("cancelled", "Jobs cancelled: alone through this agent's API, or in a workflow this agent saw end."),

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,11 +80,25 @@ func TestMetricsPassPromlintAndTheTextParser(t *testing.T) {
 	m.WorkflowFinished("completed")
 	m.AppHealthy(false)
 	m.DBError()
+	m.depth.WithLabelValues("emails", string(job.StatusPending)).Set(3)
 
 	body, mfs := scrape(t, m)
 	problems, err := promlint.New(bytes.NewReader(body)).Lint()
 	require.NoError(t, err)
 	require.Empty(t, problems)
+	// Every label is bounded: queues, outcomes and statuses, never a job
+	// id or anything else that grows with the traffic.
+	for name, mf := range mfs {
+		if !strings.HasPrefix(name, "hammerwork_") {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				require.Contains(t, []string{"queue", "outcome", "status"}, l.GetName(), "label of %s", name)
+			}
+		}
+	}
+	require.Equal(t, 3.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "emails", "status": "pending"}))
 
 	require.Equal(t, 2.0, value(t, mfs, "hammerwork_jobs_leased_total", map[string]string{"queue": "emails"}))
 	require.Equal(t, 1.0, value(t, mfs, "hammerwork_jobs_leased_total", map[string]string{"queue": "reports"}))
@@ -183,4 +198,54 @@ func TestTxRetriesAreReadFromTheStoreAtScrape(t *testing.T) {
 	r.n.Store(5)
 	_, mfs = scrape(t, m)
 	require.Equal(t, 5.0, value(t, mfs, "hammerwork_db_transaction_retries_total", nil))
+}
+
+// countingStats counts the depth queries made to a real store.
+type countingStats struct {
+	QueueStatser
+	calls atomic.Int64
+}
+
+func (c *countingStats) QueueStats(ctx context.Context) ([]store.QueueCount, error) {
+	c.calls.Add(1)
+	return c.QueueStatser.QueueStats(ctx)
+}
+
+// The depth is read when polling starts and then on the timer: scrapes,
+// however many, never query the database.
+func TestQueueDepthIsPolledOnATimerNotPerScrape(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(t.Context(), sqlite.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "m.db")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.Migrate(t.Context())
+	require.NoError(t, err)
+	_, err = s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{{Queue: "a"}}, Now: time.Now()})
+	require.NoError(t, err)
+
+	m := New()
+	src := &countingStats{QueueStatser: s}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.PollQueueDepth(ctx, src, time.Hour)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return src.calls.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	for range 3 {
+		_, mfs := scrape(t, m)
+		require.Equal(t, 1.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "a", "status": string(job.StatusPending)}))
+	}
+	require.Equal(t, int64(1), src.calls.Load(), "scrapes read the last polled value")
+
+	fast := &countingStats{QueueStatser: s}
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	done2 := make(chan struct{})
+	go func() {
+		defer close(done2)
+		m.PollQueueDepth(ctx2, fast, time.Millisecond)
+	}()
+	t.Cleanup(func() { cancel2(); <-done2 })
+	require.Eventually(t, func() bool { return fast.calls.Load() >= 3 }, 10*time.Second, time.Millisecond, "the timer polls again")
 }

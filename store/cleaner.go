@@ -27,7 +27,12 @@ type Cleaner interface {
 	// DeleteFinished deletes up to p.Limit jobs matching p.FinishedFilter,
 	// with their dependency edges (both directions), and returns how many
 	// it deleted. A job that is a parent of a surviving job leaves that
-	// job's depends_on list as it was; only the edge goes.
+	// job's depends_on list as it was; only the edge goes. In the same
+	// transaction it deletes the row of every finished workflow (completed,
+	// failed, cancelled) and finished batch (completed, partially_failed,
+	// failed) whose last job the pass deleted, so no counters outlive the
+	// jobs they count; concurrent passes that share a workflow or batch
+	// serialise on its row, so the last one always deletes it.
 	DeleteFinished(ctx context.Context, p DeleteFinishedParams) (int, error)
 	// CountFinished counts the jobs DeleteFinished would delete, without a
 	// limit: the dry run of `hw-agent job purge`.

@@ -166,6 +166,8 @@ func TestDockerfileBuildSteps(t *testing.T) {
 	require.NoError(t, err, "hw-agent version: %s", version)
 	require.Contains(t, string(version), "hw-agent")
 
+	require.True(t, final.from == "scratch" || strings.HasPrefix(final.from, "gcr.io/distroless/static"),
+		"the final stage is a minimal base with no shell or libc: %s", final.from)
 	for _, want := range []string{"USER nonroot", "EXPOSE 9090", `ENTRYPOINT ["/hw-agent"]`, `CMD ["run"]`} {
 		require.Contains(t, final.instructions, want)
 	}

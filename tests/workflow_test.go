@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +85,10 @@ func (app *workflowApp) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if app.fail[c.step] {
+	app.mu.Lock()
+	failing := app.fail[c.step]
+	app.mu.Unlock()
+	if failing {
 		c.status = http.StatusUnprocessableEntity
 		w.WriteHeader(c.status)
 		_, _ = io.WriteString(w, `{"error": "cannot process this step"}`)
@@ -92,6 +96,13 @@ func (app *workflowApp) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	c.status = http.StatusOK
 	_, _ = fmt.Fprintf(w, `{"step": %q, "verdict": "go"}`, c.step)
+}
+
+// heal makes a failing step succeed from its next request on.
+func (app *workflowApp) heal(step string) {
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	delete(app.fail, step)
 }
 
 // byStep returns the calls for each step, in arrival order.
@@ -201,9 +212,11 @@ func TestWorkflowRunsInDependencyOrder(t *testing.T) {
 	}
 }
 
-// testWorkflowOrder runs a chain (extract -> clean), a fan-out to a barrier
-// (clean -> {left, right} -> merge) and two conditions over the barrier's
-// result: publish runs, discard is skipped.
+// testWorkflowOrder runs the guide's patterns in one workflow: a chain
+// (extract -> clean), a diamond (clean -> {left, right} -> merge, a job of
+// several dependencies), an if/else over merge's result (publish runs,
+// discard is skipped) with a merge after it (finish), and a fan-out to ten
+// chunks gathered by one fan-in job.
 func testWorkflowOrder(t *testing.T, dbURL string) {
 	app := newWorkflowApp(t, nil, nil)
 	agent := startWorkflowAgent(t, dbURL, app)
@@ -211,33 +224,44 @@ func testWorkflowOrder(t *testing.T, dbURL string) {
 	parents := map[string][]string{
 		"clean": {"extract"}, "left": {"clean"}, "right": {"clean"},
 		"merge": {"left", "right"}, "publish": {"merge"}, "discard": {"merge"},
+		"finish": {"publish", "discard"},
 	}
+	defJobs := []any{
+		step("extract", nil, ""),
+		step("clean", parents["clean"], ""),
+		step("left", parents["left"], ""),
+		step("right", parents["right"], ""),
+		step("merge", parents["merge"], ""),
+		step("publish", parents["publish"], "verdict == 'go'"),
+		step("discard", parents["discard"], "verdict == 'stop'"),
+		step("finish", parents["finish"], ""),
+	}
+	for i := range 10 {
+		chunk := fmt.Sprintf("chunk%d", i)
+		parents[chunk] = []string{"finish"}
+		parents["gather"] = append(parents["gather"], chunk)
+		defJobs = append(defJobs, step(chunk, parents[chunk], ""))
+	}
+	defJobs = append(defJobs, step("gather", parents["gather"], ""))
+	const total = 19
 	id, jobs := postWorkflow(t, agent, map[string]any{
 		"name":           "order_check",
 		"correlation_id": "e2e-order",
-		"jobs": []any{
-			step("extract", nil, ""),
-			step("clean", parents["clean"], ""),
-			step("left", parents["left"], ""),
-			step("right", parents["right"], ""),
-			step("merge", parents["merge"], ""),
-			step("publish", parents["publish"], "verdict == 'go'"),
-			step("discard", parents["discard"], "verdict == 'stop'"),
-		},
+		"jobs":           defJobs,
 	})
-	require.Len(t, jobs, 7)
+	require.Len(t, jobs, total)
 
 	w := waitWorkflow(t, agent, id, "completed")
 	require.Equal(t, "order_check", w.Name)
-	require.Equal(t, 7, w.Stats.TotalJobs)
-	require.Equal(t, 6, w.Stats.CompletedJobs)
+	require.Equal(t, total, w.Stats.TotalJobs)
+	require.Equal(t, total-1, w.Stats.CompletedJobs)
 	require.Equal(t, 1, w.Stats.SkippedJobs)
 	require.Zero(t, w.Stats.FailedJobs)
 	require.Zero(t, w.Stats.CancelledJobs)
 	require.Zero(t, w.Stats.PendingJobs)
 	require.Zero(t, w.Stats.RunningJobs)
 	require.InDelta(t, 100.0, w.Stats.CompletionPercentage, 0.001)
-	require.Len(t, w.Jobs, 7)
+	require.Len(t, w.Jobs, total)
 	for _, j := range w.Jobs {
 		want := "completed"
 		if j.StepName == "discard" {
@@ -271,19 +295,29 @@ func testWorkflowOrder(t *testing.T, dbURL string) {
 		}
 		require.ElementsMatch(t, wantParents, gotParents, "Hammerwork-Parent-Ids of step %s", s)
 
-		// Order: a child arrives only after every parent was answered.
+		// Order: a child arrives only after every parent was answered; a
+		// skipped parent is never sent.
 		for _, p := range parents[s] {
+			if p == "discard" {
+				continue
+			}
 			parent := calls[p][0]
 			require.True(t, c.arrived.After(parent.answered),
 				"step %s arrived at %s, before its parent %s was answered at %s", s, c.arrived, p, parent.answered)
 		}
-		// The envelope carries each parent's result by step name.
+		// The envelope carries each parent's result by step name; a
+		// skipped parent has none.
 		names := make([]string, 0, len(c.parents))
 		for name, result := range c.parents {
+			if name == "discard" {
+				require.JSONEq(t, `null`, string(result), "a skipped parent has no result")
+				continue
+			}
 			names = append(names, name)
 			require.JSONEq(t, fmt.Sprintf(`{"step": %q, "verdict": "go"}`, name), string(result))
 		}
-		require.ElementsMatch(t, parents[s], names, "envelope parents of step %s", s)
+		wantNames := slices.DeleteFunc(slices.Clone(parents[s]), func(p string) bool { return p == "discard" })
+		require.ElementsMatch(t, wantNames, names, "envelope parents of step %s", s)
 	}
 }
 
@@ -352,4 +386,146 @@ func getJobDirect(t *testing.T, dbURL, id string) string {
 	var j jobView
 	require.NoError(t, json.Unmarshal([]byte(res.stdout), &j), res.stdout)
 	return j.Status
+}
+
+// dependencyStatus reads a job's dependency_status through the API.
+func dependencyStatus(t *testing.T, a *agentProc, id string) string {
+	t.Helper()
+	status, body := a.call(http.MethodGet, "/v1/jobs/"+id, nil)
+	require.Equal(t, http.StatusOK, status, "GET /v1/jobs/%s: %s", id, body)
+	var j struct {
+		DependencyStatus string `json:"dependency_status"`
+	}
+	require.NoError(t, json.Unmarshal(body, &j), body)
+	return j.DependencyStatus
+}
+
+// requireStepStatuses checks the workflow's jobs by step name.
+func requireStepStatuses(t *testing.T, w workflowState, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, j := range w.Jobs {
+		got[j.StepName] = j.Status
+	}
+	require.Equal(t, want, got)
+}
+
+// The other failure policies, manual retry and cancel, and cancelling a
+// running workflow, through the real agent on every backend.
+func TestWorkflowFailurePoliciesAndControls(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("ContinueOnFailure", func(t *testing.T) {
+				t.Parallel()
+				testContinueOnFailure(t, b.newDB(t))
+			})
+			t.Run("ManualRetryAndCancel", func(t *testing.T) {
+				t.Parallel()
+				testManual(t, b.newDB(t))
+			})
+			t.Run("CancelMidRun", func(t *testing.T) {
+				t.Parallel()
+				testCancelMidRun(t, b.newDB(t))
+			})
+		})
+	}
+}
+
+// testContinueOnFailure: bad fails with 422; exactly its descendants are
+// cancelled with dependency_status 'failed' and never sent, the
+// independent branch completes, and the workflow ends failed.
+func testContinueOnFailure(t *testing.T, dbURL string) {
+	app := newWorkflowApp(t, []string{"bad"}, nil)
+	agent := startWorkflowAgent(t, dbURL, app)
+	id, jobs := postWorkflow(t, agent, map[string]any{
+		"name":           "branches",
+		"failure_policy": "continue_on_failure",
+		"jobs": []any{
+			step("bad", nil, ""), step("bad_child", []string{"bad"}, ""), step("bad_grandchild", []string{"bad_child"}, ""),
+			step("good", nil, ""), step("good_child", []string{"good"}, ""),
+		},
+	})
+	w := waitWorkflow(t, agent, id, "failed")
+	requireStepStatuses(t, w, map[string]string{
+		"bad": "failed", "bad_child": "cancelled", "bad_grandchild": "cancelled", "good": "completed", "good_child": "completed",
+	})
+	require.Equal(t, 1, w.Stats.FailedJobs)
+	require.Equal(t, 2, w.Stats.CancelledJobs)
+	require.Equal(t, 2, w.Stats.CompletedJobs)
+	for _, s := range []string{"bad_child", "bad_grandchild"} {
+		require.Equal(t, "failed", dependencyStatus(t, agent, jobs[s]), "dependency_status of %s", s)
+	}
+	calls := app.byStep()
+	require.NotContains(t, calls, "bad_child")
+	require.NotContains(t, calls, "bad_grandchild")
+	require.Len(t, calls["good_child"], 1)
+}
+
+// testManual: a failure pauses the workflow with its descendants waiting;
+// after the app is fixed, retrying the workflow re-pends the failed job and
+// its descendants then run. A second paused workflow is cancelled instead.
+func testManual(t *testing.T, dbURL string) {
+	app := newWorkflowApp(t, []string{"flaky", "broken"}, nil)
+	agent := startWorkflowAgent(t, dbURL, app)
+	id, jobs := postWorkflow(t, agent, map[string]any{
+		"name": "manual", "failure_policy": "manual",
+		"jobs": []any{step("flaky", nil, ""), step("after", []string{"flaky"}, ""), step("side", nil, "")},
+	})
+	poll(t, "side done and the workflow paused", func() (bool, string) {
+		w := getWorkflow(t, agent, id)
+		return w.Status == "paused" && w.Stats.CompletedJobs == 1, fmt.Sprintf("%+v", w)
+	})
+	w := getWorkflow(t, agent, id)
+	requireStepStatuses(t, w, map[string]string{"flaky": "failed", "after": "pending", "side": "completed"})
+	require.Equal(t, "waiting", dependencyStatus(t, agent, jobs["after"]), "descendants wait while paused")
+	require.NotContains(t, app.byStep(), "after")
+
+	app.heal("flaky")
+	status, body := agent.call(http.MethodPost, "/v1/workflows/"+id+"/retry", nil)
+	require.Equal(t, http.StatusOK, status, "retry: %s", body)
+	w = waitWorkflow(t, agent, id, "completed")
+	requireStepStatuses(t, w, map[string]string{"flaky": "completed", "after": "completed", "side": "completed"})
+	calls := app.byStep()
+	require.Len(t, calls["flaky"], 2, "failed once, then retried by the operator")
+	require.True(t, calls["after"][0].arrived.After(calls["flaky"][1].answered), "after runs once flaky succeeded")
+
+	id2, jobs2 := postWorkflow(t, agent, map[string]any{
+		"name": "manual_cancel", "failure_policy": "manual",
+		"jobs": []any{step("broken", nil, ""), step("never", []string{"broken"}, "")},
+	})
+	waitWorkflow(t, agent, id2, "paused")
+	status, body = agent.call(http.MethodPost, "/v1/workflows/"+id2+"/cancel", nil)
+	require.Equal(t, http.StatusOK, status, "cancel: %s", body)
+	w = waitWorkflow(t, agent, id2, "cancelled")
+	requireStepStatuses(t, w, map[string]string{"broken": "failed", "never": "cancelled"})
+	require.Equal(t, "cancelled", agent.getJob(jobs2["never"]).Status)
+	require.NotContains(t, app.byStep(), "never")
+}
+
+// testCancelMidRun cancels a workflow while one of its jobs is at the app:
+// every unfinished job is cancelled, the running job's late answer changes
+// nothing and its children are never sent.
+func testCancelMidRun(t *testing.T, dbURL string) {
+	app := newWorkflowApp(t, nil, []string{"slow"})
+	agent := startWorkflowAgent(t, dbURL, app)
+	id, jobs := postWorkflow(t, agent, map[string]any{
+		"name": "cancel_me",
+		"jobs": []any{step("quick", nil, ""), step("slow", nil, ""), step("next", []string{"slow", "quick"}, "")},
+	})
+	poll(t, "slow at the app and quick done", func() (bool, string) {
+		w := getWorkflow(t, agent, id)
+		return w.Stats.RunningJobs == 1 && w.Stats.CompletedJobs == 1, fmt.Sprintf("%+v", w)
+	})
+	status, body := agent.call(http.MethodPost, "/v1/workflows/"+id+"/cancel", nil)
+	require.Equal(t, http.StatusOK, status, "cancel: %s", body)
+	w := getWorkflow(t, agent, id)
+	require.Equal(t, "cancelled", w.Status)
+	requireStepStatuses(t, w, map[string]string{"quick": "completed", "slow": "cancelled", "next": "cancelled"})
+
+	app.letGo()
+	require.NoError(t, agent.stop(drainTimeout))
+	require.Equal(t, "cancelled", getJobDirect(t, dbURL, jobs["slow"]), "the late answer changed nothing")
+	require.NotContains(t, app.byStep(), "next")
 }

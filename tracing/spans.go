@@ -246,6 +246,46 @@ func EndProcess(span trace.Span, outcome, errorType, message string) {
 	span.End()
 }
 
+// RecordSettle records, in j's trace, the outcome the app reported through
+// the API for an attempt it answered with 202: a CONSUMER span "settle
+// <queue>" that is a child of the attempt's process span (ProcessSpanID of
+// j's current attempt), so the late answer shows under the attempt it ends
+// instead of being missing from the trace. j is the job as leased or as
+// stored after the answer: either has the attempt's number and start.
+// outcome, errorType and message are as for EndProcess.
+func (t *Tracer) RecordSettle(ctx context.Context, j *job.Job, outcome, errorType, message string) {
+	parent := creationContext(j)
+	if !parent.IsValid() || j.StartedAt == nil {
+		return
+	}
+	parent = trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    parent.TraceID(),
+		SpanID:     ProcessSpanID(j.ID, j.Attempts, *j.StartedAt),
+		TraceFlags: parent.TraceFlags(),
+		Remote:     true,
+	})
+	attrs := []attribute.KeyValue{
+		semconv.MessagingSystemKey.String(MessagingSystem),
+		semconv.MessagingOperationTypeSettle,
+		semconv.MessagingOperationName("settle"),
+		semconv.MessagingDestinationName(j.Queue),
+		semconv.MessagingMessageID(j.ID.String()),
+		AttrAttempt.Int(j.Attempts),
+	}
+	if j.CorrelationID != "" {
+		attrs = append(attrs, semconv.MessagingMessageConversationID(j.CorrelationID))
+	}
+	if j.WorkflowID != nil {
+		attrs = append(attrs, AttrWorkflowID.String(j.WorkflowID.String()))
+	}
+	if j.StepName != "" {
+		attrs = append(attrs, AttrStep.String(j.StepName))
+	}
+	_, span := t.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "settle "+j.Queue,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	EndProcess(span, outcome, errorType, message)
+}
+
 // ParentLink links to the last process span of a parent job, computed from
 // its row (see ProcessSpanID); false when the parent never ran or has no
 // trace context.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,14 +236,36 @@ func TestMySQLMigrateEnqueueAndList(t *testing.T) {
 	require.Len(t, jobs, 1)
 	require.Equal(t, j.ID, jobs[0].ID)
 	require.JSONEq(t, `{"to":"ada@example.com"}`, string(jobs[0].Payload))
+
+	// The driver's DSN form, bare, names the same database.
+	u, err := url.Parse(db)
+	require.NoError(t, err)
+	dsn := fmt.Sprintf("%s@tcp(%s)%s?%s", u.User.String(), u.Host, u.Path, u.RawQuery)
+	require.Len(t, listJSON(t, dsn, "--queue", "emails"), 1, "job list --database-url %s", dsn)
+}
+
+func TestMySQLBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench starts a child process")
+	}
+	t.Parallel()
+	r := hw(t, nil, "bench", "--jobs", "300", "--json", "--database-url", mysqltest.URL(t))
+	requireOK(t, r)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+	require.Equal(t, "mysql", res["backend"])
+	require.EqualValues(t, 300, res["jobs"])
+	require.Greater(t, res["jobs_per_sec"], 0.0)
 }
 
 func TestMySQLErrorsNeverShowThePassword(t *testing.T) {
 	t.Parallel()
-	r := hw(t, nil, "job", "list", "--database-url", "mysql://root:s3cret-pw@127.0.0.1:1/hw?timeout=2s")
-	require.Equal(t, 1, r.code)
-	require.NotEmpty(t, r.stderr)
-	require.NotContains(t, r.stderr, "s3cret-pw")
+	for _, db := range []string{"mysql://root:s3cret-pw@127.0.0.1:1/hw?timeout=2s", "root:s3cret-pw@tcp(127.0.0.1:1)/hw?timeout=2s"} {
+		r := hw(t, nil, "job", "list", "--database-url", db)
+		require.Equal(t, 1, r.code, db)
+		require.NotEmpty(t, r.stderr, db)
+		require.NotContains(t, r.stderr, "s3cret-pw", db)
+	}
 }
 
 func TestDatabaseErrorsNeverShowThePassword(t *testing.T) {
@@ -291,6 +315,22 @@ func TestConfigFileFromEnvironmentAndFlagOverride(t *testing.T) {
 	r = hw(t, nil, "job", "list", "--config", bad)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "agent.concurency")
+
+	// run stops at the configuration, naming the variable or key. The
+	// database is unmigrated, so a configuration wrongly accepted fails on
+	// the migration check instead of running.
+	unmigrated := newDB(t, false)
+	for env, named := range map[string]string{
+		"HW_AGENT_CONCURENCY=5":           "HW_AGENT_CONCURENCY",
+		"HW_AGENT_CONCURRENCY=many":       "HW_AGENT_CONCURRENCY",
+		"HW_AGENT_CONCURRENCY=0":          "agent.concurrency",
+		"HW_APP_SIGNING_SECRET=whsec_%%%": "app.signing_secret",
+		"HW_AGENT_LEASE_DURATION=1s":      "agent.lease_duration",
+	} {
+		r = hw(t, []string{env, "HW_API_LISTEN=off"}, "run", "--database-url", unmigrated)
+		require.Equal(t, 1, r.code, env)
+		require.Contains(t, r.stderr, named, env)
+	}
 }
 
 func TestVersion(t *testing.T) {

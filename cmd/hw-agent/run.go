@@ -159,10 +159,11 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 			}
 			return nil
 		},
-		Logger:  log,
-		Now:     time.Now,
-		Tracer:  tracer,
-		Metrics: mets,
+		Logger:   log,
+		Now:      time.Now,
+		Tracer:   tracer,
+		Metrics:  mets,
+		Finished: ag.CountFinished,
 	})
 	srv := &http.Server{
 		Handler:           handler,

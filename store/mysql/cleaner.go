@@ -3,6 +3,8 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -66,13 +68,84 @@ ORDER BY j.id LIMIT ? FOR UPDATE SKIP LOCKED`, args...)
 			n = 0
 			return err
 		}
+		workflows, err := lockIDs(ctx, tx, `SELECT DISTINCT workflow_id FROM hammerwork_jobs
+WHERE id IN (`+placeholders(len(ids))+`) AND workflow_id IS NOT NULL`, idArgs(ids)...)
+		if err != nil {
+			return err
+		}
+		batches, err := lockIDs(ctx, tx, `SELECT DISTINCT batch_id FROM hammerwork_jobs
+WHERE id IN (`+placeholders(len(ids))+`) AND batch_id IS NOT NULL`, idArgs(ids)...)
+		if err != nil {
+			return err
+		}
 		n, err = execCount(ctx, tx, `DELETE FROM hammerwork_jobs WHERE id IN (`+placeholders(len(ids))+`)`, idArgs(ids)...)
-		return err
+		if err != nil {
+			return err
+		}
+		if err := deleteEmpty(ctx, tx, emptyWorkflows, workflows); err != nil {
+			return fmt.Errorf("delete emptied workflows: %w", err)
+		}
+		if err := deleteEmpty(ctx, tx, emptyBatches, batches); err != nil {
+			return fmt.Errorf("delete emptied batches: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, wrap(err, "delete %s jobs", p.Status)
 	}
 	return n, nil
+}
+
+// owner names the statements that find and delete the finished workflows or
+// batches a cleaner pass may have emptied.
+type owner struct {
+	// lock locks the finished rows among the ids, in id order.
+	lock string
+	// used lists which of the ids still have jobs.
+	used string
+	// remove deletes finished rows by id.
+	remove string
+}
+
+var (
+	emptyWorkflows = owner{
+		lock: `SELECT id FROM hammerwork_workflows WHERE id IN (%s)
+  AND status IN ('completed', 'failed', 'cancelled') ORDER BY id FOR UPDATE`,
+		used:   `SELECT DISTINCT workflow_id FROM hammerwork_jobs WHERE workflow_id IN (%s)`,
+		remove: `DELETE FROM hammerwork_workflows WHERE id IN (%s) AND status IN ('completed', 'failed', 'cancelled')`,
+	}
+	emptyBatches = owner{
+		lock: `SELECT id FROM hammerwork_batches WHERE id IN (%s)
+  AND status IN ('completed', 'partially_failed', 'failed') ORDER BY id FOR UPDATE`,
+		used:   `SELECT DISTINCT batch_id FROM hammerwork_jobs WHERE batch_id IN (%s)`,
+		remove: `DELETE FROM hammerwork_batches WHERE id IN (%s) AND status IN ('completed', 'partially_failed', 'failed')`,
+	}
+)
+
+// deleteEmpty deletes the finished workflows or batches among ids that no
+// job refers to any more. Locking them first makes a concurrent cleaner that
+// deleted other jobs of the same row commit before the check; the check is
+// a plain read, which under READ COMMITTED sees that commit without waiting
+// on any job's lock, so the last of two cleaners deletes the row and
+// neither can deadlock on the other's jobs.
+func deleteEmpty(ctx context.Context, tx *sql.Tx, o owner, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	locked, err := lockIDs(ctx, tx, fmt.Sprintf(o.lock, placeholders(len(ids))), idArgs(ids)...)
+	if err != nil || len(locked) == 0 {
+		return err
+	}
+	used, err := lockIDs(ctx, tx, fmt.Sprintf(o.used, placeholders(len(locked))), idArgs(locked)...)
+	if err != nil {
+		return err
+	}
+	empty := slices.DeleteFunc(locked, func(id uuid.UUID) bool { return slices.Contains(used, id) })
+	if len(empty) == 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, fmt.Sprintf(o.remove, placeholders(len(empty))), idArgs(empty)...)
+	return err
 }
 
 // CountFinished counts what DeleteFinished would delete.
@@ -87,7 +160,8 @@ func (s *Store) CountFinished(ctx context.Context, f store.FinishedFilter) (int,
 	return n, nil
 }
 
-// lockIDs runs a locking SELECT of job ids and returns them sorted.
+// lockIDs runs a SELECT of ids (a locking one, where it locks) and returns
+// them sorted.
 func lockIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]uuid.UUID, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -2,8 +2,12 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hammerwork-go/hw-agent/store"
@@ -35,26 +39,92 @@ const finishedWhere = `j.status = $1
         WHERE w.id = j.workflow_id AND w.status IN ('running', 'paused'))`
 
 // deleteFinishedSQL deletes a batch; the edges go with the rows (ON DELETE
-// CASCADE on both columns of hammerwork_job_dependencies).
+// CASCADE on both columns of hammerwork_job_dependencies). It returns the
+// workflows and batches the deleted jobs belonged to, whose rows may now be
+// empty.
 const deleteFinishedSQL = `DELETE FROM hammerwork_jobs
 WHERE id IN (SELECT j.id FROM hammerwork_jobs j WHERE ` + finishedWhere + `
-    LIMIT $4 FOR UPDATE OF j SKIP LOCKED)`
+    LIMIT $4 FOR UPDATE OF j SKIP LOCKED)
+RETURNING workflow_id, batch_id`
+
+// Locking the finished owners first makes a cleaner that deleted other jobs
+// of the same workflow or batch commit before the emptiness check runs; the
+// check is a new statement, so under READ COMMITTED it sees that commit and
+// the last of two concurrent cleaners deletes the row. Locks are taken in id
+// order, workflows before batches, as every cleaner does.
+const (
+	lockFinishedWorkflowsSQL = `SELECT id FROM hammerwork_workflows
+WHERE id = ANY ($1::uuid[]) AND status IN ('completed', 'failed', 'cancelled')
+ORDER BY id FOR UPDATE`
+	deleteEmptyWorkflowsSQL = `DELETE FROM hammerwork_workflows w
+WHERE w.id = ANY ($1::uuid[]) AND w.status IN ('completed', 'failed', 'cancelled')
+    AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.workflow_id = w.id)`
+	lockFinishedBatchesSQL = `SELECT id FROM hammerwork_batches
+WHERE id = ANY ($1::uuid[]) AND status IN ('completed', 'partially_failed', 'failed')
+ORDER BY id FOR UPDATE`
+	deleteEmptyBatchesSQL = `DELETE FROM hammerwork_batches b
+WHERE b.id = ANY ($1::uuid[]) AND b.status IN ('completed', 'partially_failed', 'failed')
+    AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.batch_id = b.id)`
+)
 
 // DeleteFinished deletes up to p.Limit finished jobs matching the filter.
 func (s *Store) DeleteFinished(ctx context.Context, p store.DeleteFinishedParams) (int, error) {
 	if err := p.Validate(); err != nil {
 		return 0, err
 	}
-	var n int64
+	var n int
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, deleteFinishedSQL, string(p.Status), p.Queue, before(p.Before), p.CleanLimit())
-		n = tag.RowsAffected()
-		return err
+		rows, err := tx.Query(ctx, deleteFinishedSQL, string(p.Status), p.Queue, before(p.Before), p.CleanLimit())
+		if err != nil {
+			return err
+		}
+		workflows, batches := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+		n = 0
+		var wf, batch *uuid.UUID
+		_, err = pgx.ForEachRow(rows, []any{&wf, &batch}, func() error {
+			n++
+			if wf != nil {
+				workflows[*wf] = true
+			}
+			if batch != nil {
+				batches[*batch] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := deleteEmpty(ctx, tx, lockFinishedWorkflowsSQL, deleteEmptyWorkflowsSQL, workflows); err != nil {
+			return fmt.Errorf("delete emptied workflows: %w", err)
+		}
+		if err := deleteEmpty(ctx, tx, lockFinishedBatchesSQL, deleteEmptyBatchesSQL, batches); err != nil {
+			return fmt.Errorf("delete emptied batches: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, wrap(err, "delete %s jobs", p.Status)
 	}
-	return int(n), nil
+	return n, nil
+}
+
+// deleteEmpty locks the finished owners among ids, then deletes those left
+// without jobs.
+func deleteEmpty(ctx context.Context, tx pgx.Tx, lockSQL, deleteSQL string, ids map[uuid.UUID]bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list := slices.Collect(maps.Keys(ids))
+	rows, err := tx.Query(ctx, lockSQL, list)
+	if err != nil {
+		return err
+	}
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(locked) == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, deleteSQL, locked)
+	return err
 }
 
 // CountFinished counts what DeleteFinished would delete.

@@ -44,21 +44,72 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.DeleteFinishedParams
 	if err := p.Validate(); err != nil {
 		return 0, err
 	}
-	var n int64
+	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_jobs
-			WHERE id IN (SELECT j.id FROM hammerwork_jobs j WHERE `+finishedWhere+` LIMIT ?4)`,
+		rows, err := tx.QueryContext(ctx, `DELETE FROM hammerwork_jobs
+			WHERE id IN (SELECT j.id FROM hammerwork_jobs j WHERE `+finishedWhere+` LIMIT ?4)
+			RETURNING workflow_id, batch_id`,
 			string(p.Status), p.Queue, beforeTS(p.FinishedFilter), p.CleanLimit())
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		workflows, batches, deleted, err := owners(rows)
+		if err != nil {
+			return err
+		}
+		n = deleted
+		// One writer at a time: no other cleaner can hold a workflow's or
+		// batch's remaining jobs, so the emptiness check needs no lock.
+		if err := deleteEmpty(ctx, tx, `DELETE FROM hammerwork_workflows
+			WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')
+				AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.workflow_id = hammerwork_workflows.id)`, workflows); err != nil {
+			return fmt.Errorf("delete emptied workflows: %w", err)
+		}
+		if err := deleteEmpty(ctx, tx, `DELETE FROM hammerwork_batches
+			WHERE id = ? AND status IN ('completed', 'partially_failed', 'failed')
+				AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.batch_id = hammerwork_batches.id)`, batches); err != nil {
+			return fmt.Errorf("delete emptied batches: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete %s jobs: %w", p.Status, err)
 	}
-	return int(n), nil
+	return n, nil
+}
+
+// owners reads the workflow and batch ids a DELETE ... RETURNING gave back,
+// each once, and counts the deleted rows.
+func owners(rows *sql.Rows) (workflows, batches []string, n int, err error) {
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var wf, batch sql.NullString
+		if err := rows.Scan(&wf, &batch); err != nil {
+			return nil, nil, 0, err
+		}
+		n++
+		if wf.Valid && !seen["w"+wf.String] {
+			seen["w"+wf.String] = true
+			workflows = append(workflows, wf.String)
+		}
+		if batch.Valid && !seen["b"+batch.String] {
+			seen["b"+batch.String] = true
+			batches = append(batches, batch.String)
+		}
+	}
+	return workflows, batches, n, rows.Err()
+}
+
+// deleteEmpty runs a one-id delete of a workflow or batch left without jobs
+// for each id; there are at most as many as the jobs of one pass.
+func deleteEmpty(ctx context.Context, tx *sql.Tx, query string, ids []string) error {
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, query, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CountFinished counts what DeleteFinished would delete.

@@ -23,6 +23,8 @@ var batchTests = []struct {
 	{"BatchEnqueueWritesRowAndStampsJobs", testBatchEnqueue},
 	{"BatchRejectsTooManyNoneAndBadModeWritingNothing", testBatchRejects},
 	{"BatchOfTheMaximumSizeIsWrittenWhole", testBatchMaxSize},
+	{"BatchFailingOnItsLastJobWritesNothing", testBatchAtomic},
+	{"BatchKeepsEveryOptionOfItsJobs", testBatchKeepsOptions},
 	{"BatchCountersFollowCompleteFailCancelRetry", testBatchCounters},
 	{"BatchStatusPendingProcessingCompleted", testBatchStatusCompleted},
 	{"BatchAllFailedIsFailed", testBatchAllFailed},
@@ -245,4 +247,44 @@ func testBatchMaxSize(t *testing.T, s store.Store) {
 	require.Len(t, seen, store.MaxBatchJobs, "every job has its own id")
 	stats := queueStats(t, s)
 	require.Equal(t, []store.QueueCount{{Queue: "batch", Status: job.StatusPending, Count: store.MaxBatchJobs}}, stats)
+}
+
+// testBatchAtomic: the last of 2,500 jobs (more than one multi-row INSERT
+// on MySQL) reuses an existing id, so the database rejects it only after the
+// rest were written; one transaction means none of them, nor the batch row,
+// stays. 2,500 rather than the maximum keeps SQLite under -race quick.
+func testBatchAtomic(t *testing.T, s store.Store) {
+	existing := enqueue(t, s, base, newJob("other"))[0]
+	jobs := batchJobs(2500)
+	jobs[len(jobs)-1].ID = existing.ID
+	id := uuid.New()
+	_, err := s.EnqueueBatch(t.Context(), store.EnqueueBatchParams{ID: id, Jobs: jobs, Now: base})
+	require.Error(t, err, "an id that already exists cannot be enqueued again")
+	_, err = s.GetBatch(t.Context(), id)
+	require.ErrorIs(t, err, store.ErrNotFound, "no batch row")
+	require.Equal(t, []store.QueueCount{{Queue: "other", Status: job.StatusPending, Count: 1}}, queueStats(t, s), "no job of the batch")
+}
+
+// testBatchKeepsOptions: a job's options (retry policy, timeout, result TTL,
+// priority, schedule, max attempts, unique key, tracing) are stored the
+// same whether it is enqueued alone or in a batch.
+func testBatchKeepsOptions(t *testing.T, s store.Store) {
+	jitter := 0.5
+	opts := func(key string) store.NewJob {
+		return store.NewJob{
+			Queue: "batch", Payload: []byte(`{"n":1}`), Priority: job.PriorityCritical,
+			ScheduledAt: base.Add(time.Hour), MaxAttempts: 9, Timeout: 12 * time.Second, ResultTTL: 3 * time.Hour,
+			RetryPolicy: &job.RetryPolicy{Strategy: job.StrategyFibonacci, Initial: job.Duration(time.Second),
+				Max: job.Duration(time.Minute), Jitter: &jitter, JitterMode: job.JitterMultiplicative},
+			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", CorrelationID: "c-1", UniqueKey: key,
+		}
+	}
+	alone := enqueue(t, s, base, opts("alone"))[0]
+	got := enqueueBatch(t, s, store.EnqueueBatchParams{Jobs: []store.NewJob{opts("in-batch")}, Now: base})
+	inBatch := get(t, s, got.Jobs[0].ID)
+	requireSameJob(t, got.Jobs[0], inBatch)
+
+	want := canonical(alone)
+	want.ID, want.BatchID, want.UniqueKey = inBatch.ID, &got.Batch.ID, "in-batch"
+	require.Equal(t, want, canonical(inBatch), "the batch path stores what Enqueue stores")
 }

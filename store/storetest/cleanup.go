@@ -1,8 +1,12 @@
 package storetest
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/stretchr/testify/require"
 
@@ -23,6 +27,9 @@ var cleanupTests = []struct {
 	{"DeleteFinishedNeverTouchesARunningOrPausedWorkflow", testDeleteFinishedSparesLiveWorkflows},
 	{"DeleteFinishedRemovesEdgesAndKeepsChildren", testDeleteFinishedEdges},
 	{"DeleteFinishedRejectsUnfinishedStatus", testDeleteFinishedRejectsUnfinished},
+	{"DeleteFinishedRemovesAFinishedWorkflowWithItsLastJob", testDeleteFinishedWorkflowRow},
+	{"DeleteFinishedRemovesAFinishedBatchWithItsLastJob", testDeleteFinishedBatchRow},
+	{"ConcurrentDeleteFinishedLeavesNoEmptyWorkflowOrBatch", testDeleteFinishedConcurrentOwners},
 	{"RetryMatchingRetriesEveryDeadLetterOfTheQueue", testRetryMatching},
 	{"RetryMatchingKeepsWorkflowCountersTrue", testRetryMatchingWorkflow},
 }
@@ -252,4 +259,128 @@ func testRetryMatchingWorkflow(t *testing.T, s store.Store) {
 	w.requireStatus("a", job.StatusPending, job.DependencyNone)
 	w.requireWorkflowStatus(workflow.StatusRunning)
 	w.requireCounters()
+}
+
+func requireWorkflowGone(t *testing.T, s store.Store, id uuid.UUID) {
+	t.Helper()
+	_, err := s.GetWorkflow(t.Context(), id)
+	require.ErrorIs(t, err, store.ErrNotFound, "workflow %s was deleted", id)
+}
+
+func requireBatchGone(t *testing.T, s store.Store, id uuid.UUID) {
+	t.Helper()
+	_, err := s.GetBatch(t.Context(), id)
+	require.ErrorIs(t, err, store.ErrNotFound, "batch %s was deleted", id)
+}
+
+// testDeleteFinishedWorkflowRow: a finished workflow's row goes in the pass
+// that deletes its last job, not before (its counters would describe jobs
+// still listed) and not never (they would describe deleted jobs); a live
+// workflow's row stays.
+func testDeleteFinishedWorkflowRow(t *testing.T, s store.Store) {
+	done := enqueueWorkflow(t, s, definition(workflow.ContinueOnFailure, step("a"), step("b")), base)
+	l := done.leaseSteps(base, "a", "b")
+	done.complete(base.Add(time.Second), l["a"])
+	done.fail(base.Add(time.Second), l["b"])
+	done.requireWorkflowStatus(workflow.StatusFailed)
+
+	live := enqueueWorkflow(t, s, definition(workflow.FailFast, step("p"), step("q", "p")), base)
+	p := live.leaseSteps(base.Add(time.Second), "p")["p"]
+	live.complete(base.Add(2*time.Second), p)
+	live.requireWorkflowStatus(workflow.StatusRunning)
+
+	end := base.Add(24 * time.Hour)
+	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusCompleted, Before: end}}),
+		"the finished workflow's completed job goes, the running workflow's stays")
+	done.record()
+	require.Equal(t, job.StatusFailed, done.job("b").Status, "the failed job is kept longer")
+
+	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusFailed, Before: end}}))
+	requireWorkflowGone(t, s, done.id)
+	live.requireStatus("p", job.StatusCompleted, job.DependencyNone)
+	live.requireWorkflowStatus(workflow.StatusRunning)
+}
+
+// testDeleteFinishedBatchRow: a finished batch's row goes with its last job;
+// a batch with a pending job keeps its row.
+func testDeleteFinishedBatchRow(t *testing.T, s store.Store) {
+	done := enqueueBatch(t, s, store.EnqueueBatchParams{Jobs: batchJobs(2)}).Batch
+	js := leaseBatch(t, s, 2, base)
+	require.Empty(t, complete(t, s, base.Add(time.Second), store.Completion{LeaseRef: ref(js[0])}, store.Completion{LeaseRef: ref(js[1])}))
+	requireBatch(t, s, done.ID, store.BatchCompleted, 2, 0, 0)
+	open := enqueueBatch(t, s, store.EnqueueBatchParams{Jobs: batchJobs(2), Now: base.Add(2 * time.Second)}).Batch
+	o := leaseBatch(t, s, 1, base.Add(2*time.Second))
+	require.Empty(t, complete(t, s, base.Add(3*time.Second), store.Completion{LeaseRef: ref(o[0])}))
+
+	f := store.FinishedFilter{Status: job.StatusCompleted, Before: base.Add(2 * time.Second)}
+	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: f, Limit: 1}))
+	getBatch(t, s, done.ID)
+	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: f, Limit: 1}))
+	requireBatchGone(t, s, done.ID)
+
+	f.Before = time.Time{}
+	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: f}))
+	require.Equal(t, store.BatchProcessing, getBatch(t, s, open.ID).Status, "a batch with a pending job keeps its row")
+}
+
+// testDeleteFinishedConcurrentOwners runs several cleaners at once over the
+// jobs of one workflow and one batch: whichever deletes the last job, the
+// rows must go, never be left empty because each cleaner saw the other's
+// jobs still there.
+func testDeleteFinishedConcurrentOwners(t *testing.T, s store.Store) {
+	const n = 40
+	steps := make([]workflow.Step, n)
+	for i := range steps {
+		steps[i] = step(fmt.Sprintf("s%02d", i))
+	}
+	w := enqueueWorkflow(t, s, definition(workflow.FailFast, steps...), base)
+	var wfJobs []*job.Job
+	for _, j := range w.leaseSteps(base, stepNames(steps)...) {
+		wfJobs = append(wfJobs, j)
+	}
+	w.complete(base.Add(time.Second), wfJobs...)
+	w.requireWorkflowStatus(workflow.StatusCompleted)
+
+	b := enqueueBatch(t, s, store.EnqueueBatchParams{Jobs: batchJobs(n), Now: base.Add(time.Second)}).Batch
+	bj := leaseBatch(t, s, n, base.Add(time.Second))
+	cs := make([]store.Completion, n)
+	for i, j := range bj {
+		cs[i] = store.Completion{LeaseRef: ref(j)}
+	}
+	require.Empty(t, complete(t, s, base.Add(2*time.Second), cs...))
+	requireBatch(t, s, b.ID, store.BatchCompleted, n, 0, 0)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				got, err := s.DeleteFinished(t.Context(), store.DeleteFinishedParams{
+					FinishedFilter: store.FinishedFilter{Status: job.StatusCompleted}, Limit: 3})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err, "a concurrent cleaner")
+	}
+	require.Zero(t, countFinished(t, s, store.FinishedFilter{Status: job.StatusCompleted}), "every job went")
+	requireWorkflowGone(t, s, w.id)
+	requireBatchGone(t, s, b.ID)
+}
+
+func stepNames(steps []workflow.Step) []string {
+	out := make([]string, len(steps))
+	for i, st := range steps {
+		out[i] = st.Name
+	}
+	return out
 }

@@ -51,6 +51,9 @@ var workflowTests = []struct {
 	{"DependsOnFailedParentCancelsTheNewJob", testDependsOnFailed},
 	{"DependsOnUnknownParentIsInvalidAndWritesNothing", testDependsOnUnknown},
 	{"DependsOnParentFailureCancelsDescendants", testDependsOnParentFails},
+	{"WorkflowRandomDAGsRunInOrderAndCancelExactlyTheFailedDescendants", testRandomDAGs},
+	{"WorkflowLargeFanOutFanIn", testWorkflowLargeFanOutFanIn},
+	{"WorkflowLargeChain", testWorkflowLargeChain},
 }
 
 const wfQueue = "wf"
