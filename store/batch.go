@@ -131,6 +131,24 @@ func (p EnqueueBatchParams) Validate() error {
 }
 
 // Mode returns the failure mode with the default applied.
+// Stamped returns the batch's id (a new UUIDv7 when p.ID is zero) and
+// copies of its jobs with batch_id set, ready for a backend to write.
+func (p EnqueueBatchParams) Stamped() (uuid.UUID, []NewJob, error) {
+	id := p.ID
+	if id == uuid.Nil {
+		var err error
+		if id, err = uuid.NewV7(); err != nil {
+			return uuid.Nil, nil, fmt.Errorf("generate batch id: %w", err)
+		}
+	}
+	news := make([]NewJob, len(p.Jobs))
+	for i, n := range p.Jobs {
+		n.BatchID = &id
+		news[i] = n
+	}
+	return id, news, nil
+}
+
 func (p EnqueueBatchParams) Mode() FailureMode {
 	if p.FailureMode == "" {
 		return ContinueOnError

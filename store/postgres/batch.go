@@ -26,20 +26,12 @@ func (s *Store) EnqueueBatch(ctx context.Context, p store.EnqueueBatchParams) (*
 		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
 	at := now(p.Now)
-	id := p.ID
-	if id == uuid.Nil {
-		var err error
-		if id, err = uuid.NewV7(); err != nil {
-			return nil, fmt.Errorf("enqueue batch: generate id: %w", err)
-		}
-	}
-	news := make([]store.NewJob, len(p.Jobs))
-	for i, n := range p.Jobs {
-		n.BatchID = &id
-		news[i] = n
+	id, news, err := p.Stamped()
+	if err != nil {
+		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
 	var out *store.BatchEnqueued
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		jobs, err := enqueueTx(ctx, tx, news, at)
 		if err != nil {
 			return err
