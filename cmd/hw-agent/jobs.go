@@ -239,17 +239,7 @@ func (c *cli) jobShowCommand() *cobra.Command {
 
 // printJob writes a job as "key: value" lines, leaving out what is unset.
 func (c *cli) printJob(j *job.Job) {
-	line := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(c.stdout, "%s: %s\n", k, v)
-		}
-	}
-	optTime := func(t *time.Time) string {
-		if t == nil {
-			return ""
-		}
-		return formatTime(*t)
-	}
+	line := c.fieldPrinter()
 	line("id", j.ID.String())
 	line("queue", j.Queue)
 	line("status", string(j.Status))
@@ -400,4 +390,22 @@ func (f pageFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// fieldPrinter returns a writer of "key: value" lines for the show
+// commands; unset values (empty strings) print nothing.
+func (c *cli) fieldPrinter() func(k, v string) {
+	return func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(c.stdout, "%s: %s\n", k, v)
+		}
+	}
+}
+
+// optTime formats an optional time, empty when unset.
+func optTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return formatTime(*t)
 }

@@ -174,17 +174,7 @@ func readWorkflow(ctx context.Context, st store.Workflows, id uuid.UUID) (*workf
 }
 
 func (c *cli) printWorkflow(wf *workflow.Record, jobs []*job.Job) error {
-	line := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(c.stdout, "%s: %s\n", k, v)
-		}
-	}
-	optTime := func(t *time.Time) string {
-		if t == nil {
-			return ""
-		}
-		return formatTime(*t)
-	}
+	line := c.fieldPrinter()
 	line("id", wf.ID.String())
 	line("name", wf.Name)
 	line("description", wf.Description)
