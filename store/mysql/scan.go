@@ -14,24 +14,11 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// jobColumnNames is the order scanJob reads. result_data is special-cased:
-// an expired result reads as NULL.
-var jobColumnNames = []string{
-	"id", "queue_name", "payload", "status", "priority", "attempts", "max_attempts",
-	"created_at", "scheduled_at", "started_at", "completed_at", "failed_at",
-	"error_message", "errors", "timeout_seconds", "retry_policy",
-	"result_data", "result_expires_at", "result_ttl_seconds",
-	"batch_id", "workflow_id", "workflow_name", "step_name", "depends_on",
-	"dependency_status", "pending_dependencies", "condition",
-	"trace_id", "correlation_id", "parent_span_id", "span_context", "unique_key",
-	"leased_by", "lease_expires_at", "lease_token",
-}
-
 // jobColumns renders the select list for a table alias ("j"), built once
 // from the fixed names above.
 func jobColumns(alias string) string {
-	cols := make([]string, len(jobColumnNames))
-	for i, c := range jobColumnNames {
+	cols := make([]string, len(store.JobColumns))
+	for i, c := range store.JobColumns {
 		if c == "result_data" {
 			cols[i] = fmt.Sprintf("CASE WHEN %[1]s.result_expires_at <= UTC_TIMESTAMP(6) THEN NULL ELSE %[1]s.result_data END", alias)
 			continue

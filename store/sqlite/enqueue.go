@@ -13,7 +13,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-const insertJob = `INSERT INTO hammerwork_jobs (
+var insertJob = `INSERT INTO hammerwork_jobs (
 	id, queue_name, payload, status, priority, attempts, max_attempts,
 	created_at, scheduled_at, timeout_seconds, retry_policy, result_ttl_seconds,
 	batch_id, trace_id, correlation_id, parent_span_id, span_context, unique_key

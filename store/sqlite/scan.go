@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,14 +88,7 @@ func nullUUID(id *uuid.UUID) any {
 }
 
 // jobColumns is every column of hammerwork_jobs in scanJob's order.
-const jobColumns = `id, queue_name, payload, status, priority, attempts, max_attempts,
-	created_at, scheduled_at, started_at, completed_at, failed_at,
-	error_message, errors, timeout_seconds, retry_policy,
-	result_data, result_expires_at, result_ttl_seconds,
-	batch_id, workflow_id, workflow_name, step_name, depends_on,
-	dependency_status, pending_dependencies, condition,
-	trace_id, correlation_id, parent_span_id, span_context, unique_key,
-	leased_by, lease_expires_at, lease_token`
+var jobColumns = strings.Join(store.JobColumns, ", ")
 
 type scanner interface {
 	Scan(dest ...any) error
