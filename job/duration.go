@@ -6,7 +6,7 @@ import (
 )
 
 // Duration is a time.Duration that reads and writes Go duration strings
-// ("30s", "1m30s") in JSON and TOML, as DESIGN.md fixes for the API and config.
+// ("30s", "1m30s") in JSON and TOML, the form the API and the configuration use.
 type Duration time.Duration
 
 // D returns the plain time.Duration.

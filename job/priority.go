@@ -28,15 +28,16 @@ func (p Priority) String() string {
 	return priorityNames[p]
 }
 
-// ParsePriority accepts a level's name or its number 0..4.
+// ParsePriority accepts a level's name, in any case, or its number 0..4.
+// The error quotes the input as given, not as normalised for matching.
 func ParsePriority(s string) (Priority, error) {
-	s = strings.TrimSpace(strings.ToLower(s))
+	norm := strings.TrimSpace(strings.ToLower(s))
 	for i, n := range priorityNames {
-		if n == s {
+		if n == norm {
 			return Priority(i), nil
 		}
 	}
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= int(PriorityCritical) {
+	if n, err := strconv.Atoi(norm); err == nil && n >= 0 && n <= int(PriorityCritical) {
 		return Priority(n), nil
 	}
 	return 0, fmt.Errorf("unknown priority %q (want background, low, normal, high, critical or 0..4)", s)
