@@ -122,6 +122,9 @@ func (p EnqueueBatchParams) Validate() error {
 	if !p.FailureMode.Valid() {
 		return fmt.Errorf("%w: failure_mode %q is not continue_on_error, fail_fast or collect_errors", ErrInvalid, p.FailureMode)
 	}
+	if err := CheckHeaderValue("name", p.Name); err != nil {
+		return err
+	}
 	for i, n := range p.Jobs {
 		if err := n.Validate(); err != nil {
 			return fmt.Errorf("job %d: %w", i, err)

@@ -1,10 +1,11 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hammerwork-go/hw-agent/job"
 )
@@ -28,8 +29,13 @@ func (n NewJob) Validate() error {
 	if !ValidQueueName(n.Queue) {
 		return bad("queue %q is not a valid name (letters, digits, '_', '.', ':', '-'; at most 128)", n.Queue)
 	}
-	if len(n.Payload) > 0 && !json.Valid(n.Payload) {
-		return bad("payload is not valid JSON")
+	if len(n.Payload) > 0 {
+		if err := CheckJSON(n.Payload); err != nil {
+			return bad("payload %v", err)
+		}
+	}
+	if err := CheckHeaderValue("correlation_id", n.CorrelationID); err != nil {
+		return err
 	}
 	if n.Priority < job.PriorityBackground || n.Priority > job.PriorityCritical {
 		return bad("priority %d is out of range 0..4", n.Priority)
@@ -52,6 +58,22 @@ func (n NewJob) Validate() error {
 		return bad("unique_key is longer than 255 bytes")
 	}
 	return nil
+}
+
+// CheckHeaderValue rejects a control character (CR, LF, tab, NUL, DEL, C1)
+// in a name the agent sends to the app in a request header (the
+// correlation id; a workflow's name and its step names, of which a batch
+// step's name is its batch's): net/http refuses such a header, so the job
+// could never be delivered. A batch created through the API follows the
+// same rule, so a batch name means the same wherever it came from. The
+// error names the field and wraps ErrInvalid.
+func CheckHeaderValue(field, v string) error {
+	i := strings.IndexFunc(v, unicode.IsControl)
+	if i < 0 {
+		return nil
+	}
+	r := []rune(v[i:])[0]
+	return fmt.Errorf("%w: %s holds the control character %U at byte %d; it is sent to the app in a request header, which cannot carry control characters", ErrInvalid, field, r, i)
 }
 
 // DefaultListLimit and MaxListLimit bound List pages.

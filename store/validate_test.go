@@ -26,6 +26,12 @@ func TestNewJobValidateNamesTheField(t *testing.T) {
 		{"queue with space", func(n *store.NewJob) { n.Queue = "my queue" }, "not a valid name"},
 		{"queue too long", func(n *store.NewJob) { n.Queue = strings.Repeat("q", 129) }, "not a valid name"},
 		{"bad payload", func(n *store.NewJob) { n.Payload = []byte(`{"a":`) }, "payload is not valid JSON"},
+		{"payload MariaDB refuses", func(n *store.NewJob) { n.Payload = []byte(`{"x":"\ud800"}`) }, `payload holds a lone UTF-16 surrogate escape \ud800`},
+		{"payload PostgreSQL refuses", func(n *store.NewJob) { n.Payload = []byte(`"\u0000"`) }, `payload holds the escape \u0000`},
+		{"correlation id with CRLF", func(n *store.NewJob) { n.CorrelationID = "abc\r\nX-Evil: 1" }, "correlation_id holds the control character U+000D at byte 3"},
+		{"correlation id with NUL", func(n *store.NewJob) { n.CorrelationID = "a\x00" }, "correlation_id holds the control character U+0000"},
+		{"correlation id with C1", func(n *store.NewJob) { n.CorrelationID = "a\u0085" }, "correlation_id holds the control character U+0085"},
+		{"queue with LF", func(n *store.NewJob) { n.Queue = "emails\n" }, "not a valid name"},
 		{"priority", func(n *store.NewJob) { n.Priority = 7 }, "priority 7"},
 		{"max attempts", func(n *store.NewJob) { n.MaxAttempts = -1 }, "max_attempts"},
 		{"timeout", func(n *store.NewJob) { n.Timeout = -time.Second }, "timeout"},
@@ -40,6 +46,16 @@ func TestNewJobValidateNamesTheField(t *testing.T) {
 		require.ErrorContains(t, err, tt.want, tt.name)
 		require.True(t, errors.Is(err, store.ErrInvalid), tt.name)
 	}
+}
+
+func TestBatchNameWithControlCharacterIsInvalid(t *testing.T) {
+	t.Parallel()
+	p := store.EnqueueBatchParams{Name: "nightly\nimport", Jobs: []store.NewJob{{Queue: "q"}}}
+	err := p.Validate()
+	require.ErrorIs(t, err, store.ErrInvalid)
+	require.ErrorContains(t, err, "name holds the control character U+000A at byte 7")
+	p.Name = "nightly import"
+	require.NoError(t, p.Validate())
 }
 
 func TestListLimitDefaultsAndCaps(t *testing.T) {
