@@ -183,14 +183,25 @@ type LeaseRef struct {
 // ExtendParams extends leases.
 type ExtendParams struct {
 	Leases []LeaseRef
-	Until  time.Time
+	// Until, when set, is the new lease_expires_at. Zero means the
+	// database's now + Duration, which is what agents send: their own clock
+	// may disagree with the database's.
+	Until time.Time
+	// Duration is the lease's new length from the database's now.
+	Duration time.Duration
+	// Now replaces the database's now; injected for tests.
+	Now time.Time
 }
 
 // ReleaseParams returns leased jobs without spending their attempt.
 type ReleaseParams struct {
-	Leases      []LeaseRef
+	Leases []LeaseRef
+	// ScheduledAt, when set, is when the jobs are due again. Zero means Now
+	// + Delay.
 	ScheduledAt time.Time
-	Now         time.Time
+	// Delay is how long after the database's now the jobs are due again.
+	Delay time.Duration
+	Now   time.Time
 }
 
 // RescueParams drives one pass of the expired-lease rescuer.
@@ -229,8 +240,12 @@ type Failure struct {
 	// Outcome labels the attempt in the error history ("http_500", "timeout", ...).
 	Outcome string
 	// Retry is false for a permanent failure.
-	Retry   bool
-	RetryAt time.Time
+	Retry bool
+	// RetryAt, when set, is when the retry is due. Zero means Now +
+	// RetryDelay: agents send the delay, so the database's clock, not
+	// theirs, says when the job is due.
+	RetryAt    time.Time
+	RetryDelay time.Duration
 }
 
 // FailParams carries a batch of failures.
