@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,13 @@ type Metrics struct {
 	workflowsFinished *prometheus.CounterVec
 	appHealthy        prometheus.Gauge
 	dbErrors          prometheus.Counter
+	dbUp              prometheus.Gauge
+	dbOutages         prometheus.Counter
+
+	// depthMu serialises depth refreshes; depthQueues are the queues the
+	// last one reported, whose series the next removes if they are gone.
+	depthMu     sync.Mutex
+	depthQueues map[string]bool
 }
 
 // New registers every collector, plus the Go runtime and process
@@ -83,11 +91,21 @@ func New() *Metrics {
 		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "db_errors_total", Help: "Database calls of the agent that failed.",
 		}),
+		dbUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "db_up",
+			Help: "0 during a database outage (the agent's lease calls fail), else 1.",
+		}),
+		dbOutages: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "db_outages_total",
+			Help: "Database outages the agent saw begin: a failed lease call after a successful one.",
+		}),
 	}
 	m.appHealthy.Set(1)
+	m.dbUp.Set(1)
 	m.reg.MustRegister(
 		m.leased, m.completed, m.failed, m.retried, m.cancelled, m.skipped,
-		m.dispatch, m.inFlight, m.depth, m.leaseBatch, m.workflowsFinished, m.appHealthy, m.dbErrors,
+		m.dispatch, m.inFlight, m.depth, m.leaseBatch, m.workflowsFinished, m.appHealthy,
+		m.dbErrors, m.dbUp, m.dbOutages,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -228,26 +246,60 @@ func (m *Metrics) DBError() {
 	m.dbErrors.Inc()
 }
 
-// QueueStatser is the part of the store the depth poller reads.
-type QueueStatser interface {
-	QueueStats(ctx context.Context) ([]store.QueueCount, error)
+// DBDown marks the start of a database outage: hammerwork_db_up drops to 0
+// and the outage is counted.
+func (m *Metrics) DBDown() {
+	if m == nil {
+		return
+	}
+	m.dbUp.Set(0)
+	m.dbOutages.Inc()
 }
 
-// RefreshQueueDepth reads the depth of every queue by status once and
-// replaces the gauge's series, so a queue that emptied out disappears.
-func (m *Metrics) RefreshQueueDepth(ctx context.Context, src QueueStatser) error {
+// DBUp marks the end of a database outage.
+func (m *Metrics) DBUp() {
+	if m == nil {
+		return
+	}
+	m.dbUp.Set(1)
+}
+
+// QueueLister is the part of the store the depth poller reads: every
+// queue that has jobs or a pause, with a count for every status.
+type QueueLister interface {
+	Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error)
+}
+
+// RefreshQueueDepth reads the depth of every queue by status once. A queue
+// the store lists (it has jobs or a pause) reports every status, zeros
+// included, so a drained queue's pending reads 0 on a dashboard instead of
+// leaving a gap; only a queue the store no longer lists loses its series.
+// Series are overwritten in place, never reset, so a scrape during a
+// refresh sees old or new values, not none.
+func (m *Metrics) RefreshQueueDepth(ctx context.Context, src QueueLister) error {
 	if m == nil {
 		return nil
 	}
-	counts, err := src.QueueStats(ctx)
+	infos, err := src.Queues(ctx, store.QueuesParams{})
 	if err != nil {
 		m.dbErrors.Inc()
 		return fmt.Errorf("read queue depth: %w", err)
 	}
-	m.depth.Reset()
-	for _, c := range counts {
-		m.depth.WithLabelValues(c.Queue, string(c.Status)).Set(float64(c.Count))
+	m.depthMu.Lock()
+	defer m.depthMu.Unlock()
+	seen := make(map[string]bool, len(infos))
+	for _, q := range infos {
+		seen[q.Name] = true
+		for _, st := range job.Statuses {
+			m.depth.WithLabelValues(q.Name, string(st)).Set(float64(q.Depth[st]))
+		}
 	}
+	for q := range m.depthQueues {
+		if !seen[q] {
+			m.depth.DeletePartialMatch(prometheus.Labels{"queue": q})
+		}
+	}
+	m.depthQueues = seen
 	return nil
 }
 
@@ -255,7 +307,7 @@ func (m *Metrics) RefreshQueueDepth(ctx context.Context, src QueueStatser) error
 // The count is a query per interval, not per scrape, so a scraper polling
 // fast (or several of them) never adds load to the database. Errors are
 // counted in hammerwork_db_errors_total and the last values are kept.
-func (m *Metrics) PollQueueDepth(ctx context.Context, src QueueStatser, interval time.Duration) {
+func (m *Metrics) PollQueueDepth(ctx context.Context, src QueueLister, interval time.Duration) {
 	if m == nil {
 		return
 	}

@@ -80,6 +80,7 @@ func TestMetricsPassPromlintAndTheTextParser(t *testing.T) {
 	m.WorkflowFinished("completed")
 	m.AppHealthy(false)
 	m.DBError()
+	m.DBDown()
 	m.depth.WithLabelValues("emails", string(job.StatusPending)).Set(3)
 
 	body, mfs := scrape(t, m)
@@ -113,6 +114,23 @@ func TestMetricsPassPromlintAndTheTextParser(t *testing.T) {
 	require.Equal(t, 1.0, value(t, mfs, "hammerwork_workflows_finished_total", map[string]string{"status": "completed"}))
 	require.Equal(t, 0.0, value(t, mfs, "hammerwork_app_healthy", nil))
 	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_errors_total", nil))
+	require.Equal(t, 0.0, value(t, mfs, "hammerwork_db_up", nil))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_outages_total", nil))
+}
+
+// The database is up until an outage begins, and up again when it ends;
+// the outage stays counted.
+func TestDBUpFollowsOutages(t *testing.T) {
+	t.Parallel()
+	m := New()
+	_, mfs := scrape(t, m)
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_up", nil))
+	require.Equal(t, 0.0, value(t, mfs, "hammerwork_db_outages_total", nil))
+	m.DBDown()
+	m.DBUp()
+	_, mfs = scrape(t, m)
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_up", nil))
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_outages_total", nil))
 }
 
 // A workflow's skipped and cancelled jobs are counted when it ends, by queue.
@@ -142,40 +160,101 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.InFlight(1)
 	m.AppHealthy(true)
 	m.DBError()
+	m.DBDown()
+	m.DBUp()
 	require.NoError(t, m.RefreshQueueDepth(context.Background(), nil))
 }
 
-// Queue depth comes from the database and replaces the previous reading,
-// so a status that emptied out disappears.
-func TestQueueDepthIsReadFromTheDatabase(t *testing.T) {
-	t.Parallel()
+// newSQLite opens a migrated store in a fresh file.
+func newSQLite(t *testing.T) store.Store {
+	t.Helper()
 	s, err := sqlite.Open(t.Context(), sqlite.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "m.db")})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	_, err = s.Migrate(t.Context())
 	require.NoError(t, err)
-	_, err = s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{{Queue: "a"}, {Queue: "a"}, {Queue: "b"}}, Now: time.Now()})
+	return s
+}
+
+// depthSeries lists the statuses of queue's hammerwork_queue_depth series
+// in a scrape, with their values.
+func depthSeries(mfs map[string]*dto.MetricFamily, queue string) map[string]float64 {
+	out := map[string]float64{}
+	for _, mt := range mfs["hammerwork_queue_depth"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range mt.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["queue"] == queue {
+			out[labels["status"]] = mt.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// depthOf is every status of a queue the store lists, at the given counts
+// and 0 for the others.
+func depthOf(counts map[job.Status]float64) map[string]float64 {
+	out := map[string]float64{}
+	for _, st := range job.Statuses {
+		out[string(st)] = counts[st]
+	}
+	return out
+}
+
+// Queue depth comes from the database, one series per status of every
+// queue with jobs, zeros included.
+func TestQueueDepthIsReadFromTheDatabase(t *testing.T) {
+	t.Parallel()
+	s := newSQLite(t)
+	_, err := s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{{Queue: "a"}, {Queue: "a"}, {Queue: "b"}}, Now: time.Now()})
 	require.NoError(t, err)
 
 	m := New()
 	require.NoError(t, m.RefreshQueueDepth(t.Context(), s))
 	_, mfs := scrape(t, m)
-	require.Equal(t, 2.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "a", "status": string(job.StatusPending)}))
-	require.Equal(t, 1.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "b", "status": string(job.StatusPending)}))
+	require.Equal(t, depthOf(map[job.Status]float64{job.StatusPending: 2}), depthSeries(mfs, "a"))
+	require.Equal(t, depthOf(map[job.Status]float64{job.StatusPending: 1}), depthSeries(mfs, "b"))
 
 	leased, err := s.Lease(t.Context(), store.LeaseParams{AgentID: "t", Queues: []string{"b"}, Limit: 1, Duration: time.Minute, Now: time.Now()})
 	require.NoError(t, err)
 	require.Len(t, leased, 1)
 	require.NoError(t, m.RefreshQueueDepth(t.Context(), s))
 	_, mfs = scrape(t, m)
-	for _, mt := range mfs["hammerwork_queue_depth"].GetMetric() {
-		labels := map[string]string{}
-		for _, l := range mt.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		require.False(t, labels["queue"] == "b" && labels["status"] == string(job.StatusPending), "b's pending series is gone")
+	require.Equal(t, depthOf(map[job.Status]float64{job.StatusRunning: 1}), depthSeries(mfs, "b"))
+}
+
+// A drained queue keeps reporting pending at 0, so a dashboard shows 0
+// rather than a gap; a queue with only a pause reports every status at 0;
+// a queue that is gone entirely (no jobs, no pause) loses its series.
+func TestDrainedQueueReportsZeroDepthUntilItIsGone(t *testing.T) {
+	t.Parallel()
+	s := newSQLite(t)
+	_, err := s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{{Queue: "a"}, {Queue: "a"}}, Now: time.Now()})
+	require.NoError(t, err)
+	require.NoError(t, s.PauseQueue(t.Context(), store.PauseQueueParams{Queue: "idle", By: "test", Now: time.Now()}))
+	m := New()
+	require.NoError(t, m.RefreshQueueDepth(t.Context(), s))
+	_, mfs := scrape(t, m)
+	require.Equal(t, depthOf(map[job.Status]float64{job.StatusPending: 2}), depthSeries(mfs, "a"))
+	require.Equal(t, depthOf(nil), depthSeries(mfs, "idle"), "a paused queue without jobs reports zeros")
+
+	leased, err := s.Lease(t.Context(), store.LeaseParams{AgentID: "t", Queues: []string{"a"}, Limit: 2, Duration: time.Minute, Now: time.Now()})
+	require.NoError(t, err)
+	require.Len(t, leased, 2)
+	completions := make([]store.Completion, len(leased))
+	for i, j := range leased {
+		completions[i] = store.Completion{LeaseRef: store.LeaseRef{ID: j.ID, Token: j.LeaseToken}}
 	}
-	require.Equal(t, 1.0, value(t, mfs, "hammerwork_queue_depth", map[string]string{"queue": "b", "status": string(job.StatusRunning)}))
+	stale, err := s.Complete(t.Context(), store.CompleteParams{Completions: completions, Now: time.Now()})
+	require.NoError(t, err)
+	require.Empty(t, stale)
+	require.NoError(t, s.ResumeQueue(t.Context(), store.ResumeQueueParams{Queue: "idle"}))
+
+	require.NoError(t, m.RefreshQueueDepth(t.Context(), s))
+	_, mfs = scrape(t, m)
+	require.Equal(t, depthOf(map[job.Status]float64{job.StatusCompleted: 2}), depthSeries(mfs, "a"), "the drained queue's pending is 0, not absent")
+	require.Empty(t, depthSeries(mfs, "idle"), "a resumed queue without jobs is gone")
 }
 
 // retrier stands in for a store's transaction-retry count.
@@ -202,29 +281,25 @@ func TestTxRetriesAreReadFromTheStoreAtScrape(t *testing.T) {
 
 // countingStats counts the depth queries made to a real store.
 type countingStats struct {
-	QueueStatser
+	QueueLister
 	calls atomic.Int64
 }
 
-func (c *countingStats) QueueStats(ctx context.Context) ([]store.QueueCount, error) {
+func (c *countingStats) Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error) {
 	c.calls.Add(1)
-	return c.QueueStatser.QueueStats(ctx)
+	return c.QueueLister.Queues(ctx, p)
 }
 
 // The depth is read when polling starts and then on the timer: scrapes,
 // however many, never query the database.
 func TestQueueDepthIsPolledOnATimerNotPerScrape(t *testing.T) {
 	t.Parallel()
-	s, err := sqlite.Open(t.Context(), sqlite.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "m.db")})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	_, err = s.Migrate(t.Context())
-	require.NoError(t, err)
-	_, err = s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{{Queue: "a"}}, Now: time.Now()})
+	s := newSQLite(t)
+	_, err := s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{{Queue: "a"}}, Now: time.Now()})
 	require.NoError(t, err)
 
 	m := New()
-	src := &countingStats{QueueStatser: s}
+	src := &countingStats{QueueLister: s}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -243,7 +318,7 @@ func TestQueueDepthIsPolledOnATimerNotPerScrape(t *testing.T) {
 	}
 	require.Equal(t, int64(1), src.calls.Load(), "scrapes read the last polled value")
 
-	fast := &countingStats{QueueStatser: s}
+	fast := &countingStats{QueueLister: s}
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	done2 := make(chan struct{})
 	go func() {
