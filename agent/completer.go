@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,7 +41,7 @@ type outcome struct {
 // blocks while a flush is retried, which holds the request's slot, so a
 // slow database slows leasing instead of piling up answers in memory.
 type completer struct {
-	store    store.Finisher
+	store    finisher
 	log      *slog.Logger
 	interval time.Duration
 	in       chan outcome
@@ -49,7 +52,14 @@ type completer struct {
 	lease.Loop
 }
 
-func newCompleter(s store.Finisher, interval time.Duration, log *slog.Logger) *completer {
+// finisher is the part of the store the completer writes through; Ping
+// tells a batch the database refused from a database that is gone.
+type finisher interface {
+	store.Finisher
+	Ping(ctx context.Context) error
+}
+
+func newCompleter(s finisher, interval time.Duration, log *slog.Logger) *completer {
 	return &completer{store: s, log: log, interval: interval, in: make(chan outcome, completeBatch)}
 }
 
@@ -153,28 +163,102 @@ func (c *completer) write(ctx context.Context, batch []outcome) ([]outcome, erro
 	}
 	now := time.Now()
 	if len(done) > 0 {
-		p := store.CompleteParams{Completions: make([]store.Completion, len(done)), Now: now}
-		for i, o := range done {
-			p.Completions[i] = *o.completion
+		if rest, err := c.writeBatch(ctx, done, "complete", func(os []outcome) error { return c.complete(ctx, os, now) }); err != nil {
+			return append(rest, failed...), err
 		}
-		stale, err := c.store.Complete(ctx, p)
-		if err != nil {
-			return batch, fmt.Errorf("complete %d jobs: %w", len(done), err)
-		}
-		c.logCompleted(done, stale)
 	}
 	if len(failed) > 0 {
-		p := store.FailParams{Failures: make([]store.Failure, len(failed)), Now: now}
-		for i, o := range failed {
-			p.Failures[i] = *o.failure
+		if rest, err := c.writeBatch(ctx, failed, "record failed attempts of", func(os []outcome) error { return c.fail(ctx, os, now) }); err != nil {
+			return rest, err
 		}
-		res, err := c.store.Fail(ctx, p)
-		if err != nil {
-			return failed, fmt.Errorf("record %d failed attempts: %w", len(failed), err)
-		}
-		c.logFailed(failed, res)
 	}
 	return nil, nil
+}
+
+// writeBatch writes os in one call of write. When the database answers but
+// refuses the batch (one result MariaDB's JSON check rejects, one error
+// text PostgreSQL cannot hold), retrying the same batch would fail forever
+// and hold every other outcome hostage; so the outcomes are then written
+// one by one, and an outcome refused on its own is logged and dropped: its
+// job stays running until its lease expires and the rescuer retries it.
+// It returns what is left to write when the database is unreachable.
+func (c *completer) writeBatch(ctx context.Context, os []outcome, what string, write func([]outcome) error) ([]outcome, error) {
+	err := write(os)
+	switch {
+	case err == nil:
+		return nil, nil
+	case c.unreachable(ctx, err):
+		return os, fmt.Errorf("%s %d jobs: %w", what, len(os), err)
+	case len(os) == 1:
+		c.drop(os[0], err)
+		return nil, nil
+	}
+	c.log.Warn("the database refused a batch of outcomes; writing them one by one", "outcomes", len(os), "error", err)
+	for i, o := range os {
+		err := write([]outcome{o})
+		switch {
+		case err == nil:
+		case c.unreachable(ctx, err):
+			return os[i:], fmt.Errorf("%s %d jobs: %w", what, len(os)-i, err)
+		default:
+			c.drop(o, err)
+		}
+	}
+	return nil, nil
+}
+
+// drop gives up on an outcome the database refuses on its own.
+func (c *completer) drop(o outcome, err error) {
+	if c.dbError != nil {
+		c.dbError()
+	}
+	c.log.Error("outcome not recorded: the database refused it; the job is retried when its lease expires",
+		jobAttrs(o.job, "status", o.res.StatusCode, "error", err)...)
+}
+
+// pingTimeout bounds the check that tells a refused write from a lost
+// database.
+const pingTimeout = 5 * time.Second
+
+// unreachable reports whether a failed write says nothing about the
+// outcomes written: the agent is stopping, or the database cannot be
+// reached (a connection error, or it does not answer a ping). Only then is
+// the write retried as it is.
+func (c *completer) unreachable(ctx context.Context, err error) bool {
+	var netErr net.Error
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	return c.store.Ping(ctx) != nil
+}
+
+func (c *completer) complete(ctx context.Context, done []outcome, now time.Time) error {
+	p := store.CompleteParams{Completions: make([]store.Completion, len(done)), Now: now}
+	for i, o := range done {
+		p.Completions[i] = *o.completion
+	}
+	stale, err := c.store.Complete(ctx, p)
+	if err != nil {
+		return err
+	}
+	c.logCompleted(done, stale)
+	return nil
+}
+
+func (c *completer) fail(ctx context.Context, failed []outcome, now time.Time) error {
+	p := store.FailParams{Failures: make([]store.Failure, len(failed)), Now: now}
+	for i, o := range failed {
+		p.Failures[i] = *o.failure
+	}
+	res, err := c.store.Fail(ctx, p)
+	if err != nil {
+		return err
+	}
+	c.logFailed(failed, res)
+	return nil
 }
 
 func (c *completer) logCompleted(done []outcome, stale []uuid.UUID) {

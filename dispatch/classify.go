@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hammerwork-go/hw-agent/store"
 )
 
 const (
@@ -69,8 +70,10 @@ func retryable(code int) bool {
 }
 
 // readResult reads at most maxResult+1 bytes of a success body and returns
-// it when it is JSON that fits; otherwise nil and a note saying why, which
-// the agent stores so a missing result is never a mystery.
+// it when it is JSON that fits and that every backend can store (a body
+// MariaDB or PostgreSQL would refuse must not fail the whole completion
+// batch); otherwise nil and a note saying why, which the agent stores so a
+// missing result is never a mystery.
 func readResult(resp *http.Response, maxResult int64) ([]byte, string) {
 	if maxResult <= 0 {
 		return nil, ""
@@ -89,8 +92,8 @@ func readResult(resp *http.Response, maxResult int64) ([]byte, string) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, ""
 	}
-	if !utf8.Valid(body) || !json.Valid(body) {
-		return nil, fmt.Sprintf("result not stored: response body (%d bytes, Content-Type %q) is not valid JSON", len(body), resp.Header.Get("Content-Type"))
+	if err := store.CheckJSON(body); err != nil {
+		return nil, fmt.Sprintf("result not stored: response body (%d bytes, Content-Type %q) %v", len(body), resp.Header.Get("Content-Type"), err)
 	}
 	return body, ""
 }
@@ -121,8 +124,7 @@ func sanitize(b []byte) string {
 			break
 		}
 	}
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+	return store.SafeText(string(b))
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP date; anything else is
