@@ -206,6 +206,9 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 	if !req.FailureMode.Valid() {
 		return invalid("failure_mode %q must be continue_on_error, fail_fast or collect_errors", req.FailureMode)
 	}
+	if err := store.CheckHeaderValue("name", req.Name); err != nil {
+		return err
+	}
 	now := s.now()
 	news := make([]store.NewJob, len(req.Jobs))
 	for i := range req.Jobs {

@@ -62,13 +62,20 @@ func (s *Server) completeJob(c echo.Context) error {
 	if req.LeaseToken == "" {
 		return invalid("lease_token is required (the Hammerwork-Lease-Token header of the dispatch)")
 	}
-	var result []byte
+	completion := store.Completion{LeaseRef: store.LeaseRef{ID: id, Token: req.LeaseToken}}
 	if !isNull(req.Result) {
-		result = req.Result
+		// A result no backend could refuse is stored; any other completes
+		// the job without it and says why, as a dispatch answer does, so
+		// the app's work is not lost to a value it cannot easily see.
+		if err := store.CheckJSON(req.Result); err != nil {
+			completion.Note = "result not stored: result " + err.Error()
+		} else {
+			completion.Result = req.Result
+		}
 	}
 	ctx := c.Request().Context()
 	stale, err := s.p.Store.Complete(ctx, store.CompleteParams{
-		Completions: []store.Completion{{LeaseRef: store.LeaseRef{ID: id, Token: req.LeaseToken}, Result: result}},
+		Completions: []store.Completion{completion},
 		Now:         s.now(),
 	})
 	if err != nil {
@@ -96,6 +103,7 @@ func (s *Server) failJob(c echo.Context) error {
 		return invalid("error is required: say why the job failed")
 	}
 	retry := req.Retry == nil || *req.Retry
+	msg := store.SafeText(truncateError(req.Error))
 
 	// The job is read first because RetryAt needs its attempt count and
 	// policy; the token check here only saves a write, the store's guard
@@ -116,7 +124,7 @@ func (s *Server) failJob(c echo.Context) error {
 	res, err := s.p.Store.Fail(ctx, store.FailParams{
 		Failures: []store.Failure{{
 			LeaseRef: store.LeaseRef{ID: id, Token: req.LeaseToken},
-			Error:    truncateError(req.Error),
+			Error:    msg,
 			Outcome:  failOutcome,
 			Retry:    retry,
 			RetryAt:  retryAt,
@@ -129,7 +137,7 @@ func (s *Server) failJob(c echo.Context) error {
 	if len(res.Stale) > 0 {
 		return s.staleLease(ctx, id)
 	}
-	st := settlement{outcome: "failed", errorType: failOutcome, message: truncateError(req.Error)}
+	st := settlement{outcome: "failed", errorType: failOutcome, message: msg}
 	if len(res.Retried) > 0 {
 		st.outcome = "retry"
 	}
@@ -155,6 +163,9 @@ func (s *Server) heartbeat(c echo.Context) error {
 		}
 		if extend <= 0 {
 			return invalid("extend %q must be positive", *req.Extend)
+		}
+		if extend > s.p.MaxLeaseExtension {
+			return invalid("extend %q exceeds the agent's max_lease_extension (%s): heartbeat again instead, so a job whose app died is still rescued", *req.Extend, s.p.MaxLeaseExtension)
 		}
 	}
 	until := store.UTC(s.now().Add(extend))

@@ -34,6 +34,8 @@ import (
 const (
 	defaultMaxBodyBytes  = 10 << 20
 	defaultLeaseDuration = 30 * time.Second
+	// defaultMaxLeaseExtension is agent.max_lease_extension's default.
+	defaultMaxLeaseExtension = time.Hour
 	// readyTimeout bounds one readiness check, so a hung database makes
 	// /readyz answer 503 instead of hanging the orchestrator's probe.
 	readyTimeout = 5 * time.Second
@@ -52,6 +54,10 @@ type Params struct {
 	// LeaseDuration is how far /heartbeat extends a lease when the request
 	// names no extend. Zero means 30s.
 	LeaseDuration time.Duration
+	// MaxLeaseExtension caps the extend a /heartbeat may ask for; more is a
+	// 422. Without a cap one heartbeat could make a job immune to rescue
+	// for good. Zero means 1h, the default of agent.max_lease_extension.
+	MaxLeaseExtension time.Duration
 	// RetryAt gives the next attempt time for /fail with retry; nil retries
 	// at once.
 	RetryAt func(j *job.Job, now time.Time) time.Time
@@ -94,6 +100,9 @@ func New(p Params) *Server {
 	}
 	if p.LeaseDuration <= 0 {
 		p.LeaseDuration = defaultLeaseDuration
+	}
+	if p.MaxLeaseExtension <= 0 {
+		p.MaxLeaseExtension = defaultMaxLeaseExtension
 	}
 	if p.Now == nil {
 		p.Now = time.Now

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/hammerwork-go/hw-agent/job"
 )
@@ -146,6 +147,8 @@ func (w Workflow) Validate() error {
 		switch prev, dup := index[s.Name]; {
 		case s.Name == "":
 			ps.add(ErrInvalid, path+".name", "is required")
+		case hasControl(s.Name):
+			ps.add(ErrInvalid, path+".name", "%q holds a control character; it is sent to the app in the Hammerwork-Step header, which cannot carry one", s.Name)
 		case strings.ContainsAny(s.Name, "[]"):
 			ps.add(ErrInvalid, path+".name", "%q: '[' and ']' are reserved for the jobs of batch steps", s.Name)
 		case dup:
@@ -164,8 +167,14 @@ func (w Workflow) Validate() error {
 func stepPath(i int) string { return "jobs[" + strconv.Itoa(i) + "]" }
 
 func (w Workflow) validateHeader(ps *problems) {
-	if strings.TrimSpace(w.Name) == "" {
+	switch {
+	case strings.TrimSpace(w.Name) == "":
 		ps.add(ErrInvalid, "name", "is required")
+	case hasControl(w.Name):
+		ps.add(ErrInvalid, "name", "%q holds a control character; it is sent to the app in the Hammerwork-Workflow-Name header, which cannot carry one", w.Name)
+	}
+	if hasControl(w.CorrelationID) {
+		ps.add(ErrInvalid, "correlation_id", "%q holds a control character; it is sent to the app in the Hammerwork-Correlation-Id header, which cannot carry one", w.CorrelationID)
 	}
 	if _, err := ParseFailurePolicy(string(w.FailurePolicy)); err != nil {
 		ps.add(ErrInvalid, "failure_policy", "%v", err)
@@ -181,6 +190,11 @@ func (w Workflow) validateHeader(ps *problems) {
 		ps.add(ErrInvalid, "metadata", "is not valid JSON")
 	}
 }
+
+// hasControl reports a control character (CR, LF, tab, NUL, DEL, C1):
+// net/http refuses a header value holding one, so a name that becomes a
+// request header must not.
+func hasControl(s string) bool { return strings.IndexFunc(s, unicode.IsControl) >= 0 }
 
 func validatePriority(ps *problems, path string, p *job.Priority) {
 	if p != nil && (*p < job.PriorityBackground || *p > job.PriorityCritical) {
