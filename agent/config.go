@@ -100,6 +100,9 @@ type AgentConfig struct {
 	RescueInterval job.Duration `toml:"rescue_interval"`
 	// CompleteFlushInterval batches completions for at most this long. Defaults to 20ms.
 	CompleteFlushInterval job.Duration `toml:"complete_flush_interval"`
+	// MaxLeaseExtension caps the extend of an API heartbeat, so no app can
+	// make its job immune to rescue. Defaults to 1h; at least LeaseDuration.
+	MaxLeaseExtension job.Duration `toml:"max_lease_extension"`
 	// PriorityWeights is the default weighted selection of every producer
 	// whose [[queue]] sets none; empty (the default) leases in strict
 	// priority order.
@@ -185,6 +188,7 @@ func DefaultConfig() Config {
 			DrainTimeout:          job.Duration(25 * time.Second),
 			RescueInterval:        job.Duration(5 * time.Second),
 			CompleteFlushInterval: job.Duration(20 * time.Millisecond),
+			MaxLeaseExtension:     job.Duration(time.Hour),
 		},
 		App: AppConfig{
 			HandlerURL:     "http://127.0.0.1:8080/jobs/{queue}",
@@ -341,8 +345,20 @@ func (c *Config) Validate() error {
 	if c.Agent.RescueInterval.D() <= 0 {
 		bad("agent.rescue_interval must be positive")
 	}
-	if c.Agent.CompleteFlushInterval.D() <= 0 {
+	switch {
+	case c.Agent.CompleteFlushInterval.D() <= 0:
 		bad("agent.complete_flush_interval must be positive")
+	case c.Agent.CompleteFlushInterval.D() >= c.Agent.LeaseDuration.D()/3:
+		// Heartbeats stop once the app has answered. The last one may be a
+		// third of the lease ago and the one before may have failed, so the
+		// outcome must be written within the remaining third, or the job is
+		// rescued and runs again.
+		bad("agent.complete_flush_interval (%s) must be below a third of agent.lease_duration (%s): the lease is not extended while an outcome waits to be written",
+			c.Agent.CompleteFlushInterval, c.Agent.LeaseDuration)
+	}
+	if c.Agent.MaxLeaseExtension.D() < c.Agent.LeaseDuration.D() {
+		bad("agent.max_lease_extension (%s) must be at least agent.lease_duration (%s), the extension of a heartbeat that names none",
+			c.Agent.MaxLeaseExtension, c.Agent.LeaseDuration)
 	}
 	if err := c.Agent.PriorityWeights.validate(); err != nil {
 		bad("agent.%v", err)

@@ -96,6 +96,40 @@ request_timeout = "60s"
 	require.ErrorContains(t, err, `queue "slow" request_timeout`)
 }
 
+func TestCompleteFlushIntervalMustStayBelowAThirdOfTheLease(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `
+[agent]
+lease_duration = "90s"
+complete_flush_interval = "30s"
+`)
+	_, err := LoadConfig(path, nil)
+	require.ErrorContains(t, err, "agent.complete_flush_interval (30s) must be below a third of agent.lease_duration (1m30s)")
+
+	path = writeConfig(t, `
+[agent]
+lease_duration = "90s"
+complete_flush_interval = "29s"
+`)
+	_, err = LoadConfig(path, nil)
+	require.NoError(t, err)
+}
+
+func TestMaxLeaseExtensionDefaultsToAnHourAndCoversTheLease(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, job.Duration(time.Hour), DefaultConfig().Agent.MaxLeaseExtension)
+	cfg, err := LoadConfig("", []string{"HW_AGENT_MAX_LEASE_EXTENSION=10m"})
+	require.NoError(t, err)
+	require.Equal(t, job.Duration(10*time.Minute), cfg.Agent.MaxLeaseExtension)
+
+	path := writeConfig(t, `
+[agent]
+max_lease_extension = "1m"
+`)
+	_, err = LoadConfig(path, nil)
+	require.ErrorContains(t, err, "agent.max_lease_extension (1m0s) must be at least agent.lease_duration (1m30s)")
+}
+
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
@@ -197,6 +231,9 @@ func TestEveryBadValueNamesItsKey(t *testing.T) {
 		{"agent", "drain_timeout", `"later"`, "later", "drain_timeout"},
 		{"agent", "rescue_interval", `"0s"`, "0s", "agent.rescue_interval"},
 		{"agent", "complete_flush_interval", `"0s"`, "0s", "agent.complete_flush_interval"},
+		{"agent", "complete_flush_interval", `"1m"`, "1m", "agent.complete_flush_interval"},
+		{"agent", "max_lease_extension", `"0s"`, "0s", "agent.max_lease_extension"},
+		{"agent", "max_lease_extension", `"forever"`, "forever", "max_lease_extension"},
 		{"app", "handler_url", `"ftp://app/jobs"`, "ftp://app/jobs", "app.handler_url"},
 		{"app", "handler_url", `"http://"`, "http://", "app.handler_url"},
 		{"app", "health_url", `"not a url"`, "not a url", "app.health_url"},

@@ -145,11 +145,12 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 		return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
 	handler := api.New(api.Params{
-		Store:         st,
-		Token:         cfg.API.Token,
-		MaxBodyBytes:  cfg.API.MaxBodyBytes,
-		LeaseDuration: cfg.Agent.LeaseDuration.D(),
-		RetryAt:       cfg.RetryAt,
+		Store:             st,
+		Token:             cfg.API.Token,
+		MaxBodyBytes:      cfg.API.MaxBodyBytes,
+		LeaseDuration:     cfg.Agent.LeaseDuration.D(),
+		MaxLeaseExtension: cfg.Agent.MaxLeaseExtension.D(),
+		RetryAt:           cfg.RetryAt,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database unreachable: %w", err)
