@@ -55,7 +55,10 @@ type Job struct {
 	ParentSpanID  string `json:"parent_span_id,omitempty"`
 	// SpanContext is the W3C traceparent the job was created under.
 	SpanContext string `json:"span_context,omitempty"`
-	UniqueKey   string `json:"unique_key,omitempty"`
+	// TraceState is the W3C tracestate of that context: vendor trace data
+	// the app receives with traceparent on every attempt.
+	TraceState string `json:"trace_state,omitempty"`
+	UniqueKey  string `json:"unique_key,omitempty"`
 	// Duplicate is set on the job an enqueue returned instead of inserting a
 	// new one, because a live job already held the same unique key.
 	Duplicate bool `json:"duplicate,omitempty"`

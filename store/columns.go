@@ -10,6 +10,6 @@ var JobColumns = []string{
 	"result_data", "result_expires_at", "result_ttl_seconds",
 	"batch_id", "workflow_id", "workflow_name", "step_name", "depends_on",
 	"dependency_status", "pending_dependencies", "condition",
-	"trace_id", "correlation_id", "parent_span_id", "span_context", "unique_key",
+	"trace_id", "correlation_id", "parent_span_id", "span_context", "trace_state", "unique_key",
 	"leased_by", "lease_expires_at", "lease_token",
 }

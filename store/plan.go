@@ -43,7 +43,7 @@ type PlannedBatch struct {
 // a job) and lays out the rows to write: the workflow running with total =
 // number of jobs (a batch step has one per payload), deadline = Now + timeout; each job with the step's
 // priority (else the workflow's, else normal), the workflow's trace and
-// correlation ids and p.SpanContext, scheduled_at = Now + delay; roots
+// correlation ids, p.SpanContext and p.TraceState, scheduled_at = Now + delay; roots
 // dependency_status 'none', the rest 'waiting' on their parent count.
 // Errors wrap ErrInvalid.
 func PlanWorkflow(p EnqueueWorkflowParams) (*WorkflowPlan, error) {
@@ -114,7 +114,7 @@ func PlanWorkflow(p EnqueueWorkflowParams) (*WorkflowPlan, error) {
 				ID: jid, Queue: st.Queue, Payload: st.Payload, Priority: priority,
 				MaxAttempts: st.MaxAttempts, Timeout: st.Timeout.D(), RetryPolicy: st.Retry,
 				ResultTTL: st.ResultTTL.D(), TraceID: w.TraceID, CorrelationID: w.CorrelationID,
-				SpanContext: p.SpanContext, BatchID: batchID,
+				SpanContext: p.SpanContext, TraceState: p.TraceState, BatchID: batchID,
 			}
 			name := st.Name
 			if st.Batch != nil {
@@ -195,7 +195,7 @@ func BuildJob(n NewJob, now time.Time) (*job.Job, error) {
 		Timeout: job.Duration(n.Timeout), ResultTTL: job.Duration(n.ResultTTL),
 		DependencyStatus: job.DependencyNone,
 		TraceID:          n.TraceID, CorrelationID: n.CorrelationID,
-		ParentSpanID: n.ParentSpanID, SpanContext: n.SpanContext, UniqueKey: n.UniqueKey,
+		ParentSpanID: n.ParentSpanID, SpanContext: n.SpanContext, TraceState: n.TraceState, UniqueKey: n.UniqueKey,
 	}
 	if n.RetryPolicy != nil {
 		rp := *n.RetryPolicy

@@ -149,7 +149,10 @@ type NewJob struct {
 	CorrelationID string
 	ParentSpanID  string
 	SpanContext   string
-	UniqueKey     string
+	// TraceState is the W3C tracestate sent with SpanContext's traceparent;
+	// dispatch omits one that is not a valid header value.
+	TraceState string
+	UniqueKey  string
 	// DependsOn are parent job ids (outside a workflow). Parents already
 	// completed or skipped count as resolved; a parent already failed or
 	// cancelled cancels the new job at once (dependency_status 'failed');

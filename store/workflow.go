@@ -74,6 +74,7 @@ type EnqueueWorkflowParams struct {
 	ID uuid.UUID
 	// SpanContext is the W3C traceparent the workflow was created under.
 	SpanContext string
+	TraceState  string // the W3C tracestate of that context, stored on every job
 	Now         time.Time
 }
 

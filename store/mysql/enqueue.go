@@ -21,8 +21,8 @@ const (
 	insertHead = "INSERT INTO hammerwork_jobs (id, queue_name, payload, status, priority, attempts, max_attempts, " +
 		"created_at, scheduled_at, errors, timeout_seconds, retry_policy, result_ttl_seconds, batch_id, " +
 		"workflow_id, workflow_name, step_name, depends_on, dependency_status, pending_dependencies, `condition`, " +
-		"trace_id, correlation_id, parent_span_id, span_context, unique_key) VALUES "
-	insertRow = "(?, ?, ?, ?, ?, 0, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+		"trace_id, correlation_id, parent_span_id, span_context, trace_state, unique_key) VALUES "
+	insertRow = "(?, ?, ?, ?, ?, 0, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 // Chunk bounds for one INSERT: the row count keeps the placeholders far
@@ -165,7 +165,7 @@ func insertArgs(j *job.Job) ([]any, error) {
 		j.CreatedAt, j.ScheduledAt, nullSeconds(j.Timeout.D()), policy, nullSeconds(j.ResultTTL.D()), nullID(j.BatchID),
 		nullID(j.WorkflowID), nullStr(j.WorkflowName), nullStr(j.StepName), string(depsJSON),
 		string(j.DependencyStatus), j.PendingDependencies, nullStr(j.Condition),
-		nullStr(j.TraceID), nullStr(j.CorrelationID), nullStr(j.ParentSpanID), nullStr(j.SpanContext), nullStr(j.UniqueKey),
+		nullStr(j.TraceID), nullStr(j.CorrelationID), nullStr(j.ParentSpanID), nullStr(j.SpanContext), nullStr(j.TraceState), nullStr(j.UniqueKey),
 	}, nil
 }
 

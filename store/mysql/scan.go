@@ -51,7 +51,7 @@ func scanJob(row rowScanner, dependents bool) (*job.Job, error) {
 		payload, result, errs, retryPolicy, dependsOn, children []byte
 		started, completed, failed, resultExp, leaseExp         sql.NullTime
 		errMsg, wfName, step, cond, trace, corr, parentSp       sql.NullString
-		spanCtx, uniq, leasedBy, token                          sql.NullString
+		spanCtx, traceState, uniq, leasedBy, token              sql.NullString
 		timeout, ttl                                            sql.NullFloat64
 		batchID, workflowID                                     uuid.NullUUID
 	)
@@ -62,7 +62,7 @@ func scanJob(row rowScanner, dependents bool) (*job.Job, error) {
 		&result, &resultExp, &ttl,
 		&batchID, &workflowID, &wfName, &step, &dependsOn,
 		&depStatus, &pendingDeps, &cond,
-		&trace, &corr, &parentSp, &spanCtx, &uniq,
+		&trace, &corr, &parentSp, &spanCtx, &traceState, &uniq,
 		&leasedBy, &leaseExp, &token,
 	}
 	if dependents {
@@ -126,6 +126,7 @@ func scanJob(row rowScanner, dependents bool) (*job.Job, error) {
 	j.CorrelationID = corr.String
 	j.ParentSpanID = parentSp.String
 	j.SpanContext = spanCtx.String
+	j.TraceState = traceState.String
 	j.UniqueKey = uniq.String
 	j.LeasedBy = leasedBy.String
 	j.LeaseExpiresAt = utcPtr(leaseExp)

@@ -23,7 +23,7 @@ const copyThreshold = 100
 var enqueueColumns = []string{
 	"id", "queue_name", "payload", "priority", "max_attempts", "created_at", "scheduled_at",
 	"timeout_seconds", "retry_policy", "result_ttl_seconds", "batch_id",
-	"trace_id", "correlation_id", "parent_span_id", "span_context", "unique_key",
+	"trace_id", "correlation_id", "parent_span_id", "span_context", "trace_state", "unique_key",
 }
 
 // insertUnnest inserts a small batch and notifies each queue once, in one
@@ -31,16 +31,16 @@ var enqueueColumns = []string{
 const insertUnnest = `WITH ins AS (
     INSERT INTO hammerwork_jobs (id, queue_name, payload, priority, max_attempts, created_at, scheduled_at,
         timeout_seconds, retry_policy, result_ttl_seconds, batch_id,
-        trace_id, correlation_id, parent_span_id, span_context, unique_key)
+        trace_id, correlation_id, parent_span_id, span_context, trace_state, unique_key)
     SELECT u.id, u.queue_name, u.payload, u.priority, u.max_attempts, $1, u.scheduled_at,
         u.timeout_seconds, u.retry_policy, u.result_ttl_seconds, u.batch_id,
-        u.trace_id, u.correlation_id, u.parent_span_id, u.span_context, u.unique_key
+        u.trace_id, u.correlation_id, u.parent_span_id, u.span_context, u.trace_state, u.unique_key
     FROM unnest($2::uuid[], $3::text[], $4::json[], $5::smallint[], $6::int[], $7::timestamptz[],
         $8::float8[], $9::jsonb[], $10::float8[], $11::uuid[],
-        $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
+        $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
         AS u(id, queue_name, payload, priority, max_attempts, scheduled_at,
         timeout_seconds, retry_policy, result_ttl_seconds, batch_id,
-        trace_id, correlation_id, parent_span_id, span_context, unique_key)
+        trace_id, correlation_id, parent_span_id, span_context, trace_state, unique_key)
     RETURNING queue_name
 )
 SELECT count(*) FROM (SELECT pg_notify('` + NotifyChannel + `', q.queue_name) FROM (SELECT DISTINCT queue_name FROM ins) q) n`
@@ -143,6 +143,7 @@ func newJob(n store.NewJob, at time.Time) (*job.Job, *string, error) {
 		CorrelationID:    n.CorrelationID,
 		ParentSpanID:     n.ParentSpanID,
 		SpanContext:      n.SpanContext,
+		TraceState:       n.TraceState,
 		UniqueKey:        n.UniqueKey,
 	}, policy, nil
 }
@@ -161,7 +162,7 @@ type batch struct {
 	policies    []*string
 	ttls        []*float64
 	batchIDs    []*uuid.UUID
-	text        [5][]*string // trace_id, correlation_id, parent_span_id, span_context, unique_key
+	text        [6][]*string // trace_id, correlation_id, parent_span_id, span_context, trace_state, unique_key
 }
 
 func (b *batch) add(j *job.Job, policy *string) {
@@ -175,7 +176,7 @@ func (b *batch) add(j *job.Job, policy *string) {
 	b.policies = append(b.policies, policy)
 	b.ttls = append(b.ttls, nullSeconds(j.ResultTTL.D()))
 	b.batchIDs = append(b.batchIDs, j.BatchID)
-	for i, v := range []string{j.TraceID, j.CorrelationID, j.ParentSpanID, j.SpanContext, j.UniqueKey} {
+	for i, v := range []string{j.TraceID, j.CorrelationID, j.ParentSpanID, j.SpanContext, j.TraceState, j.UniqueKey} {
 		b.text[i] = append(b.text[i], nullStr(v))
 	}
 }
@@ -184,7 +185,7 @@ func (b *batch) add(j *job.Job, policy *string) {
 func (b *batch) args(at time.Time) []any {
 	return []any{at, b.ids, b.queues, b.payloads, b.priorities, b.maxAttempts, b.scheduled,
 		b.timeouts, b.policies, b.ttls, b.batchIDs,
-		b.text[0], b.text[1], b.text[2], b.text[3], b.text[4]}
+		b.text[0], b.text[1], b.text[2], b.text[3], b.text[4], b.text[5]}
 }
 
 // copyRows are the rows of enqueueCopy, in enqueueColumns order.
@@ -193,7 +194,7 @@ func (b *batch) copyRows(at time.Time) [][]any {
 	for i := range b.ids {
 		rows[i] = []any{b.ids[i], b.queues[i], b.payloads[i], b.priorities[i], b.maxAttempts[i], at, b.scheduled[i],
 			b.timeouts[i], b.policies[i], b.ttls[i], b.batchIDs[i],
-			b.text[0][i], b.text[1][i], b.text[2][i], b.text[3][i], b.text[4][i]}
+			b.text[0][i], b.text[1][i], b.text[2][i], b.text[3][i], b.text[4][i], b.text[5][i]}
 	}
 	return rows
 }

@@ -46,7 +46,7 @@ func scanJob(row pgx.Row, dependents bool) (*job.Job, error) {
 		payload, result, errs, retryPolicy, dependsOn     []byte
 		started, completed, failed, resultExp, leaseExp   *time.Time
 		errMsg, wfName, step, cond, trace, corr, parentSp *string
-		spanCtx, uniq, leasedBy, token                    *string
+		spanCtx, traceState, uniq, leasedBy, token        *string
 		timeout, ttl                                      *float64
 		children                                          []uuid.UUID
 	)
@@ -57,7 +57,7 @@ func scanJob(row pgx.Row, dependents bool) (*job.Job, error) {
 		&result, &resultExp, &ttl,
 		&j.BatchID, &j.WorkflowID, &wfName, &step, &dependsOn,
 		&depStatus, &pendingDeps, &cond,
-		&trace, &corr, &parentSp, &spanCtx, &uniq,
+		&trace, &corr, &parentSp, &spanCtx, &traceState, &uniq,
 		&leasedBy, &leaseExp, &token,
 	}
 	if dependents {
@@ -119,6 +119,7 @@ func scanJob(row pgx.Row, dependents bool) (*job.Job, error) {
 	j.CorrelationID = str(corr)
 	j.ParentSpanID = str(parentSp)
 	j.SpanContext = str(spanCtx)
+	j.TraceState = str(traceState)
 	j.UniqueKey = str(uniq)
 	j.LeasedBy = str(leasedBy)
 	j.LeaseExpiresAt = utcPtr(leaseExp)

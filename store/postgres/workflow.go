@@ -24,7 +24,7 @@ var fullJobColumns = []string{
 	"id", "queue_name", "payload", "status", "priority", "max_attempts", "created_at", "scheduled_at",
 	"timeout_seconds", "retry_policy", "result_ttl_seconds", "batch_id",
 	"workflow_id", "workflow_name", "step_name", "depends_on", "dependency_status", "pending_dependencies",
-	"condition", "trace_id", "correlation_id", "parent_span_id", "span_context", "unique_key",
+	"condition", "trace_id", "correlation_id", "parent_span_id", "span_context", "trace_state", "unique_key",
 }
 
 // copyJobs writes whole job rows with COPY and their edges with a second
@@ -89,7 +89,7 @@ func fullJobRow(j *job.Job) ([]any, error) {
 		j.CreatedAt, j.ScheduledAt, nullSeconds(j.Timeout.D()), policy, nullSeconds(j.ResultTTL.D()), j.BatchID,
 		j.WorkflowID, nullStr(j.WorkflowName), nullStr(j.StepName), string(depsJSON), string(j.DependencyStatus),
 		int32(j.PendingDependencies), nullStr(j.Condition), nullStr(j.TraceID), nullStr(j.CorrelationID),
-		nullStr(j.ParentSpanID), nullStr(j.SpanContext), nullStr(j.UniqueKey)}, nil
+		nullStr(j.ParentSpanID), nullStr(j.SpanContext), nullStr(j.TraceState), nullStr(j.UniqueKey)}, nil
 }
 
 // enqueueInTx writes jobs that name parents or claim unique keys in one

@@ -16,8 +16,8 @@ import (
 var insertJob = `INSERT INTO hammerwork_jobs (
 	id, queue_name, payload, status, priority, attempts, max_attempts,
 	created_at, scheduled_at, timeout_seconds, retry_policy, result_ttl_seconds,
-	batch_id, trace_id, correlation_id, parent_span_id, span_context, unique_key
-) VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	batch_id, trace_id, correlation_id, parent_span_id, span_context, trace_state, unique_key
+) VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING ` + jobColumns
 
 // Enqueue validates every job, then inserts them all in one transaction with
@@ -95,6 +95,6 @@ func insertArgs(n store.NewJob, now time.Time) ([]any, error) {
 		id.String(), n.Queue, payload, int(n.Priority), maxAttempts,
 		ts(now), tsOrNow(n.ScheduledAt, now), nullSeconds(n.Timeout), retry, nullSeconds(n.ResultTTL),
 		nullUUID(n.BatchID), nullString(n.TraceID), nullString(n.CorrelationID),
-		nullString(n.ParentSpanID), nullString(n.SpanContext), nullString(n.UniqueKey),
+		nullString(n.ParentSpanID), nullString(n.SpanContext), nullString(n.TraceState), nullString(n.UniqueKey),
 	}, nil
 }

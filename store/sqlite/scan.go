@@ -98,16 +98,16 @@ type scanner interface {
 // column; Dependents is empty (only Get looks the edges up).
 func scanJob(row scanner) (*job.Job, error) {
 	var (
-		j                                            job.Job
-		id, payload, status, createdAt, scheduledAt  string
-		errorsJSON, dependsOn, depStatus             string
-		startedAt, completedAt, failedAt, errMessage sql.NullString
-		timeoutSecs, ttlSecs                         sql.NullFloat64
-		retryPolicy, result, resultExpiresAt         sql.NullString
-		batchID, workflowID, workflowName, stepName  sql.NullString
-		condition, traceID, correlationID            sql.NullString
-		parentSpanID, spanContext, uniqueKey         sql.NullString
-		leasedBy, leaseExpiresAt, leaseToken         sql.NullString
+		j                                                job.Job
+		id, payload, status, createdAt, scheduledAt      string
+		errorsJSON, dependsOn, depStatus                 string
+		startedAt, completedAt, failedAt, errMessage     sql.NullString
+		timeoutSecs, ttlSecs                             sql.NullFloat64
+		retryPolicy, result, resultExpiresAt             sql.NullString
+		batchID, workflowID, workflowName, stepName      sql.NullString
+		condition, traceID, correlationID                sql.NullString
+		parentSpanID, spanContext, traceState, uniqueKey sql.NullString
+		leasedBy, leaseExpiresAt, leaseToken             sql.NullString
 	)
 	err := row.Scan(&id, &j.Queue, &payload, &status, &j.Priority, &j.Attempts, &j.MaxAttempts,
 		&createdAt, &scheduledAt, &startedAt, &completedAt, &failedAt,
@@ -115,7 +115,7 @@ func scanJob(row scanner) (*job.Job, error) {
 		&result, &resultExpiresAt, &ttlSecs,
 		&batchID, &workflowID, &workflowName, &stepName, &dependsOn,
 		&depStatus, &j.PendingDependencies, &condition,
-		&traceID, &correlationID, &parentSpanID, &spanContext, &uniqueKey,
+		&traceID, &correlationID, &parentSpanID, &spanContext, &traceState, &uniqueKey,
 		&leasedBy, &leaseExpiresAt, &leaseToken)
 	if err != nil {
 		return nil, err
@@ -184,6 +184,7 @@ func scanJob(row scanner) (*job.Job, error) {
 	j.CorrelationID = correlationID.String
 	j.ParentSpanID = parentSpanID.String
 	j.SpanContext = spanContext.String
+	j.TraceState = traceState.String
 	j.UniqueKey = uniqueKey.String
 	j.LeasedBy = leasedBy.String
 	j.LeaseToken = leaseToken.String

@@ -23,8 +23,8 @@ const insertFullJob = `INSERT INTO hammerwork_jobs (
 	id, queue_name, payload, status, priority, attempts, max_attempts,
 	created_at, scheduled_at, timeout_seconds, retry_policy, result_ttl_seconds, batch_id,
 	workflow_id, workflow_name, step_name, depends_on, dependency_status, pending_dependencies, condition,
-	trace_id, correlation_id, parent_span_id, span_context, unique_key
-) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	trace_id, correlation_id, parent_span_id, span_context, trace_state, unique_key
+) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertJobs writes whole job rows and their edges with two prepared
 // statements in the caller's transaction.
@@ -53,7 +53,7 @@ func insertJobs(ctx context.Context, tx *sql.Tx, jobs []*job.Job, edges []store.
 			nullUUID(j.BatchID), nullUUID(j.WorkflowID), nullString(j.WorkflowName), nullString(j.StepName),
 			jsonList(deps), string(j.DependencyStatus), j.PendingDependencies, nullString(j.Condition),
 			nullString(j.TraceID), nullString(j.CorrelationID), nullString(j.ParentSpanID),
-			nullString(j.SpanContext), nullString(j.UniqueKey)); err != nil {
+			nullString(j.SpanContext), nullString(j.TraceState), nullString(j.UniqueKey)); err != nil {
 			return fmt.Errorf("job %s (queue %q): %w", j.ID, j.Queue, err)
 		}
 	}

@@ -131,6 +131,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, uniqueTests...)
 	tests = append(tests, batchTests...)
 	tests = append(tests, batchStepTests...)
+	tests = append(tests, traceStateTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
