@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -92,6 +93,11 @@ type Creation struct {
 	TraceID string
 	// SpanContext is the producer span as a traceparent (span_context).
 	SpanContext string
+	// TraceState is the caller's W3C tracestate, which the producer span
+	// inherits (trace_state); empty when the caller sent none or started
+	// a new root with an explicit trace id. Vendors keep their own trace
+	// data there, so the app must receive it with the traceparent.
+	TraceState string
 	// ParentSpanID is the caller's span the producer span is a child of
 	// (parent_span_id); empty for a root.
 	ParentSpanID string
@@ -141,7 +147,7 @@ func (t *Tracer) StartCreate(ctx context.Context, p CreateParams) (context.Conte
 		// none. Make the child context the SDK would have made.
 		sc = synthesize(parent, want)
 	}
-	cr := Creation{TraceID: sc.TraceID().String(), SpanContext: traceparent(sc)}
+	cr := Creation{TraceID: sc.TraceID().String(), SpanContext: traceparent(sc), TraceState: sc.TraceState().String()}
 	if parent.IsValid() {
 		cr.ParentSpanID = parent.SpanID().String()
 	}
@@ -167,16 +173,35 @@ func traceparent(sc trace.SpanContext) string {
 	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
 }
 
-// creationContext is a job's stored span_context as a remote parent; an
-// unusable one gives an invalid context.
+// creationContext is a job's stored span_context and trace_state as a
+// remote parent, so the spans of every attempt inherit the caller's
+// tracestate and the app receives it. An unusable span_context gives an
+// invalid context; an unusable trace_state is left out (JobTraceState).
 func creationContext(j *job.Job) trace.SpanContext {
 	tp, err := ParseTraceparent(j.SpanContext)
 	if err != nil {
 		return trace.SpanContext{}
 	}
+	ts, _ := JobTraceState(j)
 	return trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: tp.TraceID, SpanID: tp.SpanID, TraceFlags: trace.TraceFlags(tp.Flags), Remote: true,
+		TraceID: tp.TraceID, SpanID: tp.SpanID, TraceFlags: trace.TraceFlags(tp.Flags), TraceState: ts, Remote: true,
 	})
+}
+
+// JobTraceState parses a job's stored trace_state as the W3C specification
+// tells a receiver to. A job enqueued through the API holds a tracestate the
+// propagator already parsed; one written by other means may not, and it is
+// then left out of the job's context and headers rather than sent broken.
+// The error says why; an empty trace_state is no error.
+func JobTraceState(j *job.Job) (trace.TraceState, error) {
+	if j.TraceState == "" {
+		return trace.TraceState{}, nil
+	}
+	ts, err := trace.ParseTraceState(j.TraceState)
+	if err != nil {
+		return trace.TraceState{}, fmt.Errorf("trace_state of job %s: %w", j.ID, err)
+	}
+	return ts, nil
 }
 
 // StartProcess starts the CONSUMER span "process <queue>" of j's current
@@ -332,7 +357,8 @@ func EndClient(span trace.Span, statusCode int, errorType string) {
 // Headers are the request headers that carry ctx to the app: traceparent
 // and tracestate of the client span, so the app's server span is its
 // child, and baggage with the correlation id. With tracing off only the
-// baggage is set, and the dispatcher derives traceparent from the job.
+// baggage is set, and the dispatcher derives traceparent from the job and
+// sends the job's tracestate with it.
 func (t *Tracer) Headers(ctx context.Context) http.Header {
 	h := http.Header{}
 	if t.enabled {
