@@ -41,3 +41,47 @@ func TestTargetHeaderCarriesTheAgentsTraceContext(t *testing.T) {
 	require.Equal(t, "v=1", sent.Get("tracestate"))
 	require.Equal(t, "hammerwork.correlation_id=c-1", sent.Get("baggage"))
 }
+
+// With tracing off nobody supplies Target.Header's trace context: the
+// caller's tracestate stored with the job goes out beside the traceparent
+// derived from the job's span_context, on every attempt.
+func TestJobTracestateIsSentWithTheDerivedTraceparent(t *testing.T) {
+	t.Parallel()
+	a := setup(t, status(http.StatusServiceUnavailable))
+	j := fullJob()
+	j.TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+	for attempt := 1; attempt <= 2; attempt++ {
+		j.Attempts = attempt
+		res := a.d.Dispatch(context.Background(), j, a.target())
+		require.Equal(t, OutcomeRetry, res.Outcome)
+		r := a.last(t)
+		require.Equal(t, []string{"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"}, r.header.Values("tracestate"), "attempt %d", attempt)
+		require.Equal(t, res.TraceParent, r.header.Get("traceparent"), "attempt %d", attempt)
+	}
+}
+
+// A tracestate belongs to a trace: without a usable traceparent it is not
+// sent, and a stored one that is not W3C tracestate is left out instead of
+// being passed on broken.
+func TestJobTracestateIsOmittedWithoutATraceOrWhenInvalid(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct{ spanContext, traceState string }{
+		"no span context":      {"", "congo=t61rcWkgMzE"},
+		"invalid span context": {"00-not-a-trace", "congo=t61rcWkgMzE"},
+		"invalid tracestate":   {jobSpanContext, "Not A Key=1"},
+		"control character":    {jobSpanContext, "congo=a\r\nX-Evil: 1"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			a := setup(t, status(http.StatusOK))
+			j := minimalJob()
+			j.SpanContext, j.TraceState = tc.spanContext, tc.traceState
+			res := a.d.Dispatch(context.Background(), j, a.target())
+			require.Equal(t, OutcomeCompleted, res.Outcome, res.Error)
+			r := a.last(t)
+			require.Empty(t, r.header.Values("tracestate"))
+			require.Empty(t, r.header.Values("X-Evil"))
+		})
+	}
+}

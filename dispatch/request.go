@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/tracing"
@@ -33,6 +36,7 @@ const (
 	HeaderBatchID       = "Hammerwork-Batch-Id"
 	HeaderCorrelationID = "Hammerwork-Correlation-Id"
 	HeaderTraceparent   = "traceparent"
+	HeaderTracestate    = "tracestate"
 	// HeaderNoRetry in a non-2xx response fails the job at once.
 	HeaderNoRetry = "Hammerwork-No-Retry"
 )
@@ -102,19 +106,19 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", userAgent)
 	h.Set(HeaderJobID, j.ID.String())
-	h.Set(HeaderQueue, j.Queue)
+	setIf(h, j, HeaderQueue, j.Queue)
 	h.Set(HeaderAttempt, strconv.Itoa(j.Attempts))
 	h.Set(HeaderMaxAttempts, strconv.Itoa(j.MaxAttempts))
 	h.Set(HeaderPriority, j.Priority.String())
 	if !deadline.IsZero() {
 		h.Set(HeaderDeadline, deadline.UTC().Format(DeadlineFormat))
 	}
-	setIf(h, HeaderLeaseToken, j.LeaseToken)
+	setIf(h, j, HeaderLeaseToken, j.LeaseToken)
 	if j.WorkflowID != nil {
 		h.Set(HeaderWorkflowID, j.WorkflowID.String())
 	}
-	setIf(h, HeaderWorkflowName, j.WorkflowName)
-	setIf(h, HeaderStep, j.StepName)
+	setIf(h, j, HeaderWorkflowName, j.WorkflowName)
+	setIf(h, j, HeaderStep, j.StepName)
 	if len(j.DependsOn) > 0 {
 		ids := make([]string, len(j.DependsOn))
 		for i, id := range j.DependsOn {
@@ -125,14 +129,27 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 	if j.BatchID != nil {
 		h.Set(HeaderBatchID, j.BatchID.String())
 	}
-	setIf(h, HeaderCorrelationID, j.CorrelationID)
+	setIf(h, j, HeaderCorrelationID, j.CorrelationID)
 	var traceparent string
 	if parent, err := tracing.ParseTraceparent(j.SpanContext); err == nil {
 		traceparent = tracing.Child(parent).String()
 		h.Set(HeaderTraceparent, traceparent)
+		// The caller's tracestate travels with the trace it belongs to;
+		// the agent's own client span (t.Header) carries the same one.
+		if ts, err := tracing.JobTraceState(j); err != nil {
+			omitted(j, HeaderTracestate, err)
+		} else {
+			setIf(h, j, HeaderTracestate, ts.String())
+		}
 	}
 	for k, vs := range t.Header {
-		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+		key := http.CanonicalHeaderKey(k)
+		delete(h, key)
+		for _, v := range vs {
+			if validHeaderValue(j, key, v) {
+				h.Add(key, v)
+			}
+		}
 	}
 	if tp := h.Get(HeaderTraceparent); tp != "" {
 		traceparent = tp
@@ -146,9 +163,32 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 }
 
 // setIf sets a header only when the job has the value: an empty header tells
-// the app nothing and costs bytes on every request.
-func setIf(h http.Header, key, value string) {
-	if value != "" {
+// the app nothing and costs bytes on every request. A value net/http would
+// refuse is left out (validHeaderValue).
+func setIf(h http.Header, j *job.Job, key, value string) {
+	if value != "" && validHeaderValue(j, key, value) {
 		h.Set(key, value)
 	}
+}
+
+// validHeaderValue reports whether net/http will send value as a header
+// field, and logs the header it is about to leave out when not. A job stored
+// with a CR, LF or other control character in a field that becomes a header
+// (written before enqueue checked them, or by another writer) would
+// otherwise fail every attempt as a connection error without the app ever
+// seeing it: delivering it without that one header is what the app can act on.
+func validHeaderValue(j *job.Job, key, value string) bool {
+	if httpguts.ValidHeaderFieldValue(value) {
+		return true
+	}
+	omitted(j, key, errControlCharacter)
+	return false
+}
+
+var errControlCharacter = errors.New("the value holds a control character (CR, LF, NUL, ...)")
+
+// omitted logs a header left out of j's request and why.
+func omitted(j *job.Job, key string, why error) {
+	slog.Warn("job delivered without a header whose stored value cannot be sent",
+		"job_id", j.ID, "header", key, "reason", why.Error())
 }
