@@ -1,12 +1,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,6 +67,17 @@ type WorkflowState struct {
 	ErrorMessage  string
 	CompletedAt   *time.Time
 	FailedAt      *time.Time
+	// Deadline is when the workflow times out (nil: never). A retry that
+	// reopens a finished workflow moves it to now + Timeout, so the timeout
+	// check does not fail the retried workflow again at once.
+	Deadline *time.Time
+}
+
+// Parent is one parent of a job, as a retry that refuses it names it.
+type Parent struct {
+	ID       uuid.UUID
+	StepName string
+	Status   job.Status
 }
 
 // ResolveTx is what a backend does in SQL inside one transaction. Every
@@ -99,6 +110,9 @@ type ResolveTx interface {
 	// CancelWorkflowJobs cancels every pending or running job of the
 	// workflow, clearing leases.
 	CancelWorkflowJobs(ctx context.Context, workflowID uuid.UUID) ([]JobChange, error)
+	// UnresolvedParents returns the parents of a job that are neither
+	// completed nor skipped, in id order.
+	UnresolvedParents(ctx context.Context, id uuid.UUID) ([]Parent, error)
 	// RecomputeDependencies sets pending_dependencies of the given pending
 	// jobs to the number of their parents not completed or skipped, and
 	// dependency_status to 'none' (no parents), 'waiting' (some left) or
@@ -108,8 +122,8 @@ type ResolveTx interface {
 	// LockWorkflow reads a workflow row and locks it for the transaction, or
 	// returns ErrNotFound.
 	LockWorkflow(ctx context.Context, id uuid.UUID) (*WorkflowState, error)
-	// SaveWorkflow writes status, counters, error_message, completed_at and
-	// failed_at of a locked workflow.
+	// SaveWorkflow writes status, counters, error_message, completed_at,
+	// failed_at and deadline of a locked workflow.
 	SaveWorkflow(ctx context.Context, w *WorkflowState) error
 }
 
@@ -166,7 +180,7 @@ func (r *resolver) lockFor(ctx context.Context, changes []JobChange) error {
 			ids = append(ids, *c.WorkflowID)
 		}
 	}
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
 	for _, id := range slices.Compact(ids) {
 		if _, err := r.workflow(ctx, id); err != nil {
 			return err
@@ -348,65 +362,77 @@ func (r *resolver) evaluate(ctx context.Context, ready []ReadyChild) (skipped []
 }
 
 // applyFailures applies the failure policy of each failed job and cancels
-// the descendants of cancelled ones.
+// the descendants of failed (but not manual) and cancelled jobs. Descendants
+// are found through the edges whatever workflow, or none, they belong to, so
+// a job enqueued alone with depends_on into a workflow goes with its parent.
 func (r *resolver) applyFailures(ctx context.Context, failed, cancelled []JobChange) error {
 	var roots []uuid.UUID
 	failFast := map[uuid.UUID]bool{}
 	for _, c := range failed {
-		if c.WorkflowID == nil {
-			roots = append(roots, c.ID)
-			continue
-		}
-		w, err := r.workflow(ctx, *c.WorkflowID)
-		if err != nil {
-			return err
-		}
-		if w == nil {
-			roots = append(roots, c.ID)
-			continue
-		}
-		switch w.FailurePolicy {
-		case workflow.Manual:
-		case workflow.ContinueOnFailure:
-			roots = append(roots, c.ID)
-		default:
-			failFast[w.ID] = true
-		}
-	}
-	for _, c := range cancelled {
-		if c.WorkflowID == nil || !failFast[*c.WorkflowID] {
-			roots = append(roots, c.ID)
-		}
-	}
-	if len(roots) > 0 {
-		changes, err := r.tx.CancelDescendants(ctx, roots)
-		if err != nil {
-			return fmt.Errorf("cancel descendants: %w", err)
-		}
-		for _, c := range changes {
-			if err := r.count(ctx, c); err != nil {
+		if c.WorkflowID != nil {
+			w, err := r.workflow(ctx, *c.WorkflowID)
+			if err != nil {
 				return err
 			}
+			if w != nil && w.FailurePolicy == workflow.Manual {
+				continue
+			}
+			if w != nil && failsFast(w.FailurePolicy) {
+				failFast[w.ID] = true
+			}
 		}
+		roots = append(roots, c.ID)
+	}
+	for _, c := range cancelled {
+		roots = append(roots, c.ID)
 	}
 	ids := make([]uuid.UUID, 0, len(failFast))
 	for id := range failFast {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
+	// The workflow's own jobs are cancelled first, so those cancelled by
+	// fail_fast keep their dependency_status; the walk below then reaches
+	// only the descendants left pending or running elsewhere.
 	for _, id := range ids {
 		if err := r.cancelAll(ctx, id); err != nil {
 			return err
 		}
 	}
-	return nil
+	return r.cancelDescendants(ctx, roots)
 }
 
-// cancelAll cancels every unfinished job of a workflow.
+// failsFast reports whether a policy is fail_fast, the default.
+func failsFast(p workflow.FailurePolicy) bool {
+	return p != workflow.Manual && p != workflow.ContinueOnFailure
+}
+
+// cancelAll cancels every unfinished job of a workflow and every unfinished
+// descendant of those jobs outside it.
 func (r *resolver) cancelAll(ctx context.Context, id uuid.UUID) error {
 	changes, err := r.tx.CancelWorkflowJobs(ctx, id)
 	if err != nil {
 		return fmt.Errorf("cancel jobs of workflow %s: %w", id, err)
+	}
+	roots := make([]uuid.UUID, len(changes))
+	for i, c := range changes {
+		if err := r.count(ctx, c); err != nil {
+			return err
+		}
+		roots[i] = c.ID
+	}
+	return r.cancelDescendants(ctx, roots)
+}
+
+// cancelDescendants cancels every unfinished descendant of the roots and
+// counts each in its own workflow.
+func (r *resolver) cancelDescendants(ctx context.Context, roots []uuid.UUID) error {
+	if len(roots) == 0 {
+		return nil
+	}
+	changes, err := r.tx.CancelDescendants(ctx, roots)
+	if err != nil {
+		return fmt.Errorf("cancel descendants: %w", err)
 	}
 	for _, c := range changes {
 		if err := r.count(ctx, c); err != nil {
@@ -440,8 +466,7 @@ func (r *resolver) save(ctx context.Context) error {
 func (r *resolver) settle(w *WorkflowState) {
 	if r.retried[w.ID] && (w.Status == workflow.StatusFailed || w.Status == workflow.StatusCancelled ||
 		(w.Status == workflow.StatusPaused && w.Failed == 0)) {
-		w.Status = workflow.StatusRunning
-		w.FailedAt, w.CompletedAt, w.ErrorMessage = nil, nil, ""
+		r.reopen(w)
 	}
 	if w.Status != workflow.StatusRunning && w.Status != workflow.StatusPaused {
 		return
@@ -463,6 +488,19 @@ func (r *resolver) settle(w *WorkflowState) {
 			w.Status = workflow.StatusCancelled
 		}
 	}
+}
+
+// reopen sets a failed, cancelled or paused workflow running again. One that
+// had finished gets a new deadline, now + its timeout, as a new run: without
+// it the timeout check would fail the retried workflow again at once. A
+// paused workflow keeps its deadline, since its clock never stopped.
+func (r *resolver) reopen(w *WorkflowState) {
+	if (w.Status == workflow.StatusFailed || w.Status == workflow.StatusCancelled) && w.Timeout > 0 {
+		d := r.now.Add(w.Timeout)
+		w.Deadline = &d
+	}
+	w.Status = workflow.StatusRunning
+	w.FailedAt, w.CompletedAt, w.ErrorMessage = nil, nil, ""
 }
 
 // WorkflowTx is a ResolveTx that can also do the workflow-wide operations.
@@ -517,7 +555,8 @@ func ExpireWorkflow(ctx context.Context, tx ResolveTx, id uuid.UUID, now time.Ti
 // RetryWorkflow re-pends a failed, cancelled or paused workflow's failed and
 // cancelled jobs, recomputes the dependencies of its pending jobs (evaluating
 // the conditions of those with no parent left), recounts it and sets it
-// running. A running or completed workflow is ErrConflict.
+// running, with a new deadline when it had finished. A running or completed
+// workflow is ErrConflict.
 func RetryWorkflow(ctx context.Context, tx WorkflowTx, id uuid.UUID, now time.Time) error {
 	r := newResolver(tx, now)
 	w, err := r.existing(ctx, id)
@@ -527,25 +566,30 @@ func RetryWorkflow(ctx context.Context, tx WorkflowTx, id uuid.UUID, now time.Ti
 	if w.Status == workflow.StatusRunning || w.Status == workflow.StatusCompleted {
 		return fmt.Errorf("%w: cannot retry a %s workflow", ErrConflict, w.Status)
 	}
-	pending, err := tx.RequeueWorkflowJobs(ctx, id, r.now)
+	return r.rerun(ctx, tx, w)
+}
+
+// rerun re-pends a locked workflow's failed and cancelled jobs, recomputes
+// the dependencies of its pending jobs, recounts it and reopens it.
+func (r *resolver) rerun(ctx context.Context, tx WorkflowTx, w *WorkflowState) error {
+	pending, err := tx.RequeueWorkflowJobs(ctx, w.ID, r.now)
 	if err != nil {
-		return fmt.Errorf("requeue jobs of workflow %s: %w", id, err)
+		return fmt.Errorf("requeue jobs of workflow %s: %w", w.ID, err)
 	}
 	ready, err := tx.RecomputeDependencies(ctx, pending)
 	if err != nil {
-		return fmt.Errorf("recompute dependencies of workflow %s: %w", id, err)
+		return fmt.Errorf("recompute dependencies of workflow %s: %w", w.ID, err)
 	}
-	counts, err := tx.CountWorkflowJobs(ctx, id)
+	counts, err := tx.CountWorkflowJobs(ctx, w.ID)
 	if err != nil {
-		return fmt.Errorf("count jobs of workflow %s: %w", id, err)
+		return fmt.Errorf("count jobs of workflow %s: %w", w.ID, err)
 	}
 	w.Completed = counts[job.StatusCompleted]
 	w.Failed = counts[job.StatusFailed]
 	w.Cancelled = counts[job.StatusCancelled]
 	w.Skipped = counts[job.StatusSkipped]
-	w.Status = workflow.StatusRunning
-	w.FailedAt, w.CompletedAt, w.ErrorMessage = nil, nil, ""
-	if err := r.recountBatches(ctx, id); err != nil {
+	r.reopen(w)
+	if err := r.recountBatches(ctx, w.ID); err != nil {
 		return err
 	}
 	if err := r.applyReady(ctx, ready); err != nil {
@@ -557,11 +601,38 @@ func RetryWorkflow(ctx context.Context, tx WorkflowTx, id uuid.UUID, now time.Ti
 // RetryJob applies a single job's retry (From failed or cancelled, To
 // pending): its dependencies are recomputed from its parents (a condition is
 // evaluated when none is left) and its workflow's counters and status follow.
-func RetryJob(ctx context.Context, tx ResolveTx, change JobChange, now time.Time) error {
+//
+// Two retries are refused with ErrConflict, so the caller's transaction
+// writes nothing. A job with a parent that is not completed or skipped: it
+// would wait for that parent forever (the message names the parents to
+// retry first). The failed job of a failed fail_fast workflow while another
+// of its jobs is failed too: fail_fast would fail the workflow again at
+// once, so the workflow is the thing to retry. The one failed job of a
+// failed fail_fast workflow re-pends, with it, every job the failure
+// cancelled, as RetryWorkflow does, and the workflow runs again whole.
+func RetryJob(ctx context.Context, tx WorkflowTx, change JobChange, now time.Time) error {
 	r := newResolver(tx, now)
 	r.markEntry([]JobChange{change})
 	if err := r.lockFor(ctx, []JobChange{change}); err != nil {
 		return err
+	}
+	parents, err := tx.UnresolvedParents(ctx, change.ID)
+	if err != nil {
+		return fmt.Errorf("read parents of job %s: %w", change.ID, err)
+	}
+	if len(parents) > 0 {
+		return fmt.Errorf("%w: %s", ErrConflict, unresolvedParents(change.ID, parents))
+	}
+	var w *WorkflowState
+	if change.WorkflowID != nil {
+		w = r.workflows[*change.WorkflowID]
+	}
+	if w != nil && change.From == job.StatusFailed && w.Status == workflow.StatusFailed && failsFast(w.FailurePolicy) {
+		if others := w.Failed - 1; others > 0 {
+			return fmt.Errorf("%w: workflow %s (fail_fast) has %d other failed job(s); retry the workflow instead of job %s",
+				ErrConflict, w.ID, others, change.ID)
+		}
+		return r.rerun(ctx, tx, w)
 	}
 	if err := r.count(ctx, change); err != nil {
 		return err
@@ -574,6 +645,24 @@ func RetryJob(ctx context.Context, tx ResolveTx, change JobChange, now time.Time
 		return err
 	}
 	return r.save(ctx)
+}
+
+// unresolvedParents says why a job cannot be retried yet.
+func unresolvedParents(id uuid.UUID, parents []Parent) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cannot retry job %s before its parents are completed or skipped: ", id)
+	for i, p := range parents {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if p.StepName != "" {
+			fmt.Fprintf(&b, "parent %s (%s) is %s", p.StepName, p.ID, p.Status)
+		} else {
+			fmt.Fprintf(&b, "parent %s is %s", p.ID, p.Status)
+		}
+	}
+	b.WriteString("; retry them, or the workflow, first")
+	return b.String()
 }
 
 // applyReady evaluates the conditions of jobs with no parent left and

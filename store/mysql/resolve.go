@@ -370,6 +370,27 @@ WHERE d.job_id IN (`+placeholders(len(lockedIDs))+`) GROUP BY d.job_id`, idArgs(
 	return ready, r.setDependencies(ctx, table)
 }
 
+func (r resolveTx) UnresolvedParents(ctx context.Context, id uuid.UUID) ([]store.Parent, error) {
+	rows, err := r.tx.QueryContext(ctx, `SELECT p.id, COALESCE(p.step_name, ''), p.status
+FROM hammerwork_job_dependencies d JOIN hammerwork_jobs p ON p.id = d.depends_on_id
+WHERE d.job_id = ? AND p.status NOT IN ('completed', 'skipped') ORDER BY p.id`, id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Parent
+	for rows.Next() {
+		var p store.Parent
+		var status string
+		if err := rows.Scan(&p.ID, &p.StepName, &status); err != nil {
+			return nil, err
+		}
+		p.Status = job.Status(status)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.WorkflowState, error) {
 	var (
 		w                     store.WorkflowState
@@ -377,14 +398,15 @@ func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.Workf
 		timeout               sql.NullFloat64
 		errMsg                sql.NullString
 		completedAt, failedAt sql.NullTime
+		deadline              sql.NullTime
 	)
 	err := r.tx.QueryRowContext(ctx, `SELECT id, status, failure_policy, timeout_seconds,
     total_jobs, completed_jobs, failed_jobs, cancelled_jobs, skipped_jobs,
-    error_message, completed_at, failed_at
+    error_message, completed_at, failed_at, deadline
 FROM hammerwork_workflows WHERE id = ? FOR UPDATE`, id.String()).Scan(
 		&w.ID, &status, &policy, &timeout,
 		&w.Total, &w.Completed, &w.Failed, &w.Cancelled, &w.Skipped,
-		&errMsg, &completedAt, &failedAt)
+		&errMsg, &completedAt, &failedAt, &deadline)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -397,15 +419,16 @@ FROM hammerwork_workflows WHERE id = ? FOR UPDATE`, id.String()).Scan(
 	w.ErrorMessage = errMsg.String
 	w.CompletedAt = utcPtr(completedAt)
 	w.FailedAt = utcPtr(failedAt)
+	w.Deadline = utcPtr(deadline)
 	return &w, nil
 }
 
 func (r resolveTx) SaveWorkflow(ctx context.Context, w *store.WorkflowState) error {
 	_, err := r.tx.ExecContext(ctx, `UPDATE hammerwork_workflows SET
     status = ?, completed_jobs = ?, failed_jobs = ?, cancelled_jobs = ?, skipped_jobs = ?,
-    error_message = ?, completed_at = ?, failed_at = ?
+    error_message = ?, completed_at = ?, failed_at = ?, deadline = ?
 WHERE id = ?`, string(w.Status), w.Completed, w.Failed, w.Cancelled, w.Skipped,
-		nullStr(w.ErrorMessage), nullTime(w.CompletedAt), nullTime(w.FailedAt), w.ID.String())
+		nullStr(w.ErrorMessage), nullTime(w.CompletedAt), nullTime(w.FailedAt), nullTime(w.Deadline), w.ID.String())
 	return err
 }
 

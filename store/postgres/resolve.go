@@ -239,6 +239,27 @@ func (r resolveTx) cancelled(ctx context.Context, sql string, args ...any) ([]st
 	return out, rows.Err()
 }
 
+func (r resolveTx) UnresolvedParents(ctx context.Context, id uuid.UUID) ([]store.Parent, error) {
+	rows, err := r.tx.Query(ctx, `SELECT p.id, coalesce(p.step_name, ''), p.status
+FROM hammerwork_job_dependencies d JOIN hammerwork_jobs p ON p.id = d.depends_on_id
+WHERE d.job_id = $1 AND p.status NOT IN ('completed', 'skipped') ORDER BY p.id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Parent
+	for rows.Next() {
+		var p store.Parent
+		var status string
+		if err := rows.Scan(&p.ID, &p.StepName, &status); err != nil {
+			return nil, err
+		}
+		p.Status = job.Status(status)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 const recomputeSQL = `UPDATE hammerwork_jobs j SET
     pending_dependencies = c.n,
     dependency_status = CASE WHEN c.total = 0 THEN 'none'
@@ -266,11 +287,11 @@ func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.Workf
 	var errMsg *string
 	err := r.tx.QueryRow(ctx, `SELECT id, status, failure_policy, timeout_seconds,
     total_jobs, completed_jobs, failed_jobs, cancelled_jobs, skipped_jobs,
-    error_message, completed_at, failed_at
+    error_message, completed_at, failed_at, deadline
 FROM hammerwork_workflows WHERE id = $1 FOR UPDATE`, id).Scan(
 		&w.ID, &status, &policy, &timeout,
 		&w.Total, &w.Completed, &w.Failed, &w.Cancelled, &w.Skipped,
-		&errMsg, &w.CompletedAt, &w.FailedAt)
+		&errMsg, &w.CompletedAt, &w.FailedAt, &w.Deadline)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -283,15 +304,16 @@ FROM hammerwork_workflows WHERE id = $1 FOR UPDATE`, id).Scan(
 	w.ErrorMessage = str(errMsg)
 	w.CompletedAt = utcPtr(w.CompletedAt)
 	w.FailedAt = utcPtr(w.FailedAt)
+	w.Deadline = utcPtr(w.Deadline)
 	return &w, nil
 }
 
 func (r resolveTx) SaveWorkflow(ctx context.Context, w *store.WorkflowState) error {
 	_, err := r.tx.Exec(ctx, `UPDATE hammerwork_workflows SET
     status = $2, completed_jobs = $3, failed_jobs = $4, cancelled_jobs = $5, skipped_jobs = $6,
-    error_message = $7, completed_at = $8, failed_at = $9
+    error_message = $7, completed_at = $8, failed_at = $9, deadline = $10
 WHERE id = $1`, w.ID, string(w.Status), w.Completed, w.Failed, w.Cancelled, w.Skipped,
-		nullStr(w.ErrorMessage), w.CompletedAt, w.FailedAt)
+		nullStr(w.ErrorMessage), w.CompletedAt, w.FailedAt, w.Deadline)
 	return err
 }
 

@@ -255,20 +255,44 @@ func (r resolveTx) RecomputeDependencies(ctx context.Context, ids []uuid.UUID) (
 	return r.ready(ctx, recomputeSQL, idList(ids))
 }
 
+func (r resolveTx) UnresolvedParents(ctx context.Context, id uuid.UUID) ([]store.Parent, error) {
+	rows, err := r.tx.QueryContext(ctx, `SELECT p.id, COALESCE(p.step_name, ''), p.status
+		FROM hammerwork_job_dependencies d JOIN hammerwork_jobs p ON p.id = d.depends_on_id
+		WHERE d.job_id = ? AND p.status NOT IN ('completed', 'skipped') ORDER BY p.id`, id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Parent
+	for rows.Next() {
+		var p store.Parent
+		var pid, status string
+		if err := rows.Scan(&pid, &p.StepName, &status); err != nil {
+			return nil, err
+		}
+		if p.ID, err = uuid.Parse(pid); err != nil {
+			return nil, err
+		}
+		p.Status = job.Status(status)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // LockWorkflow reads a workflow row; the write transaction already holds
 // the database's one write lock.
 func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.WorkflowState, error) {
 	w := store.WorkflowState{ID: id}
 	var status, policy string
 	var timeout sql.NullFloat64
-	var errMsg, completedAt, failedAt sql.NullString
+	var errMsg, completedAt, failedAt, deadline sql.NullString
 	err := r.tx.QueryRowContext(ctx, `SELECT status, failure_policy, timeout_seconds,
 		total_jobs, completed_jobs, failed_jobs, cancelled_jobs, skipped_jobs,
-		error_message, completed_at, failed_at
+		error_message, completed_at, failed_at, deadline
 		FROM hammerwork_workflows WHERE id = ?`, id.String()).Scan(
 		&status, &policy, &timeout,
 		&w.Total, &w.Completed, &w.Failed, &w.Cancelled, &w.Skipped,
-		&errMsg, &completedAt, &failedAt)
+		&errMsg, &completedAt, &failedAt, &deadline)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -285,6 +309,9 @@ func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.Workf
 	if w.FailedAt, err = parseNullTS(failedAt); err != nil {
 		return nil, err
 	}
+	if w.Deadline, err = parseNullTS(deadline); err != nil {
+		return nil, err
+	}
 	return &w, nil
 }
 
@@ -298,9 +325,9 @@ func nullTS(t *time.Time) any {
 func (r resolveTx) SaveWorkflow(ctx context.Context, w *store.WorkflowState) error {
 	_, err := r.tx.ExecContext(ctx, `UPDATE hammerwork_workflows SET
 		status = ?, completed_jobs = ?, failed_jobs = ?, cancelled_jobs = ?, skipped_jobs = ?,
-		error_message = ?, completed_at = ?, failed_at = ?
+		error_message = ?, completed_at = ?, failed_at = ?, deadline = ?
 		WHERE id = ?`, string(w.Status), w.Completed, w.Failed, w.Cancelled, w.Skipped,
-		nullString(w.ErrorMessage), nullTS(w.CompletedAt), nullTS(w.FailedAt), w.ID.String())
+		nullString(w.ErrorMessage), nullTS(w.CompletedAt), nullTS(w.FailedAt), nullTS(w.Deadline), w.ID.String())
 	return err
 }
 

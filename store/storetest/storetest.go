@@ -126,6 +126,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QueueStatsCountsByQueueAndStatus", testQueueStats},
 	}
 	tests = append(tests, workflowTests...)
+	tests = append(tests, workflowRetryTests...)
+	tests = append(tests, workflowDescendantTests...)
 	tests = append(tests, queueTests...)
 	tests = append(tests, cleanupTests...)
 	tests = append(tests, uniqueTests...)
