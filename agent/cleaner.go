@@ -10,19 +10,20 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// cleanStatuses are the finished statuses retention applies to, in the
-// order a pass deletes them.
-var cleanStatuses = []job.Status{job.StatusCompleted, job.StatusFailed, job.StatusCancelled, job.StatusSkipped}
-
 // cleanResult is what one pass did.
 type cleanResult struct {
 	expired int
+	// deleted counts jobs outside workflows, per status.
 	deleted map[job.Status]int
+	// workflows counts finished workflows deleted whole.
+	workflows int
 }
 
 // cleaner keeps the jobs table from growing without bound: at start and then
 // every retention.interval it clears expired results and deletes finished
-// jobs past their status's retention. Every agent runs one, like the
+// jobs past their status's retention; a finished workflow goes whole, with
+// every job, once all of it is past the longest retention among its jobs'
+// statuses, so no retry or condition ever finds half of it. Every agent runs one, like the
 // rescuer: the store's batches skip rows another cleaner holds, so
 // concurrent passes are safe, at the cost of a few redundant queries. Work
 // goes in batches of retention.batch_size rows per statement, so a large
@@ -68,7 +69,7 @@ func (c *cleaner) pass(ctx context.Context) {
 	res.expired = c.drain(ctx, "expire results", func() (int, error) {
 		return c.store.ExpireResults(ctx, store.ExpireResultsParams{Now: now, Limit: c.cfg.BatchSize})
 	})
-	for _, s := range cleanStatuses {
+	for _, s := range store.FinishedStatuses {
 		keep := c.cfg.For(s)
 		if keep <= 0 {
 			continue
@@ -78,12 +79,18 @@ func (c *cleaner) pass(ctx context.Context) {
 			return c.store.DeleteFinished(ctx, p)
 		})
 	}
+	wp := store.DeleteWorkflowsParams{Cutoffs: store.RetentionCutoffs(now, c.cfg.For), Limit: c.cfg.BatchSize}
+	if len(wp.Cutoffs) > 0 {
+		res.workflows = c.drain(ctx, "delete finished workflows", func() (int, error) {
+			return c.store.DeleteFinishedWorkflows(ctx, wp)
+		})
+	}
 	if ctx.Err() != nil {
 		return
 	}
-	total := 0
-	attrs := []any{"expired_results", res.expired}
-	for _, s := range cleanStatuses {
+	total := res.workflows
+	attrs := []any{"expired_results", res.expired, "deleted_workflows", res.workflows}
+	for _, s := range store.FinishedStatuses {
 		total += res.deleted[s]
 		attrs = append(attrs, "deleted_"+string(s), res.deleted[s])
 	}

@@ -16,24 +16,42 @@ import (
 //
 // A finished job's age counts from completed_at (completed), failed_at
 // (failed) or, for cancelled and skipped jobs, which record no finish time,
-// from scheduled_at: the last time the job was due. A job of a workflow that
-// is still running or paused is never deleted, whatever its age, because the
-// workflow's resolution and retry read its row and its edges.
+// from scheduled_at: the last time the job was due.
+//
+// A workflow goes whole or not at all: its resolution, its retry and its
+// children's conditions read every job's row, result and edges, so deleting
+// its completed jobs before its failed ones would leave a retried workflow
+// that can never complete. DeleteFinished therefore never deletes a job of a
+// workflow whose row exists; DeleteFinishedWorkflows deletes finished
+// workflows with all their jobs once the whole workflow is past retention.
 type Cleaner interface {
 	// ExpireResults sets result_data to NULL on jobs whose result_expires_at
 	// <= p.Now (result_expires_at is kept: it says when the result went) and
 	// returns how many it cleared.
 	ExpireResults(ctx context.Context, p ExpireResultsParams) (int, error)
-	// DeleteFinished deletes up to p.Limit jobs matching p.FinishedFilter,
-	// with their dependency edges (both directions), and returns how many
-	// it deleted. A job that is a parent of a surviving job leaves that
-	// job's depends_on list as it was; only the edge goes. In the same
-	// transaction it deletes the row of every finished workflow (completed,
-	// failed, cancelled) and finished batch (completed, partially_failed,
-	// failed) whose last job the pass deleted, so no counters outlive the
-	// jobs they count; concurrent passes that share a workflow or batch
-	// serialise on its row, so the last one always deletes it.
+	// DeleteFinished deletes up to p.Limit jobs matching p.FinishedFilter
+	// that belong to no workflow (or to one whose row is gone), with their
+	// dependency edges (both directions), and returns how many it deleted.
+	// A job that is a parent of a surviving job leaves that job's
+	// depends_on list as it was; only the edge goes. In the same
+	// transaction it deletes the row of every finished batch (completed,
+	// partially_failed, failed) whose last job the pass deleted, so no
+	// counters outlive the jobs they count; concurrent passes that share a
+	// batch serialise on its row, so the last one always deletes it.
 	DeleteFinished(ctx context.Context, p DeleteFinishedParams) (int, error)
+	// DeleteFinishedWorkflows deletes up to p.Limit finished workflows
+	// (completed, failed, cancelled) whole, and returns how many: every job
+	// (with its edges, both directions), the rows of the batch steps left
+	// without jobs, and the workflow row, in one transaction. A workflow
+	// qualifies once every one of its jobs is finished and finished before
+	// the cutoff of each status its jobs are in: the whole workflow is kept
+	// for the longest retention among its statuses, and one job in a status
+	// without a cutoff keeps it forever. Each workflow row is locked first,
+	// skipping rows another transaction holds, and the rule is checked again
+	// under the lock, so a concurrent workflow or job retry either commits
+	// first (the workflow is live again, or younger, and stays) or finds the
+	// workflow gone.
+	DeleteFinishedWorkflows(ctx context.Context, p DeleteWorkflowsParams) (int, error)
 	// CountFinished counts the jobs DeleteFinished would delete, without a
 	// limit: the dry run of `hw-agent job purge`.
 	CountFinished(ctx context.Context, f FinishedFilter) (int, error)
@@ -77,6 +95,49 @@ func (f FinishedFilter) Validate() error {
 	}
 	return nil
 }
+
+// DeleteWorkflowsParams drives one pass over finished workflows.
+type DeleteWorkflowsParams struct {
+	// Cutoffs holds, per finished job status, the time before which a job
+	// in that status must have finished. A status without a cutoff is kept
+	// forever, and so is every workflow with a job in it.
+	Cutoffs map[job.Status]time.Time
+	// Limit bounds the workflows (not jobs) of one call: a workflow goes in
+	// one transaction, whatever its size. Zero means DefaultCleanLimit.
+	Limit int
+}
+
+// RetentionCutoffs turns per-status retention into DeleteWorkflowsParams
+// cutoffs at now: keep(status) <= 0 keeps that status forever.
+func RetentionCutoffs(now time.Time, keep func(job.Status) time.Duration) map[job.Status]time.Time {
+	out := map[job.Status]time.Time{}
+	for _, s := range FinishedStatuses {
+		if d := keep(s); d > 0 {
+			out[s] = UTC(now.Add(-d))
+		}
+	}
+	return out
+}
+
+// FinishedStatuses are the terminal job statuses retention applies to, in
+// the order DeleteWorkflowsParams.CutoffList returns their cutoffs.
+var FinishedStatuses = []job.Status{job.StatusCompleted, job.StatusFailed, job.StatusCancelled, job.StatusSkipped}
+
+// CutoffList returns the cutoff of each of FinishedStatuses in order, nil
+// for a status kept forever: the parameters a backend's statement binds.
+func (p DeleteWorkflowsParams) CutoffList() []*time.Time {
+	out := make([]*time.Time, len(FinishedStatuses))
+	for i, s := range FinishedStatuses {
+		if c, ok := p.Cutoffs[s]; ok && !c.IsZero() {
+			u := UTC(c)
+			out[i] = &u
+		}
+	}
+	return out
+}
+
+// CleanLimit is p.Limit or DefaultCleanLimit.
+func (p DeleteWorkflowsParams) CleanLimit() int { return cleanLimit(p.Limit) }
 
 // CleanLimit is p.Limit or DefaultCleanLimit.
 func (p ExpireResultsParams) CleanLimit() int { return cleanLimit(p.Limit) }

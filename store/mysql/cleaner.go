@@ -38,12 +38,12 @@ WHERE id IN (`+placeholders(len(ids))+`)`, idArgs(ids)...)
 }
 
 // finishedWhere selects finished jobs of one status, optionally one queue
-// and an age, outside running or paused workflows; finishedArgs fills it.
+// and an age, outside any workflow whose row exists (those go whole, by
+// DeleteFinishedWorkflows); finishedArgs fills it.
 const finishedWhere = `j.status = ?
   AND (? = '' OR j.queue_name = ?)
   AND (? IS NULL OR COALESCE(j.completed_at, j.failed_at, j.scheduled_at) < ?)
-  AND NOT EXISTS (SELECT 1 FROM hammerwork_workflows w
-      WHERE w.id = j.workflow_id AND w.status IN ('running', 'paused'))`
+  AND NOT EXISTS (SELECT 1 FROM hammerwork_workflows w WHERE w.id = j.workflow_id)`
 
 func finishedArgs(f store.FinishedFilter) []any {
 	var before sql.NullTime
@@ -68,11 +68,6 @@ ORDER BY j.id LIMIT ? FOR UPDATE SKIP LOCKED`, args...)
 			n = 0
 			return err
 		}
-		workflows, err := lockIDs(ctx, tx, `SELECT DISTINCT workflow_id FROM hammerwork_jobs
-WHERE id IN (`+placeholders(len(ids))+`) AND workflow_id IS NOT NULL`, idArgs(ids)...)
-		if err != nil {
-			return err
-		}
 		batches, err := lockIDs(ctx, tx, `SELECT DISTINCT batch_id FROM hammerwork_jobs
 WHERE id IN (`+placeholders(len(ids))+`) AND batch_id IS NOT NULL`, idArgs(ids)...)
 		if err != nil {
@@ -81,9 +76,6 @@ WHERE id IN (`+placeholders(len(ids))+`) AND batch_id IS NOT NULL`, idArgs(ids).
 		n, err = execCount(ctx, tx, `DELETE FROM hammerwork_jobs WHERE id IN (`+placeholders(len(ids))+`)`, idArgs(ids)...)
 		if err != nil {
 			return err
-		}
-		if err := deleteEmpty(ctx, tx, emptyWorkflows, workflows); err != nil {
-			return fmt.Errorf("delete emptied workflows: %w", err)
 		}
 		if err := deleteEmpty(ctx, tx, emptyBatches, batches); err != nil {
 			return fmt.Errorf("delete emptied batches: %w", err)
@@ -96,8 +88,75 @@ WHERE id IN (`+placeholders(len(ids))+`) AND batch_id IS NOT NULL`, idArgs(ids).
 	return n, nil
 }
 
-// owner names the statements that find and delete the finished workflows or
-// batches a cleaner pass may have emptied.
+// statusCutoff is the cutoff of a job's status, NULL for a status kept
+// forever (or an unfinished job); cutoffArgs fills it.
+const statusCutoff = `CASE j.status WHEN 'completed' THEN CAST(? AS DATETIME(6)) WHEN 'failed' THEN CAST(? AS DATETIME(6))
+    WHEN 'cancelled' THEN CAST(? AS DATETIME(6)) WHEN 'skipped' THEN CAST(? AS DATETIME(6)) END`
+
+// pastRetentionSQL lists the finished workflows (among %s, when the caller
+// restricts them) whose jobs are all finished before the cutoff of every
+// status among them. A job whose cutoff is NULL makes count(cutoff) fall
+// short of count(*).
+const pastRetentionSQL = `SELECT j.workflow_id FROM hammerwork_jobs j
+JOIN hammerwork_workflows w ON w.id = j.workflow_id
+WHERE w.status IN ('completed', 'failed', 'cancelled')%s
+GROUP BY j.workflow_id
+HAVING COUNT(*) = COUNT(` + statusCutoff + `)
+    AND MAX(COALESCE(j.completed_at, j.failed_at, j.scheduled_at)) < MIN(` + statusCutoff + `)`
+
+func cutoffArgs(p store.DeleteWorkflowsParams) []any {
+	one := make([]any, 0, 4)
+	for _, c := range p.CutoffList() {
+		one = append(one, nullTime(c))
+	}
+	return append(one, one...)
+}
+
+// DeleteFinishedWorkflows deletes finished workflows past retention whole:
+// it locks up to p.Limit of them in id order (SKIP LOCKED leaves one a retry
+// holds), checks the rule again under the locks (a retry that committed in
+// between made the workflow live or younger), then deletes their jobs (the
+// edges go by ON DELETE CASCADE), emptied batch steps and rows.
+func (s *Store) DeleteFinishedWorkflows(ctx context.Context, p store.DeleteWorkflowsParams) (int, error) {
+	cutoffs := cutoffArgs(p)
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		locked, err := lockIDs(ctx, tx, `SELECT id FROM hammerwork_workflows
+WHERE id IN (`+fmt.Sprintf(pastRetentionSQL, "")+`)
+ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`, append(slices.Clone(cutoffs), p.CleanLimit())...)
+		if err != nil || len(locked) == 0 {
+			return err
+		}
+		in := placeholders(len(locked))
+		ids, err := lockIDs(ctx, tx, fmt.Sprintf(pastRetentionSQL, " AND w.id IN ("+in+")"),
+			append(idArgs(locked), cutoffs...)...)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		in = placeholders(len(ids))
+		batches, err := lockIDs(ctx, tx, `SELECT DISTINCT batch_id FROM hammerwork_jobs
+WHERE workflow_id IN (`+in+`) AND batch_id IS NOT NULL`, idArgs(ids)...)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_jobs WHERE workflow_id IN (`+in+`) ORDER BY id`, idArgs(ids)...); err != nil {
+			return err
+		}
+		if err := deleteEmpty(ctx, tx, emptyBatches, batches); err != nil {
+			return fmt.Errorf("delete emptied batches: %w", err)
+		}
+		n, err = execCount(ctx, tx, `DELETE FROM hammerwork_workflows WHERE id IN (`+in+`)`, idArgs(ids)...)
+		return err
+	})
+	if err != nil {
+		return 0, wrap(err, "delete finished workflows")
+	}
+	return n, nil
+}
+
+// owner names the statements that find and delete the finished batches a
+// cleaner pass may have emptied.
 type owner struct {
 	// lock locks the finished rows among the ids, in id order.
 	lock string
@@ -108,12 +167,6 @@ type owner struct {
 }
 
 var (
-	emptyWorkflows = owner{
-		lock: `SELECT id FROM hammerwork_workflows WHERE id IN (%s)
-  AND status IN ('completed', 'failed', 'cancelled') ORDER BY id FOR UPDATE`,
-		used:   `SELECT DISTINCT workflow_id FROM hammerwork_jobs WHERE workflow_id IN (%s)`,
-		remove: `DELETE FROM hammerwork_workflows WHERE id IN (%s) AND status IN ('completed', 'failed', 'cancelled')`,
-	}
 	emptyBatches = owner{
 		lock: `SELECT id FROM hammerwork_batches WHERE id IN (%s)
   AND status IN ('completed', 'partially_failed', 'failed') ORDER BY id FOR UPDATE`,
@@ -122,8 +175,8 @@ var (
 	}
 )
 
-// deleteEmpty deletes the finished workflows or batches among ids that no
-// job refers to any more. Locking them first makes a concurrent cleaner that
+// deleteEmpty deletes the finished batches among ids that no job refers to
+// any more. Locking them first makes a concurrent cleaner that
 // deleted other jobs of the same row commit before the check; the check is
 // a plain read, which under READ COMMITTED sees that commit without waiting
 // on any job's lock, so the last of two cleaners deletes the row and

@@ -30,35 +30,27 @@ func (s *Store) ExpireResults(ctx context.Context, p store.ExpireResultsParams) 
 }
 
 // finishedWhere selects finished jobs of one status, optionally one queue
-// and an age, outside running or paused workflows. The age expression is
-// the one hammerwork_jobs_finished_idx indexes.
+// and an age, outside any workflow whose row exists (those go whole, by
+// DeleteFinishedWorkflows). The age expression is the one
+// hammerwork_jobs_finished_idx indexes.
 const finishedWhere = `j.status = $1
     AND ($2 = '' OR j.queue_name = $2)
     AND ($3::timestamptz IS NULL OR COALESCE(j.completed_at, j.failed_at, j.scheduled_at) < $3)
-    AND NOT EXISTS (SELECT 1 FROM hammerwork_workflows w
-        WHERE w.id = j.workflow_id AND w.status IN ('running', 'paused'))`
+    AND NOT EXISTS (SELECT 1 FROM hammerwork_workflows w WHERE w.id = j.workflow_id)`
 
 // deleteFinishedSQL deletes a batch; the edges go with the rows (ON DELETE
 // CASCADE on both columns of hammerwork_job_dependencies). It returns the
-// workflows and batches the deleted jobs belonged to, whose rows may now be
-// empty.
+// batches the deleted jobs belonged to, whose rows may now be empty.
 const deleteFinishedSQL = `DELETE FROM hammerwork_jobs
 WHERE id IN (SELECT j.id FROM hammerwork_jobs j WHERE ` + finishedWhere + `
     LIMIT $4 FOR UPDATE OF j SKIP LOCKED)
-RETURNING workflow_id, batch_id`
+RETURNING batch_id`
 
-// Locking the finished owners first makes a cleaner that deleted other jobs
-// of the same workflow or batch commit before the emptiness check runs; the
-// check is a new statement, so under READ COMMITTED it sees that commit and
-// the last of two concurrent cleaners deletes the row. Locks are taken in id
-// order, workflows before batches, as every cleaner does.
+// Locking the finished batches first makes a cleaner that deleted other jobs
+// of the same batch commit before the emptiness check runs; the check is a
+// new statement, so under READ COMMITTED it sees that commit and the last of
+// two concurrent cleaners deletes the row. Locks are taken in id order.
 const (
-	lockFinishedWorkflowsSQL = `SELECT id FROM hammerwork_workflows
-WHERE id = ANY ($1::uuid[]) AND status IN ('completed', 'failed', 'cancelled')
-ORDER BY id FOR UPDATE`
-	deleteEmptyWorkflowsSQL = `DELETE FROM hammerwork_workflows w
-WHERE w.id = ANY ($1::uuid[]) AND w.status IN ('completed', 'failed', 'cancelled')
-    AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.workflow_id = w.id)`
 	lockFinishedBatchesSQL = `SELECT id FROM hammerwork_batches
 WHERE id = ANY ($1::uuid[]) AND status IN ('completed', 'partially_failed', 'failed')
 ORDER BY id FOR UPDATE`
@@ -78,25 +70,11 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.DeleteFinishedParams
 		if err != nil {
 			return err
 		}
-		workflows, batches := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
-		n = 0
-		var wf, batch *uuid.UUID
-		_, err = pgx.ForEachRow(rows, []any{&wf, &batch}, func() error {
-			n++
-			if wf != nil {
-				workflows[*wf] = true
-			}
-			if batch != nil {
-				batches[*batch] = true
-			}
-			return nil
-		})
+		batches, deleted, err := collectBatches(rows)
 		if err != nil {
 			return err
 		}
-		if err := deleteEmpty(ctx, tx, lockFinishedWorkflowsSQL, deleteEmptyWorkflowsSQL, workflows); err != nil {
-			return fmt.Errorf("delete emptied workflows: %w", err)
-		}
+		n = deleted
 		if err := deleteEmpty(ctx, tx, lockFinishedBatchesSQL, deleteEmptyBatchesSQL, batches); err != nil {
 			return fmt.Errorf("delete emptied batches: %w", err)
 		}
@@ -104,6 +82,92 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.DeleteFinishedParams
 	})
 	if err != nil {
 		return 0, wrap(err, "delete %s jobs", p.Status)
+	}
+	return n, nil
+}
+
+// collectBatches reads the RETURNING batch_id rows of a job deletion: the
+// batches it touched and how many jobs it deleted.
+func collectBatches(rows pgx.Rows) (map[uuid.UUID]bool, int, error) {
+	batches := map[uuid.UUID]bool{}
+	n := 0
+	var batch *uuid.UUID
+	_, err := pgx.ForEachRow(rows, []any{&batch}, func() error {
+		n++
+		if batch != nil {
+			batches[*batch] = true
+		}
+		return nil
+	})
+	return batches, n, err
+}
+
+// pastRetentionSQL lists the workflows, among the finished ones in $5 (or
+// all finished ones when $5 is NULL), whose jobs are all finished before the
+// cutoff of every status among them; $1..$4 are the cutoffs of completed,
+// failed, cancelled and skipped (NULL: kept forever). A job whose cutoff is
+// NULL (unfinished, or a status kept forever) makes count(cutoff) fall short
+// of count(*).
+const pastRetentionSQL = `SELECT j.workflow_id FROM hammerwork_jobs j
+JOIN hammerwork_workflows w ON w.id = j.workflow_id
+WHERE w.status IN ('completed', 'failed', 'cancelled') AND ($5::uuid[] IS NULL OR w.id = ANY ($5::uuid[]))
+GROUP BY j.workflow_id
+HAVING count(*) = count(` + statusCutoff + `)
+    AND max(COALESCE(j.completed_at, j.failed_at, j.scheduled_at)) < min(` + statusCutoff + `)`
+
+const statusCutoff = `CASE j.status WHEN 'completed' THEN $1::timestamptz WHEN 'failed' THEN $2::timestamptz
+    WHEN 'cancelled' THEN $3::timestamptz WHEN 'skipped' THEN $4::timestamptz END`
+
+// lockPastRetentionSQL locks up to $6 workflows past retention, in id
+// order, skipping rows a retry (or another cleaner) holds.
+const lockPastRetentionSQL = `SELECT id FROM hammerwork_workflows
+WHERE id IN (` + pastRetentionSQL + `)
+ORDER BY id LIMIT $6 FOR UPDATE SKIP LOCKED`
+
+// DeleteFinishedWorkflows deletes finished workflows past retention whole.
+func (s *Store) DeleteFinishedWorkflows(ctx context.Context, p store.DeleteWorkflowsParams) (int, error) {
+	cutoffs := p.CutoffList()
+	var n int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, lockPastRetentionSQL, cutoffs[0], cutoffs[1], cutoffs[2], cutoffs[3], nil, p.CleanLimit())
+		if err != nil {
+			return err
+		}
+		locked, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil || len(locked) == 0 {
+			return err
+		}
+		// Checked again under the locks: a retry that committed between the
+		// candidates' snapshot and the lock made the workflow live or younger.
+		rows, err = tx.Query(ctx, pastRetentionSQL, cutoffs[0], cutoffs[1], cutoffs[2], cutoffs[3], locked)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		rows, err = tx.Query(ctx, `DELETE FROM hammerwork_jobs WHERE workflow_id = ANY ($1::uuid[]) RETURNING batch_id`, ids)
+		if err != nil {
+			return err
+		}
+		batches, _, err := collectBatches(rows)
+		if err != nil {
+			return err
+		}
+		if err := deleteEmpty(ctx, tx, lockFinishedBatchesSQL, deleteEmptyBatchesSQL, batches); err != nil {
+			return fmt.Errorf("delete emptied batches: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM hammerwork_workflows WHERE id = ANY ($1::uuid[])`, ids)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		return nil
+	})
+	if err != nil {
+		return 0, wrap(err, "delete finished workflows")
 	}
 	return n, nil
 }

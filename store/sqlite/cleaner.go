@@ -30,13 +30,13 @@ func (s *Store) ExpireResults(ctx context.Context, p store.ExpireResultsParams) 
 }
 
 // finishedWhere selects finished jobs of one status, optionally one queue
-// and an age, outside running or paused workflows. The age expression is
-// the one hammerwork_jobs_finished_idx indexes.
+// and an age, outside any workflow whose row exists (those go whole, by
+// DeleteFinishedWorkflows). The age expression is the one
+// hammerwork_jobs_finished_idx indexes.
 const finishedWhere = `j.status = ?1
 	AND (?2 = '' OR j.queue_name = ?2)
 	AND (?3 = '' OR COALESCE(j.completed_at, j.failed_at, j.scheduled_at) < ?3)
-	AND NOT EXISTS (SELECT 1 FROM hammerwork_workflows w
-		WHERE w.id = j.workflow_id AND w.status IN ('running', 'paused'))`
+	AND NOT EXISTS (SELECT 1 FROM hammerwork_workflows w WHERE w.id = j.workflow_id)`
 
 // DeleteFinished deletes up to p.Limit finished jobs matching the filter;
 // their edges go by ON DELETE CASCADE.
@@ -48,26 +48,19 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.DeleteFinishedParams
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `DELETE FROM hammerwork_jobs
 			WHERE id IN (SELECT j.id FROM hammerwork_jobs j WHERE `+finishedWhere+` LIMIT ?4)
-			RETURNING workflow_id, batch_id`,
+			RETURNING batch_id`,
 			string(p.Status), p.Queue, beforeTS(p.FinishedFilter), p.CleanLimit())
 		if err != nil {
 			return err
 		}
-		workflows, batches, deleted, err := owners(rows)
+		batches, deleted, err := ownerBatches(rows)
 		if err != nil {
 			return err
 		}
 		n = deleted
-		// One writer at a time: no other cleaner can hold a workflow's or
-		// batch's remaining jobs, so the emptiness check needs no lock.
-		if err := deleteEmpty(ctx, tx, `DELETE FROM hammerwork_workflows
-			WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')
-				AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.workflow_id = hammerwork_workflows.id)`, workflows); err != nil {
-			return fmt.Errorf("delete emptied workflows: %w", err)
-		}
-		if err := deleteEmpty(ctx, tx, `DELETE FROM hammerwork_batches
-			WHERE id = ? AND status IN ('completed', 'partially_failed', 'failed')
-				AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.batch_id = hammerwork_batches.id)`, batches); err != nil {
+		// One writer at a time: no other cleaner can hold a batch's
+		// remaining jobs, so the emptiness check needs no lock.
+		if err := deleteEmptyBatches(ctx, tx, batches); err != nil {
 			return fmt.Errorf("delete emptied batches: %w", err)
 		}
 		return nil
@@ -78,38 +71,110 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.DeleteFinishedParams
 	return n, nil
 }
 
-// owners reads the workflow and batch ids a DELETE ... RETURNING gave back,
-// each once, and counts the deleted rows.
-func owners(rows *sql.Rows) (workflows, batches []string, n int, err error) {
+// ownerBatches reads the batch ids a DELETE ... RETURNING batch_id gave
+// back, each once, and counts the deleted rows.
+func ownerBatches(rows *sql.Rows) (batches []string, n int, err error) {
 	defer rows.Close()
 	seen := map[string]bool{}
 	for rows.Next() {
-		var wf, batch sql.NullString
-		if err := rows.Scan(&wf, &batch); err != nil {
-			return nil, nil, 0, err
+		var batch sql.NullString
+		if err := rows.Scan(&batch); err != nil {
+			return nil, 0, err
 		}
 		n++
-		if wf.Valid && !seen["w"+wf.String] {
-			seen["w"+wf.String] = true
-			workflows = append(workflows, wf.String)
-		}
-		if batch.Valid && !seen["b"+batch.String] {
-			seen["b"+batch.String] = true
+		if batch.Valid && !seen[batch.String] {
+			seen[batch.String] = true
 			batches = append(batches, batch.String)
 		}
 	}
-	return workflows, batches, n, rows.Err()
+	return batches, n, rows.Err()
 }
 
-// deleteEmpty runs a one-id delete of a workflow or batch left without jobs
-// for each id; there are at most as many as the jobs of one pass.
-func deleteEmpty(ctx context.Context, tx *sql.Tx, query string, ids []string) error {
+// deleteEmptyBatches deletes each finished batch among ids left without
+// jobs; there are at most as many as the jobs of one pass.
+func deleteEmptyBatches(ctx context.Context, tx *sql.Tx, ids []string) error {
 	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, query, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_batches
+			WHERE id = ? AND status IN ('completed', 'partially_failed', 'failed')
+				AND NOT EXISTS (SELECT 1 FROM hammerwork_jobs j WHERE j.batch_id = hammerwork_batches.id)`, id); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// statusCutoff is the cutoff of a job's status as stored text (?1..?4 for
+// completed, failed, cancelled, skipped), NULL for a status kept forever or
+// an unfinished job. Stored times are fixed-width UTC text, so min and max
+// over them compare times.
+const statusCutoff = `CASE j.status WHEN 'completed' THEN ?1 WHEN 'failed' THEN ?2
+		WHEN 'cancelled' THEN ?3 WHEN 'skipped' THEN ?4 END`
+
+// pastRetentionSQL lists up to ?5 finished workflows whose jobs are all
+// finished before the cutoff of every status among them, in id order. A job
+// whose cutoff is NULL makes count(cutoff) fall short of count(*).
+const pastRetentionSQL = `SELECT j.workflow_id FROM hammerwork_jobs j
+	JOIN hammerwork_workflows w ON w.id = j.workflow_id
+	WHERE w.status IN ('completed', 'failed', 'cancelled')
+	GROUP BY j.workflow_id
+	HAVING count(*) = count(` + statusCutoff + `)
+		AND max(COALESCE(j.completed_at, j.failed_at, j.scheduled_at)) < min(` + statusCutoff + `)
+	ORDER BY j.workflow_id LIMIT ?5`
+
+// DeleteFinishedWorkflows deletes finished workflows past retention whole:
+// their jobs (the edges go by ON DELETE CASCADE), emptied batch steps and
+// rows. The write transaction holds the database's one write lock, so no
+// retry can change a workflow between the check and the delete.
+func (s *Store) DeleteFinishedWorkflows(ctx context.Context, p store.DeleteWorkflowsParams) (int, error) {
+	args := []any{nil, nil, nil, nil, p.CleanLimit()}
+	for i, c := range p.CutoffList() {
+		args[i] = nullTS(c)
+	}
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		rows, err := tx.QueryContext(ctx, pastRetentionSQL, args...)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		list := jsonList(ids)
+		rows, err = tx.QueryContext(ctx, `DELETE FROM hammerwork_jobs
+			WHERE workflow_id IN (SELECT value FROM json_each(?)) RETURNING batch_id`, list)
+		if err != nil {
+			return err
+		}
+		batches, _, err := ownerBatches(rows)
+		if err != nil {
+			return err
+		}
+		if err := deleteEmptyBatches(ctx, tx, batches); err != nil {
+			return fmt.Errorf("delete emptied batches: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_workflows WHERE id IN (SELECT value FROM json_each(?))`, list)
+		if err != nil {
+			return err
+		}
+		deleted, err := res.RowsAffected()
+		n = int(deleted)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete finished workflows: %w", err)
+	}
+	return n, nil
 }
 
 // CountFinished counts what DeleteFinished would delete.

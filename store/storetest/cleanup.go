@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,12 +26,16 @@ var cleanupTests = []struct {
 	{"ExpireResultsClearsOnlyExpiredResultsInBatches", testExpireResults},
 	{"DeleteFinishedSelectsByStatusAndAge", testDeleteFinishedByStatusAndAge},
 	{"DeleteFinishedRespectsLimitAndQueue", testDeleteFinishedLimitAndQueue},
-	{"DeleteFinishedNeverTouchesARunningOrPausedWorkflow", testDeleteFinishedSparesLiveWorkflows},
+	{"DeleteFinishedNeverDeletesAJobOfAWorkflow", testDeleteFinishedSparesWorkflows},
 	{"DeleteFinishedRemovesEdgesAndKeepsChildren", testDeleteFinishedEdges},
 	{"DeleteFinishedRejectsUnfinishedStatus", testDeleteFinishedRejectsUnfinished},
-	{"DeleteFinishedRemovesAFinishedWorkflowWithItsLastJob", testDeleteFinishedWorkflowRow},
+	{"DeleteFinishedWorkflowsDeletesAWorkflowWholeOncePastItsLongestRetention", testDeleteFinishedWorkflowWhole},
+	{"DeleteFinishedWorkflowsKeepsAWorkflowWithAStatusKeptForever", testDeleteFinishedWorkflowKeptForever},
+	{"DeleteFinishedWorkflowsRespectsLimitAndSparesLiveWorkflows", testDeleteFinishedWorkflowsLimit},
+	{"RetryOfAWorkflowPastItsCompletedRetentionStillCompletes", testRetryAfterPartialRetention},
+	{"DeleteFinishedWorkflowsRacingRetriesLeavesEachWorkflowWholeOrGone", testDeleteFinishedWorkflowsRaceRetry},
 	{"DeleteFinishedRemovesAFinishedBatchWithItsLastJob", testDeleteFinishedBatchRow},
-	{"ConcurrentDeleteFinishedLeavesNoEmptyWorkflowOrBatch", testDeleteFinishedConcurrentOwners},
+	{"ConcurrentDeleteFinishedLeavesNoEmptyBatchOrWorkflow", testDeleteFinishedConcurrentOwners},
 	{"RetryMatchingRetriesEveryDeadLetterOfTheQueue", testRetryMatching},
 	{"RetryMatchingKeepsWorkflowCountersTrue", testRetryMatchingWorkflow},
 }
@@ -152,44 +158,246 @@ func testDeleteFinishedLimitAndQueue(t *testing.T, s store.Store) {
 	require.ErrorIs(t, err, store.ErrInvalid)
 }
 
-func testDeleteFinishedSparesLiveWorkflows(t *testing.T, s store.Store) {
-	running := enqueueWorkflow(t, s, definition(workflow.ContinueOnFailure,
+// testDeleteFinishedSparesWorkflows: per-status retention never takes a job
+// of a workflow, live or finished, whatever its age; jobs outside workflows
+// in the same statuses go.
+func testDeleteFinishedSparesWorkflows(t *testing.T, s store.Store) {
+	live := enqueueWorkflow(t, s, definition(workflow.ContinueOnFailure,
 		step("a"), step("b", "a"), step("x"), step("y", "x")), base)
-	leased := running.leaseSteps(base, "a", "x")
-	running.fail(base.Add(time.Second), leased["a"])
-	running.requireWorkflowStatus(workflow.StatusRunning)
+	leased := live.leaseSteps(base, "a", "x")
+	live.fail(base.Add(time.Second), leased["a"])
+	live.requireWorkflowStatus(workflow.StatusRunning)
 
-	paused := enqueueWorkflow(t, s, definition(workflow.Manual, step("m"), step("n"), step("o", "m")), base)
-	pl := paused.leaseSteps(base.Add(time.Second), "m", "n")
-	paused.complete(base.Add(2*time.Second), pl["n"])
-	paused.fail(base.Add(2*time.Second), pl["m"])
-	paused.requireWorkflowStatus(workflow.StatusPaused)
+	done := enqueueWorkflow(t, s, definition(workflow.ContinueOnFailure, step("m"), step("n"), step("o", "m")), base)
+	dl := done.leaseSteps(base.Add(time.Second), "m", "n")
+	done.complete(base.Add(2*time.Second), dl["n"])
+	done.fail(base.Add(2*time.Second), dl["m"])
+	done.requireWorkflowStatus(workflow.StatusFailed)
+	alone := finished(t, s)
 
 	end := base.Add(24 * time.Hour)
 	for _, st := range []job.Status{job.StatusCompleted, job.StatusFailed, job.StatusCancelled} {
 		f := store.FinishedFilter{Status: st, Before: end}
-		require.Zero(t, countFinished(t, s, f), "no %s job of a live workflow is counted", st)
-		require.Zero(t, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: f}), "no %s job of a live workflow is deleted", st)
+		require.Equal(t, 1, countFinished(t, s, f), "only the %s job outside workflows is counted", st)
+		require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: f}), "only the %s job outside workflows is deleted", st)
 	}
-	running.requireCounters()
-	paused.requireCounters()
-
-	running.complete(base.Add(3*time.Second), leased["x"])
-	y := running.leaseSteps(base.Add(4*time.Second), "y")["y"]
-	running.complete(base.Add(5*time.Second), y)
-	running.requireWorkflowStatus(workflow.StatusFailed)
-
-	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusFailed, Before: end}}),
-		"the finished workflow's failed job goes; the paused workflow's stays")
-	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusCancelled, Before: end}}))
-	require.Equal(t, 2, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusCompleted, Before: end}}))
+	for _, j := range alone {
+		requireGone(t, s, j)
+	}
 	for _, name := range []string{"a", "b", "x", "y"} {
-		_, err := s.Get(t.Context(), running.jobs[name])
-		require.ErrorIs(t, err, store.ErrNotFound, "step %s", name)
+		live.job(name)
 	}
-	paused.requireStatus("m", job.StatusFailed, job.DependencyNone)
-	paused.requireStatus("o", job.StatusPending, job.DependencyWaiting)
-	paused.requireCounters()
+	for _, name := range []string{"m", "n", "o"} {
+		done.job(name)
+	}
+	live.requireCounters()
+	done.requireWorkflowStatus(workflow.StatusFailed)
+}
+
+// cutoffs are DeleteWorkflowsParams cutoffs for completed, failed,
+// cancelled and skipped jobs; a zero time keeps that status forever.
+func cutoffs(completed, failed, cancelled, skipped time.Time) map[job.Status]time.Time {
+	out := map[job.Status]time.Time{}
+	for st, at := range map[job.Status]time.Time{job.StatusCompleted: completed, job.StatusFailed: failed,
+		job.StatusCancelled: cancelled, job.StatusSkipped: skipped} {
+		if !at.IsZero() {
+			out[st] = at
+		}
+	}
+	return out
+}
+
+func deleteWorkflows(t *testing.T, s store.Store, p store.DeleteWorkflowsParams) int {
+	t.Helper()
+	n, err := s.DeleteFinishedWorkflows(t.Context(), p)
+	require.NoError(t, err, "delete finished workflows")
+	return n
+}
+
+// requireWorkflowWhollyGone checks that no job, edge or row of a workflow
+// is left.
+func (w *wf) requireWhollyGone() {
+	w.t.Helper()
+	requireWorkflowGone(w.t, w.s, w.id)
+	for name, id := range w.jobs {
+		_, err := w.s.Get(w.t.Context(), id)
+		require.ErrorIs(w.t, err, store.ErrNotFound, "step %s went with its workflow", name)
+	}
+	require.Empty(w.t, listAll(w.t, w.s, store.ListParams{WorkflowID: &w.id}), "no job of the workflow is listed")
+}
+
+// testDeleteFinishedWorkflowWhole: a failed workflow with a completed and a
+// failed job stays whole while its failed job is within the failed
+// retention, even though the completed one is past its own, and then goes
+// whole, with the edge to a child outside it; that child stays.
+func testDeleteFinishedWorkflowWhole(t *testing.T, s store.Store) {
+	w := enqueueWorkflow(t, s, definition(workflow.ContinueOnFailure, step("a"), step("b", "a")), base)
+	a := w.leaseSteps(base, "a")["a"]
+	w.complete(base.Add(time.Second), a)
+	b := w.leaseSteps(base.Add(2*time.Second), "b")["b"]
+	kid := enqueue(t, s, base.Add(2*time.Second), child(w.job("a")))[0]
+	require.Equal(t, job.DependencySatisfied, kid.DependencyStatus)
+	w.fail(base.Add(3*time.Second), b)
+	w.requireWorkflowStatus(workflow.StatusFailed)
+
+	end := base.Add(time.Hour)
+	require.Zero(t, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: cutoffs(end, base.Add(3*time.Second), end, end)}),
+		"the failed job finished at the failed cutoff, not before it: the whole workflow stays")
+	require.Zero(t, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: cutoffs(base.Add(2*time.Second), end, end, end)}),
+		"the failed job (at +3s) is not before the completed cutoff, the longest retention among the statuses")
+	w.job("a")
+	w.requireWorkflowStatus(workflow.StatusFailed)
+
+	require.Equal(t, 1, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: cutoffs(base.Add(4*time.Second), base.Add(4*time.Second), end, end)}))
+	w.requireWhollyGone()
+	got := get(t, s, kid.ID)
+	require.Equal(t, job.StatusPending, got.Status, "a child outside the workflow stays")
+	require.Empty(t, got.Dependents)
+	require.Equal(t, kid.ID, leaseOne(t, s, base.Add(5*time.Second)).ID, "and still runs")
+	require.Zero(t, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: cutoffs(end, end, end, end)}), "nothing is left")
+}
+
+// testDeleteFinishedWorkflowKeptForever: a status without a cutoff keeps
+// every workflow with a job in it.
+func testDeleteFinishedWorkflowKeptForever(t *testing.T, s store.Store) {
+	w := enqueueWorkflow(t, s, definition(workflow.FailFast, step("a"), step("b", "a")), base)
+	a := w.leaseSteps(base, "a")["a"]
+	w.fail(base.Add(time.Second), a)
+	w.requireWorkflowStatus(workflow.StatusFailed)
+	end := base.Add(time.Hour)
+	require.Zero(t, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: cutoffs(end, time.Time{}, end, end)}),
+		"failed jobs are kept forever, and so is their workflow")
+	require.Zero(t, deleteWorkflows(t, s, store.DeleteWorkflowsParams{}), "no cutoff at all keeps everything")
+	w.requireWorkflowStatus(workflow.StatusFailed)
+	require.Equal(t, 1, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: cutoffs(time.Time{}, end, end, end)}),
+		"a status none of its jobs is in does not keep it")
+	w.requireWhollyGone()
+}
+
+// testDeleteFinishedWorkflowsLimit: a call deletes at most Limit workflows;
+// running and paused workflows and their finished jobs stay, whatever
+// their age.
+func testDeleteFinishedWorkflowsLimit(t *testing.T, s store.Store) {
+	var done []*wf
+	for range 3 {
+		w := enqueueWorkflow(t, s, definition(workflow.FailFast, step("a")), base)
+		_, err := s.CancelWorkflow(t.Context(), store.WorkflowParams{ID: w.id, Now: base})
+		require.NoError(t, err)
+		done = append(done, w)
+	}
+	paused := enqueueWorkflow(t, s, definition(workflow.Manual, step("m"), step("n")), base)
+	pl := paused.leaseSteps(base.Add(time.Second), "m", "n")
+	paused.complete(base.Add(2*time.Second), pl["n"])
+	paused.fail(base.Add(2*time.Second), pl["m"])
+	paused.requireWorkflowStatus(workflow.StatusPaused)
+	live := enqueueWorkflow(t, s, definition(workflow.FailFast, step("p"), step("q", "p")), base)
+	p := live.leaseSteps(base, "p")["p"]
+	live.complete(base.Add(time.Second), p)
+
+	end := base.Add(24 * time.Hour)
+	all := store.DeleteWorkflowsParams{Cutoffs: cutoffs(end, end, end, end), Limit: 2}
+	require.Equal(t, 2, deleteWorkflows(t, s, all))
+	require.Equal(t, 1, deleteWorkflows(t, s, all))
+	require.Zero(t, deleteWorkflows(t, s, all))
+	for _, w := range done {
+		w.requireWhollyGone()
+	}
+	live.requireStatus("p", job.StatusCompleted, job.DependencyNone)
+	live.requireWorkflowStatus(workflow.StatusRunning)
+	paused.requireStatus("n", job.StatusCompleted, job.DependencyNone)
+	paused.requireWorkflowStatus(workflow.StatusPaused)
+}
+
+// testRetryAfterPartialRetention is the case retention used to break: with
+// the default retention (completed 7 days, failed 30), a failed workflow
+// eight days on is still whole, so retrying it runs the failed step with
+// its parent's result and completes.
+func testRetryAfterPartialRetention(t *testing.T, s store.Store) {
+	b := step("b", "a")
+	b.Condition = "parents.a.from == 'a'"
+	w := enqueueWorkflow(t, s, definition(workflow.ContinueOnFailure, step("a"), b), base)
+	a := w.leaseSteps(base, "a")["a"]
+	w.complete(base.Add(time.Second), a)
+	lb := w.leaseSteps(base.Add(2*time.Second), "b")["b"]
+	w.fail(base.Add(3*time.Second), lb)
+	w.requireWorkflowStatus(workflow.StatusFailed)
+
+	now := base.Add(8 * 24 * time.Hour)
+	keep := map[job.Status]time.Duration{job.StatusCompleted: 7 * 24 * time.Hour, job.StatusFailed: 30 * 24 * time.Hour,
+		job.StatusCancelled: 30 * 24 * time.Hour, job.StatusSkipped: 7 * 24 * time.Hour}
+	retention := func(st job.Status) time.Duration { return keep[st] }
+	for _, st := range store.FinishedStatuses {
+		f := store.FinishedFilter{Status: st, Before: now.Add(-keep[st])}
+		require.Zero(t, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: f}), "no %s job of the workflow goes alone", st)
+	}
+	require.Zero(t, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: store.RetentionCutoffs(now, retention)}))
+
+	_, err := s.RetryWorkflow(t.Context(), store.WorkflowParams{ID: w.id, Now: now})
+	require.NoError(t, err)
+	lb = w.leaseSteps(now, "b")["b"]
+	parents, err := s.ParentResults(t.Context(), lb.ID)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"from":"a"}`, string(parents["a"]), "the parent's result is still there")
+	w.complete(now.Add(time.Second), lb)
+	w.requireWorkflowStatus(workflow.StatusCompleted)
+
+	later := now.Add(7*24*time.Hour + 2*time.Second)
+	require.Equal(t, 1, deleteWorkflows(t, s, store.DeleteWorkflowsParams{Cutoffs: store.RetentionCutoffs(later, retention)}),
+		"seven days after the retried run completed, the completed workflow goes")
+	w.requireWhollyGone()
+}
+
+// testDeleteFinishedWorkflowsRaceRetry runs cleaners and workflow retries
+// at once over many failed workflows: each must end either gone entirely
+// or running with every job and true counters, never half deleted.
+func testDeleteFinishedWorkflowsRaceRetry(t *testing.T, s store.Store) {
+	const n = 12
+	ws := make([]*wf, n)
+	for i := range ws {
+		w := enqueueWorkflow(t, s, definition(workflow.FailFast, step("a"), step("b", "a"), step("c", "a")), base)
+		_, err := s.CancelWorkflow(t.Context(), store.WorkflowParams{ID: w.id, Now: base})
+		require.NoError(t, err)
+		ws[i] = w
+	}
+	end := base.Add(time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, n+2)
+	for range 2 {
+		wg.Go(func() {
+			for {
+				got, err := s.DeleteFinishedWorkflows(t.Context(), store.DeleteWorkflowsParams{Cutoffs: cutoffs(end, end, end, end), Limit: 2})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got == 0 {
+					return
+				}
+			}
+		})
+	}
+	for _, w := range ws {
+		wg.Go(func() {
+			_, err := s.RetryWorkflow(t.Context(), store.WorkflowParams{ID: w.id, Now: base.Add(time.Minute)})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for _, w := range ws {
+		if _, err := s.GetWorkflow(t.Context(), w.id); errors.Is(err, store.ErrNotFound) {
+			w.requireWhollyGone()
+			continue
+		}
+		r := w.requireWorkflowStatus(workflow.StatusRunning)
+		require.Equal(t, 3, r.Stats.TotalJobs)
+		w.requireStatus("a", job.StatusPending, job.DependencyNone)
+	}
 }
 
 func testDeleteFinishedEdges(t *testing.T, s store.Store) {
@@ -273,34 +481,6 @@ func requireBatchGone(t *testing.T, s store.Store, id uuid.UUID) {
 	require.ErrorIs(t, err, store.ErrNotFound, "batch %s was deleted", id)
 }
 
-// testDeleteFinishedWorkflowRow: a finished workflow's row goes in the pass
-// that deletes its last job, not before (its counters would describe jobs
-// still listed) and not never (they would describe deleted jobs); a live
-// workflow's row stays.
-func testDeleteFinishedWorkflowRow(t *testing.T, s store.Store) {
-	done := enqueueWorkflow(t, s, definition(workflow.ContinueOnFailure, step("a"), step("b")), base)
-	l := done.leaseSteps(base, "a", "b")
-	done.complete(base.Add(time.Second), l["a"])
-	done.fail(base.Add(time.Second), l["b"])
-	done.requireWorkflowStatus(workflow.StatusFailed)
-
-	live := enqueueWorkflow(t, s, definition(workflow.FailFast, step("p"), step("q", "p")), base)
-	p := live.leaseSteps(base.Add(time.Second), "p")["p"]
-	live.complete(base.Add(2*time.Second), p)
-	live.requireWorkflowStatus(workflow.StatusRunning)
-
-	end := base.Add(24 * time.Hour)
-	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusCompleted, Before: end}}),
-		"the finished workflow's completed job goes, the running workflow's stays")
-	done.record()
-	require.Equal(t, job.StatusFailed, done.job("b").Status, "the failed job is kept longer")
-
-	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusFailed, Before: end}}))
-	requireWorkflowGone(t, s, done.id)
-	live.requireStatus("p", job.StatusCompleted, job.DependencyNone)
-	live.requireWorkflowStatus(workflow.StatusRunning)
-}
-
 // testDeleteFinishedBatchRow: a finished batch's row goes with its last job;
 // a batch with a pending job keeps its row.
 func testDeleteFinishedBatchRow(t *testing.T, s store.Store) {
@@ -324,22 +504,26 @@ func testDeleteFinishedBatchRow(t *testing.T, s store.Store) {
 }
 
 // testDeleteFinishedConcurrentOwners runs several cleaners at once over the
-// jobs of one workflow and one batch: whichever deletes the last job, the
-// rows must go, never be left empty because each cleaner saw the other's
-// jobs still there.
+// jobs of one batch and over many finished workflows: whichever deletes the
+// batch's last job, its row must go, never be left empty because each
+// cleaner saw the other's jobs still there; each workflow goes once, whole.
 func testDeleteFinishedConcurrentOwners(t *testing.T, s store.Store) {
 	const n = 40
-	steps := make([]workflow.Step, n)
+	steps := make([]workflow.Step, 4)
 	for i := range steps {
 		steps[i] = step(fmt.Sprintf("s%02d", i))
 	}
-	w := enqueueWorkflow(t, s, definition(workflow.FailFast, steps...), base)
-	var wfJobs []*job.Job
-	for _, j := range w.leaseSteps(base, stepNames(steps)...) {
-		wfJobs = append(wfJobs, j)
+	var ws []*wf
+	for range 10 {
+		w := enqueueWorkflow(t, s, definition(workflow.FailFast, steps...), base)
+		var wfJobs []*job.Job
+		for _, j := range w.leaseSteps(base, stepNames(steps)...) {
+			wfJobs = append(wfJobs, j)
+		}
+		w.complete(base.Add(time.Second), wfJobs...)
+		w.requireWorkflowStatus(workflow.StatusCompleted)
+		ws = append(ws, w)
 	}
-	w.complete(base.Add(time.Second), wfJobs...)
-	w.requireWorkflowStatus(workflow.StatusCompleted)
 
 	b := enqueueBatch(t, s, store.EnqueueBatchParams{Jobs: batchJobs(n), Now: base.Add(time.Second)}).Batch
 	bj := leaseBatch(t, s, n, base.Add(time.Second))
@@ -351,7 +535,9 @@ func testDeleteFinishedConcurrentOwners(t *testing.T, s store.Store) {
 	requireBatch(t, s, b.ID, store.BatchCompleted, n, 0, 0)
 
 	var wg sync.WaitGroup
+	var deleted atomic.Int64
 	errs := make(chan error, 4)
+	end := base.Add(time.Hour)
 	for range 4 {
 		wg.Go(func() {
 			for {
@@ -361,7 +547,13 @@ func testDeleteFinishedConcurrentOwners(t *testing.T, s store.Store) {
 					errs <- err
 					return
 				}
-				if got == 0 {
+				wfs, err := s.DeleteFinishedWorkflows(t.Context(), store.DeleteWorkflowsParams{Cutoffs: cutoffs(end, end, end, end), Limit: 2})
+				if err != nil {
+					errs <- err
+					return
+				}
+				deleted.Add(int64(wfs))
+				if got == 0 && wfs == 0 {
 					return
 				}
 			}
@@ -373,7 +565,10 @@ func testDeleteFinishedConcurrentOwners(t *testing.T, s store.Store) {
 		require.NoError(t, err, "a concurrent cleaner")
 	}
 	require.Zero(t, countFinished(t, s, store.FinishedFilter{Status: job.StatusCompleted}), "every job went")
-	requireWorkflowGone(t, s, w.id)
+	require.Equal(t, int64(len(ws)), deleted.Load(), "each workflow is deleted once")
+	for _, w := range ws {
+		w.requireWhollyGone()
+	}
 	requireBatchGone(t, s, b.ID)
 }
 
