@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,6 +109,15 @@ func testEnqueueRejectsInvalid(t *testing.T, s store.Store) {
 		"NegativeTimeout":      {Queue: "q", Timeout: -time.Second},
 		"NegativeResultTTL":    {Queue: "q", ResultTTL: -time.Second},
 		"UnknownRetryStrategy": {Queue: "q", RetryPolicy: &job.RetryPolicy{Strategy: "sometimes"}},
+		// What one backend refuses, every backend refuses, before writing.
+		"PayloadLoneSurrogate":  {Queue: "q", Payload: []byte(`{"x":"\ud800"}`)},
+		"PayloadNested32Levels": {Queue: "q", Payload: []byte(strings.Repeat("[", 32) + strings.Repeat("]", 32))},
+		"PayloadNULEscape":      {Queue: "q", Payload: []byte(`"\u0000"`)},
+		"PayloadBeyondNumeric":  {Queue: "q", Payload: []byte(`1e131072`)},
+		"PayloadInvalidUTF8":    {Queue: "q", Payload: []byte("\"\xff\"")},
+		"CorrelationIDWithCRLF": {Queue: "q", CorrelationID: "c\r\nX-Injected: 1"},
+		"CorrelationIDWithNUL":  {Queue: "q", CorrelationID: "c\x00"},
+		"QueueWithLineFeed":     {Queue: "q\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{bad}, Now: base})
@@ -116,6 +126,17 @@ func testEnqueueRejectsInvalid(t *testing.T, s store.Store) {
 		})
 	}
 	require.Empty(t, listAll(t, s, store.ListParams{}), "a rejected job writes nothing")
+
+	// The limits themselves are stored byte for byte by every backend.
+	limits := []string{
+		strings.Repeat("[", store.MaxJSONDepth) + strings.Repeat("]", store.MaxJSONDepth),
+		`{"emoji":"\ud83d\ude00","tab":"\t","e":"\u00e9"}`,
+		`[1e131071,1e-16383,-0.5]`,
+	}
+	for _, payload := range limits {
+		j := enqueue(t, s, base, store.NewJob{Queue: "q", Payload: []byte(payload)})[0]
+		require.Equal(t, payload, string(get(t, s, j.ID).Payload))
+	}
 }
 
 func testEnqueueAtomicOnInvalid(t *testing.T, s store.Store) {
