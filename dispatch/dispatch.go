@@ -60,8 +60,8 @@ const (
 type Result struct {
 	Outcome     Outcome
 	StatusCode  int           // 0 when there was no response
-	Result      []byte        // body to store on completion: valid JSON within MaxResultBytes, else nil
-	ResultNote  string        // why a body was not stored (too large: say sizes), else ""
+	Result      []byte        // body to store on completion: JSON every backend can store (store.CheckJSON) within MaxResultBytes, else nil
+	ResultNote  string        // why a body was not stored (too large, not JSON, refused by a backend: say what), else ""
 	Error       string        // status line + first 4 KiB of the body, or the transport error
 	Label       string        // short attempt label: "http_503", "timeout", "connection_refused", "connection_error", "redirect_302", "no_retry", "cancelled"; "" on success
 	RetryAfter  time.Time     // zero unless a 429/503 carried Retry-After (seconds or HTTP date)
