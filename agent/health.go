@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hammerwork-go/hw-agent/lease"
@@ -135,4 +136,51 @@ func (h *healthChecker) set(ok bool, why string) {
 	}
 	h.healthy, h.known = ok, true
 	h.metrics.AppHealthy(ok)
+}
+
+// dbOutage turns the failing lease calls of an agent's producers into one
+// outage: the first failure after a success is logged once at ERROR with
+// its cause and counted in hammerwork_db_outages_total, the first success
+// after it once at INFO with how long it lasted, and hammerwork_db_up is 0
+// in between. Failed calls in between are only counted and logged at
+// DEBUG: one ERROR per poll would bury the outage's cause and its end.
+type dbOutage struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+
+	// down lets every successful lease check for an outage without the
+	// lock.
+	down     atomic.Bool
+	mu       sync.Mutex
+	since    time.Time
+	failures int
+}
+
+// failed records a failed call; the first of an outage is logged.
+func (d *dbOutage) failed(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.down.Load() {
+		d.failures++
+		return
+	}
+	d.since, d.failures = time.Now(), 1
+	d.down.Store(true)
+	d.metrics.DBDown()
+	d.log.Error("database unavailable: lease failed; leasing backs off until it answers", "error", err)
+}
+
+// ok records a successful call, ending the outage if there was one.
+func (d *dbOutage) ok() {
+	if !d.down.Load() {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.down.Load() {
+		return
+	}
+	d.down.Store(false)
+	d.metrics.DBUp()
+	d.log.Info("database available again; leasing resumes", "duration", time.Since(d.since), "failed_calls", d.failures)
 }

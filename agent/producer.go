@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -76,7 +78,11 @@ func (s *slots) put(p *producer, n int, wakeSelf bool) {
 // little throughput so that jobs this agent cannot start at once stay
 // available to other agents. An empty poll waits poll_interval (±20%
 // jitter, so agents drift apart), or less when a delayed job falls due
-// sooner, unless one of its jobs finishes first.
+// sooner, unless one of its jobs finishes first. A failed lease waits
+// longer each time, from poll_interval doubling up to maxLeaseBackoff: a
+// database that is down gets one lease call every few seconds from each
+// producer, not one per poll, at the cost of up to maxLeaseBackoff of idle
+// time once it is back.
 type producer struct {
 	a     *Agent
 	sel   lease.Selection
@@ -88,6 +94,14 @@ type producer struct {
 	rng     *rand.Rand
 	gate    *dispatchGate // the queue's rate limit; nil: none
 
+	// outage is shared by the agent's producers, so an outage they all see
+	// is logged and counted once. backoff spaces this producer's lease
+	// calls while they fail, and backingOff is set from the first failure
+	// to the next success; those two are used by its goroutine only.
+	outage     *dbOutage
+	backoff    *backoff.ExponentialBackOff
+	backingOff bool
+
 	// active and starved are guarded by slots.mu.
 	active  int
 	starved bool
@@ -96,13 +110,37 @@ type producer struct {
 	lease.Loop
 }
 
+// maxLeaseBackoff caps the wait between failing lease calls, unless
+// poll_interval is longer.
+const maxLeaseBackoff = 5 * time.Second
+
 func newProducer(a *Agent, sel selection) *producer {
-	p := &producer{a: a, sel: sel.Selection, limit: sel.limit, gate: newDispatchGate(sel.rate, sel.burst), wake: make(chan struct{}, 1)}
+	poll := a.cfg.Agent.PollInterval.D()
+	p := &producer{
+		a: a, sel: sel.Selection, limit: sel.limit, gate: newDispatchGate(sel.rate, sel.burst), wake: make(chan struct{}, 1),
+		outage: outageOf(a),
+		backoff: backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(poll),
+			backoff.WithMultiplier(2),
+			backoff.WithMaxInterval(max(poll, maxLeaseBackoff)),
+			backoff.WithRandomizationFactor(0.2),
+			backoff.WithMaxElapsedTime(0),
+		),
+	}
 	if sel.weights.weighted() {
 		p.weights = sel.weights
 		p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	return p
+}
+
+// outageOf returns the outage tracker of a's producers: the one of the
+// first producer built, or a new one for the first.
+func outageOf(a *Agent) *dbOutage {
+	if len(a.producers) > 0 {
+		return a.producers[0].outage
+	}
+	return &dbOutage{log: a.log, metrics: a.metrics}
 }
 
 // Start leases until ctx ends or Stop. Jobs already leased are not stopped
@@ -153,9 +191,9 @@ func (p *producer) loop(ctx context.Context) {
 		if p.gate != nil {
 			p.gate.spend(time.Now(), len(jobs))
 		}
-		if err != nil {
-			a.metrics.DBError()
-			a.log.Error("lease failed; retrying after poll_interval", "queues", p.sel.String(), "error", err)
+		if err == nil {
+			p.backingOff = false
+			p.outage.ok()
 		}
 		if ctx.Err() != nil {
 			// Shutdown began during the lease: hand the jobs straight back.
@@ -171,12 +209,35 @@ func (p *producer) loop(ctx context.Context) {
 			a.inflight.Add(1)
 			go a.work(p, j)
 		}
-		if err != nil || len(jobs) < n {
-			if !p.idle(ctx, err == nil, leasedAt) {
+		if err != nil {
+			if !p.backOff(ctx, err) {
+				return
+			}
+			continue
+		}
+		if len(jobs) < n {
+			if !p.idle(ctx, true, leasedAt) {
 				return
 			}
 		}
 	}
+}
+
+// backOff records a failed lease and waits before the next: poll_interval
+// after the first failure, twice as long after each further one, up to the
+// cap, ±20% so agents drift apart. Wake-ups do not cut it short; a job
+// finishing says nothing about the database. False when the producer is
+// stopping.
+func (p *producer) backOff(ctx context.Context, err error) bool {
+	p.a.metrics.DBError()
+	p.outage.failed(err)
+	if !p.backingOff {
+		p.backoff.Reset()
+		p.backingOff = true
+	}
+	wait := p.backoff.NextBackOff()
+	p.a.log.Debug("lease failed; backing off", "queues", p.sel.String(), "retry_in", wait, "error", err)
+	return p.sleep(ctx, wait)
 }
 
 // lease takes up to n jobs. In strict order that is one lease. With
@@ -256,8 +317,8 @@ func (p *producer) nextDue(since time.Time) (time.Time, bool) {
 	return at, ok
 }
 
-// sleep waits d (the rate limit's next token); false when the producer is
-// stopping.
+// sleep waits d (the rate limit's next token, or a backoff); false when
+// the producer is stopping.
 func (p *producer) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
