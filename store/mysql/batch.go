@@ -25,7 +25,10 @@ func (s *Store) EnqueueBatch(ctx context.Context, p store.EnqueueBatchParams) (*
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "enqueue batch")
+	}
 	id, news, err := p.Stamped()
 	if err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)

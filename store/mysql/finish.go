@@ -43,7 +43,10 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	if len(p.Completions) == 0 {
 		return nil, nil
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "complete %d jobs", len(p.Completions))
+	}
 	refs := make([]store.LeaseRef, len(p.Completions))
 	rows := make(map[uuid.UUID]completion, len(p.Completions))
 	for i, c := range p.Completions {
@@ -63,7 +66,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 		rows[c.ID] = row
 	}
 	var stale []uuid.UUID
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		locked, err := lockRunning(ctx, tx, refs)
 		if err != nil {
 			return err
@@ -136,14 +139,17 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 	if len(p.Failures) == 0 {
 		return res, nil
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return store.FailResult{}, wrap(err, "fail %d jobs", len(p.Failures))
+	}
 	refs := make([]store.LeaseRef, len(p.Failures))
 	byID := make(map[uuid.UUID]store.Failure, len(p.Failures))
 	for i, f := range p.Failures {
 		refs[i] = f.LeaseRef
 		byID[f.ID] = f
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res = store.FailResult{}
 		locked, err := lockRunning(ctx, tx, refs)
 		if err != nil {
@@ -162,11 +168,7 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 			row := failure{ID: id.String(), Status: string(job.StatusFailed), Error: f.Error, Outcome: f.Outcome}
 			if f.Retry && l.attempts < l.maxAttempts {
 				row.Status = string(job.StatusPending)
-				retryAt := at
-				if !f.RetryAt.IsZero() {
-					retryAt = store.UTC(f.RetryAt)
-				}
-				row.RetryAt = retryAt.Format(datetimeLayout)
+				row.RetryAt = f.RetryDue(at).Format(datetimeLayout)
 			}
 			if row.Outcome == "" {
 				row.Outcome = "failed"

@@ -52,7 +52,10 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
+	}
 	until := store.UTC(at.Add(p.Duration))
 	var filter strings.Builder
 	args := []any{at}
@@ -91,7 +94,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	query := fmt.Sprintf(leaseSelect, jobCols, filter.String())
 
 	var jobs []*job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -252,15 +255,20 @@ func (s *Store) updateLocked(ctx context.Context, refs []store.LeaseRef, update 
 	return stale, err
 }
 
-// Extend sets lease_expires_at = p.Until on running jobs whose token matches
-// and returns the ids that did not match.
+// Extend sets lease_expires_at = p.Until (or the database's now +
+// p.Duration) on running jobs whose token matches and returns the ids that
+// did not match.
 func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, error) {
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "extend %d leases", len(p.Leases))
+	}
 	stale, err := s.updateLocked(ctx, p.Leases,
 		`UPDATE hammerwork_jobs SET lease_expires_at = ? WHERE id IN (%s) ORDER BY id`,
-		store.UTC(p.Until))
+		p.ExpiresAt(at))
 	if err != nil {
 		return nil, wrap(err, "extend %d leases", len(p.Leases))
 	}
@@ -272,14 +280,14 @@ func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
-	scheduled := p.ScheduledAt
-	if scheduled.IsZero() {
-		scheduled = p.Now
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "release %d leases", len(p.Leases))
 	}
 	stale, err := s.updateLocked(ctx, p.Leases, `UPDATE hammerwork_jobs SET
     status = 'pending', attempts = GREATEST(attempts - 1, 0), scheduled_at = ?,
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-WHERE id IN (%s) ORDER BY id`, now(scheduled))
+WHERE id IN (%s) ORDER BY id`, p.DueAt(at))
 	if err != nil {
 		return nil, wrap(err, "release %d leases", len(p.Leases))
 	}
@@ -316,9 +324,12 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	if limit <= 0 {
 		limit = DefaultRescueLimit
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return store.RescueResult{}, wrap(err, "rescue expired leases")
+	}
 	var res store.RescueResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res = store.RescueResult{}
 		rows, err := tx.QueryContext(ctx, `SELECT j.id, j.attempts, j.max_attempts, `+changeColumns+`
 FROM hammerwork_jobs j

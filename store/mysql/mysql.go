@@ -67,9 +67,14 @@ type Store struct {
 	retried   atomic.Int64
 	closeOnce sync.Once
 	closeErr  error
+	// clock is the database's time, which decides what is due or expired.
+	clock *store.Clock
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.DatabaseClock = (*Store)(nil)
+)
 
 // Open connects a pool and checks that the server answers. It does not
 // migrate: call Migrate (or check PendingMigrations) before use. Errors never
@@ -106,7 +111,48 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fail("connect to mysql %s: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	s.clock = store.NewClock(s.readClock, store.DefaultClockSync)
+	if _, err := s.clock.Now(ctx); err != nil {
+		_ = db.Close()
+		return nil, fail("connect to mysql %s: %w", err)
+	}
+	return s, nil
+}
+
+// readClock asks the server for its time. UTC_TIMESTAMP is UTC whatever
+// the session's time_zone, and the driver reads it as UTC (loc).
+func (s *Store) readClock(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT UTC_TIMESTAMP(6)`).Scan(&t); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
+}
+
+// now returns t when the caller injected one (tests do), else the
+// database's current time as the store's clock estimates it. The estimate
+// survives a failed reading of the database's clock; only a store that
+// never read it returns the error.
+func (s *Store) now(ctx context.Context, t time.Time) (time.Time, error) {
+	if !t.IsZero() {
+		return store.UTC(t), nil
+	}
+	at, err := s.clock.Now(ctx)
+	if at.IsZero() {
+		return time.Time{}, err
+	}
+	return at, nil
+}
+
+// DatabaseNow is the database's current time as the store's clock
+// estimates it.
+func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
+	at, err := s.now(ctx, time.Time{})
+	if err != nil {
+		return time.Time{}, wrap(err, "read the database's time")
+	}
+	return at, nil
 }
 
 // isolationVariable names the session variable of the isolation level:

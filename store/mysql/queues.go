@@ -21,8 +21,12 @@ func (s *Store) PauseQueue(ctx context.Context, p store.PauseQueueParams) error 
 	if err := store.ValidateQueueName(p.Queue); err != nil {
 		return fmt.Errorf("pause queue: %w", err)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO hammerwork_queue_pauses (queue_name, paused_at, paused_by)
-VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE queue_name = queue_name`, p.Queue, now(p.Now), nullStr(p.By))
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return wrap(err, "pause queue %q", p.Queue)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO hammerwork_queue_pauses (queue_name, paused_at, paused_by)
+VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE queue_name = queue_name`, p.Queue, at, nullStr(p.By))
 	if err != nil {
 		return wrap(err, "pause queue %q", p.Queue)
 	}
@@ -57,7 +61,10 @@ GROUP BY queue_name`
 
 // Queues describes every queue with jobs or a pause, or only p.Queue.
 func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "describe queues")
+	}
 	args := []any{at, at.Add(-time.Minute), at}
 	filter, pauseFilter := "", ""
 	var pauseArgs []any
@@ -142,7 +149,10 @@ func leasable(queues, exclude []string) (string, []any) {
 // priority level into the lease index, whatever the backlog of delayed jobs.
 func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, bool, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
+	}
 	var b strings.Builder
 	var args []any
 	b.WriteString(`SELECT MIN(n.at) FROM (`)
@@ -167,7 +177,10 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 // ReadyPriorities probes each level with an EXISTS on the lease index.
 func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesParams) ([]job.Priority, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+	}
 	var b strings.Builder
 	var args []any
 	for l := job.PriorityCritical; l >= job.PriorityBackground; l-- {

@@ -49,9 +49,12 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 		}
 		notes[i] = nullStr(c.Note)
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "complete %d jobs", n)
+	}
 	var done []uuid.UUID
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, completeSQL, at, ids, tokens, results, notes)
 		if err != nil {
 			return err
@@ -98,7 +101,10 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 	if len(p.Failures) == 0 {
 		return res, nil
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return res, wrap(err, "fail %d jobs", len(p.Failures))
+	}
 	n := len(p.Failures)
 	ids := make([]uuid.UUID, n)
 	tokens := make([]string, n)
@@ -111,13 +117,10 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 		messages[i] = f.Error
 		outcomes[i] = nullStr(f.Outcome)
 		retry[i] = f.Retry
-		retryAt[i] = at
-		if !f.RetryAt.IsZero() {
-			retryAt[i] = store.UTC(f.RetryAt)
-		}
+		retryAt[i] = f.RetryDue(at)
 	}
 	outcome := make(map[uuid.UUID]string, n)
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		clear(outcome)
 		rows, err := tx.Query(ctx, failSQL, at, at.Format(time.RFC3339Nano), ids, tokens, messages, outcomes, retry, retryAt)
 		if err != nil {

@@ -89,7 +89,10 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
+	}
 	exclude := p.ExcludeQueues
 	if exclude == nil {
 		exclude = []string{}
@@ -130,13 +133,18 @@ WHERE j.id = l.id AND j.status = 'running' AND j.lease_token = l.token
 RETURNING j.id`
 
 // Extend moves lease_expires_at of running jobs whose token matches to
-// p.Until and returns the ids that did not match.
+// p.Until (or the database's now + p.Duration) and returns the ids that did
+// not match.
 func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, error) {
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "extend %d leases", len(p.Leases))
+	}
 	ids, tokens := splitLeases(p.Leases)
-	done, err := s.updateIDs(ctx, extendSQL, store.UTC(p.Until), ids, tokens)
+	done, err := s.updateIDs(ctx, extendSQL, p.ExpiresAt(at), ids, tokens)
 	if err != nil {
 		return nil, wrap(err, "extend %d leases", len(ids))
 	}
@@ -157,12 +165,12 @@ func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
-	ids, tokens := splitLeases(p.Leases)
-	scheduled := p.ScheduledAt
-	if scheduled.IsZero() {
-		scheduled = p.Now
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "release %d leases", len(p.Leases))
 	}
-	done, err := s.updateIDs(ctx, releaseSQL, now(scheduled), ids, tokens)
+	ids, tokens := splitLeases(p.Leases)
+	done, err := s.updateIDs(ctx, releaseSQL, p.DueAt(at), ids, tokens)
 	if err != nil {
 		return nil, wrap(err, "release %d leases", len(ids))
 	}
@@ -216,10 +224,13 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	if limit <= 0 {
 		limit = DefaultRescueLimit
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return store.RescueResult{}, wrap(err, "rescue expired leases")
+	}
 	atText := at.Format(time.RFC3339Nano)
 	var res store.RescueResult
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		res = store.RescueResult{}
 		rows, err := tx.Query(ctx, rescueRequeue, at, atText, rescueMessage, limit)
 		if err != nil {

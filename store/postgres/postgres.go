@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,6 +54,8 @@ type Store struct {
 	// retried counts transactions run again after a deadlock or a
 	// serialization failure (see inTx).
 	retried atomic.Int64
+	// clock is the database's time, which decides what is due or expired.
+	clock *store.Clock
 }
 
 // RetriedTransactions is the number of transactions this store ran again
@@ -62,7 +65,10 @@ type Store struct {
 // siblings' completions).
 func (s *Store) RetriedTransactions() int64 { return s.retried.Load() }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.DatabaseClock = (*Store)(nil)
+)
 
 // Open connects a pool and checks that the server answers. It does not
 // migrate: call Migrate (or check PendingMigrations) before use. Errors
@@ -90,7 +96,48 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, redact(fmt.Errorf("connect to postgres %s: %w", RedactURL(cfg.URL), err), secret)
 	}
 	closing, stop := context.WithCancel(context.Background())
-	return &Store{pool: pool, closing: closing, stop: stop}, nil
+	s := &Store{pool: pool, closing: closing, stop: stop}
+	s.clock = store.NewClock(s.readClock, store.DefaultClockSync)
+	if _, err := s.clock.Now(ctx); err != nil {
+		s.Close()
+		return nil, redact(fmt.Errorf("connect to postgres %s: %w", RedactURL(cfg.URL), err), secret)
+	}
+	return s, nil
+}
+
+// readClock asks the server for its time. clock_timestamp() is the moment
+// the statement runs, where now() would be its transaction's start.
+func (s *Store) readClock(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&t); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
+}
+
+// now returns t when the caller injected one (tests do), else the
+// database's current time as the store's clock estimates it. The estimate
+// survives a failed reading of the database's clock; only a store that
+// never read it returns the error.
+func (s *Store) now(ctx context.Context, t time.Time) (time.Time, error) {
+	if !t.IsZero() {
+		return store.UTC(t), nil
+	}
+	at, err := s.clock.Now(ctx)
+	if at.IsZero() {
+		return time.Time{}, err
+	}
+	return at, nil
+}
+
+// DatabaseNow is the database's current time as the store's clock
+// estimates it.
+func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
+	at, err := s.now(ctx, time.Time{})
+	if err != nil {
+		return time.Time{}, wrap(err, "read the database's time")
+	}
+	return at, nil
 }
 
 // Pool exposes the connection pool to packages that add their own tables

@@ -25,8 +25,12 @@ func (s *Store) PauseQueue(ctx context.Context, p store.PauseQueueParams) error 
 	if p.By != "" {
 		by = &p.By
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO hammerwork_queue_pauses (queue_name, paused_at, paused_by)
-VALUES ($1, $2, $3) ON CONFLICT (queue_name) DO NOTHING`, p.Queue, now(p.Now), by)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return wrap(err, "pause queue %q", p.Queue)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO hammerwork_queue_pauses (queue_name, paused_at, paused_by)
+VALUES ($1, $2, $3) ON CONFLICT (queue_name) DO NOTHING`, p.Queue, at, by)
 	if err != nil {
 		return wrap(err, "pause queue %q", p.Queue)
 	}
@@ -60,7 +64,10 @@ GROUP BY queue_name`
 
 // Queues describes every queue with jobs or a pause, or only p.Queue.
 func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "describe queues")
+	}
 	args := []any{at, at.Add(-time.Minute)}
 	filter, pauseFilter := "", ""
 	if p.Queue != "" {
@@ -143,8 +150,12 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 			fmt.Sprintf(leasableSQL, filter), l)
 	}
 	b.WriteString(") n")
+	since, err := s.now(ctx, p.Now)
+	if err != nil {
+		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
+	}
 	var at *time.Time
-	if err := s.pool.QueryRow(ctx, b.String(), append([]any{now(p.Now)}, args...)...).Scan(&at); err != nil {
+	if err := s.pool.QueryRow(ctx, b.String(), append([]any{since}, args...)...).Scan(&at); err != nil {
 		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
 	}
 	if at == nil {
@@ -165,7 +176,11 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 		fmt.Fprintf(&b, "SELECT %d WHERE EXISTS (SELECT 1 FROM hammerwork_jobs WHERE %s\n    AND scheduled_at <= $1 AND priority = %d)",
 			l, fmt.Sprintf(leasableSQL, filter), l)
 	}
-	rows, err := s.pool.Query(ctx, b.String(), append([]any{now(p.Now)}, args...)...)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+	}
+	rows, err := s.pool.Query(ctx, b.String(), append([]any{at}, args...)...)
 	if err != nil {
 		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
 	}

@@ -25,7 +25,10 @@ func (s *Store) EnqueueBatch(ctx context.Context, p store.EnqueueBatchParams) (*
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
-	now := nowOr(p.Now)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue batch: %w", err)
+	}
 	id, news, err := p.Stamped()
 	if err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)

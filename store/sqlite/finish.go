@@ -30,12 +30,15 @@ const completeJob = `UPDATE hammerwork_jobs
 // Complete moves running jobs with matching tokens to completed, all in one
 // transaction, and returns the ids that did not match.
 func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UUID, error) {
-	now := nowOr(p.Now)
 	stale := []uuid.UUID{}
 	if len(p.Completions) == 0 {
 		return stale, nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("complete %d jobs: %w", len(p.Completions), err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, completeJob)
 		if err != nil {
 			return err
@@ -96,8 +99,11 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 	if len(p.Failures) == 0 {
 		return res, nil
 	}
-	now := nowOr(p.Now)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return store.FailResult{}, fmt.Errorf("fail %d jobs: %w", len(p.Failures), err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, failJob)
 		if err != nil {
 			return err
@@ -109,7 +115,7 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 			var wf, bt sql.NullString
 			ch := store.JobChange{ID: f.ID, From: job.StatusRunning, To: job.StatusFailed}
 			err := stmt.QueryRowContext(ctx,
-				f.Retry, tsOrNow(f.RetryAt, now), ts(now), nullString(f.Error),
+				f.Retry, ts(f.RetryDue(now)), ts(now), nullString(f.Error),
 				attemptAt(now), nullString(f.Outcome), f.ID.String(), f.Token,
 			).Scan(&status, &wf, &bt, &ch.Dependents)
 			if err == nil && status == string(job.StatusFailed) {

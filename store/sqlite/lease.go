@@ -35,7 +35,10 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if p.Limit <= 0 {
 		return []*job.Job{}, nil
 	}
-	now := nowOr(p.Now)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("lease jobs from %s: %w", queuesLabel(p.Queues), err)
+	}
 	var where strings.Builder
 	args := []any{ts(now), nullString(p.AgentID), ts(now.Add(p.Duration)), ts(now)}
 	switch len(p.Queues) {
@@ -81,7 +84,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 			LIMIT ?)
 		RETURNING ` + jobColumns
 	var jobs []*job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -156,10 +159,15 @@ func (s *Store) perLease(ctx context.Context, refs []store.LeaseRef, query strin
 	return stale, nil
 }
 
-// Extend sets lease_expires_at = p.Until on every running job whose token
-// matches and returns the ids that did not match.
+// Extend sets lease_expires_at = p.Until (or the database's now +
+// p.Duration) on every running job whose token matches and returns the ids
+// that did not match.
 func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, error) {
-	until := ts(p.Until)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("extend %d leases: %w", len(p.Leases), err)
+	}
+	until := ts(p.ExpiresAt(now))
 	stale, err := s.perLease(ctx, p.Leases,
 		`UPDATE hammerwork_jobs SET lease_expires_at = ?
 		WHERE id = ? AND status = 'running' AND lease_token = ?`,
@@ -171,9 +179,13 @@ func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, 
 }
 
 // Release puts running jobs back to pending without spending their attempt.
-// A zero p.ScheduledAt means p.Now.
+// A zero p.ScheduledAt means the database's now + p.Delay.
 func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID, error) {
-	at := tsOrNow(p.ScheduledAt, nowOr(p.Now))
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("release %d leases: %w", len(p.Leases), err)
+	}
+	at := ts(p.DueAt(now))
 	stale, err := s.perLease(ctx, p.Leases,
 		`UPDATE hammerwork_jobs
 		SET status = 'pending', attempts = max(attempts - 1, 0), scheduled_at = ?,
@@ -201,8 +213,12 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	if limit <= 0 {
 		limit = defaultRescueLimit
 	}
-	now := ts(nowOr(p.Now))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)
+	}
+	now := ts(at)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE hammerwork_jobs
 			SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
 				scheduled_at = CASE WHEN attempts >= max_attempts THEN scheduled_at ELSE ?1 END,
@@ -216,7 +232,7 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 				ORDER BY lease_expires_at, id
 				LIMIT ?3)
 			RETURNING id, status, `+changeColumns,
-			now, leaseExpiredMessage, limit, attemptAt(nowOr(p.Now)), "lease_expired")
+			now, leaseExpiredMessage, limit, attemptAt(at), "lease_expired")
 		if err != nil {
 			return err
 		}
@@ -255,7 +271,7 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 		if !needsResolution(failed) {
 			return nil
 		}
-		return store.Resolve(ctx, resolveTx{tx}, nowOr(p.Now), failed)
+		return store.Resolve(ctx, resolveTx{tx}, at, failed)
 	})
 	if err != nil {
 		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)

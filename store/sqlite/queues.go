@@ -21,9 +21,13 @@ func (s *Store) PauseQueue(ctx context.Context, p store.PauseQueueParams) error 
 	if err := store.ValidateQueueName(p.Queue); err != nil {
 		return fmt.Errorf("pause queue: %w", err)
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return fmt.Errorf("pause queue %q: %w", p.Queue, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_queue_pauses (queue_name, paused_at, paused_by)
-			VALUES (?, ?, ?) ON CONFLICT (queue_name) DO NOTHING`, p.Queue, ts(nowOr(p.Now)), nullString(p.By))
+			VALUES (?, ?, ?) ON CONFLICT (queue_name) DO NOTHING`, p.Queue, ts(at), nullString(p.By))
 		return err
 	})
 	if err != nil {
@@ -50,7 +54,10 @@ func (s *Store) ResumeQueue(ctx context.Context, p store.ResumeQueueParams) erro
 // Queues describes every queue with jobs or a pause, or only p.Queue, with
 // one aggregate pass over the jobs.
 func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error) {
-	at := nowOr(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("describe queues: %w", err)
+	}
 	args := []any{ts(at), ts(at.Add(-time.Minute))}
 	filter, pauseFilter := "", ""
 	var pauseArgs []any
@@ -151,7 +158,11 @@ func leasable(queues, exclude []string) (string, []any) {
 // priority level into the lease index, whatever the backlog of delayed jobs.
 func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, bool, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	at := ts(nowOr(p.Now))
+	since, err := s.now(ctx, p.Now)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", queuesLabel(p.Queues), err)
+	}
+	at := ts(since)
 	var b strings.Builder
 	var args []any
 	b.WriteString(`SELECT min(at) FROM (`)
@@ -181,7 +192,11 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 // ReadyPriorities probes each level with an EXISTS on the lease index.
 func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesParams) ([]job.Priority, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	at := ts(nowOr(p.Now))
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), err)
+	}
+	at := ts(now)
 	var b strings.Builder
 	var args []any
 	for l := job.PriorityCritical; l >= job.PriorityBackground; l-- {

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	// Registers the "sqlite" database/sql driver.
 	_ "modernc.org/sqlite"
@@ -39,9 +40,37 @@ type Store struct {
 	read      *sql.DB
 	closeOnce sync.Once
 	closeErr  error
+	// clock is the database's time. SQLite runs inside the process, so
+	// that is the host's clock, read afresh every time.
+	clock *store.Clock
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.DatabaseClock = (*Store)(nil)
+)
+
+// newStore wraps opened connections.
+func newStore(write, read *sql.DB) *Store {
+	return &Store{write: write, read: read, clock: store.NewClock(hostClock, 0)}
+}
+
+// hostClock is SQLite's clock: the one strftime('now') reads.
+func hostClock(context.Context) (time.Time, error) { return time.Now(), nil }
+
+// now returns t when the caller injected one (tests do), else the
+// database's current time.
+func (s *Store) now(ctx context.Context, t time.Time) (time.Time, error) {
+	if !t.IsZero() {
+		return store.UTC(t), nil
+	}
+	return s.clock.Now(ctx)
+}
+
+// DatabaseNow is the database's current time: the host's, for SQLite.
+func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
+	return s.now(ctx, time.Time{})
+}
 
 // MemoryURL opens a private in-memory database.
 const MemoryURL = "sqlite::memory:"
@@ -128,7 +157,7 @@ func openFile(ctx context.Context, path string) (*Store, error) {
 		_ = read.Close()
 		return nil, fmt.Errorf("open sqlite database %q for reading: %w", path, err)
 	}
-	return &Store{write: write, read: read}, nil
+	return newStore(write, read), nil
 }
 
 func openMemory(ctx context.Context) (*Store, error) {
@@ -145,7 +174,7 @@ func openMemory(ctx context.Context) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open in-memory sqlite database: %w", err)
 	}
-	return &Store{write: db, read: db}, nil
+	return newStore(db, db), nil
 }
 
 // Ping checks that both the write connection and the read pool answer.

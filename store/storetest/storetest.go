@@ -134,6 +134,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, batchTests...)
 	tests = append(tests, batchStepTests...)
 	tests = append(tests, traceStateTests...)
+	tests = append(tests, clockTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
