@@ -1,15 +1,18 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/api"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/workflow"
@@ -315,5 +318,63 @@ func TestEnqueueWithDependsOnWaitsForItsParent(t *testing.T) {
 		e.post(t, "/v1/jobs", fmt.Sprintf(`{"queue": "q", "depends_on": [%q]}`, uuid.NewString())).
 			requireError(t, http.StatusUnprocessableEntity, "invalid")
 		e.requireJobCount(t, 2)
+	})
+}
+
+func TestWorkflowRetryAfterTimeoutAnswersWithTheNewDeadline(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, st store.Store) {
+		e := setup(t, st)
+		c := e.createWorkflow(t, `{"name": "timed", "timeout": "1m", "jobs": [
+			{"name": "a", "queue": "q"}, {"name": "b", "queue": "q", "depends_on": ["a"]}]}`)
+		require.True(t, now.Add(time.Minute).Equal(*e.getWorkflow(t, c.ID).Deadline), "deadline at create")
+		expired, err := st.ExpireWorkflows(context.Background(), store.ExpireWorkflowsParams{Now: now.Add(2 * time.Minute)})
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{c.ID}, expired)
+		failed := e.getWorkflow(t, c.ID)
+		require.Equal(t, workflow.StatusFailed, failed.Status)
+		require.Equal(t, "workflow timed out after 1m0s", failed.ErrorMessage)
+
+		later := now.Add(time.Hour)
+		retrier := setup(t, st, func(p *api.Params) { p.Now = func() time.Time { return later } })
+		r := retrier.post(t, "/v1/workflows/"+c.ID.String()+"/retry", "")
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		var body map[string]any
+		require.NoError(t, json.Unmarshal(r.body, &body))
+		require.Equal(t, "running", body["status"])
+		require.Equal(t, later.Add(time.Minute).Format(time.RFC3339), body["deadline"], "the answer names the new deadline")
+		require.NotContains(t, body, "error_message", "the timeout's error is cleared")
+
+		expired, err = st.ExpireWorkflows(context.Background(), store.ExpireWorkflowsParams{Now: later.Add(30 * time.Second)})
+		require.NoError(t, err)
+		require.Empty(t, expired, "the next expirer pass leaves the retried workflow running")
+		require.Equal(t, workflow.StatusRunning, e.getWorkflow(t, c.ID).Status)
+	})
+}
+
+func TestJobRetryWithAFailedParentIs409NamingItAndWritesNothing(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, st store.Store) {
+		e := setup(t, st)
+		c := e.createWorkflow(t, `{"name": "cof", "failure_policy": "continue_on_failure", "jobs": [
+			{"name": "a", "queue": "q", "max_attempts": 1}, {"name": "b", "queue": "q", "depends_on": ["a"]}]}`)
+		token := e.lease(t, c.Jobs["a"], "q")
+		r := e.post(t, "/v1/jobs/"+c.Jobs["a"].String()+"/fail", fmt.Sprintf(`{"lease_token": %q, "error": "boom"}`, token))
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		before := e.getWorkflow(t, c.ID)
+		require.Equal(t, workflow.StatusFailed, before.Status)
+		require.Equal(t, job.StatusCancelled, e.stored(t, c.Jobs["b"]).Status)
+
+		apiErr := e.post(t, "/v1/jobs/"+c.Jobs["b"].String()+"/retry", "").requireError(t, http.StatusConflict, "conflict")
+		require.Contains(t, apiErr.Message, "parent a ("+c.Jobs["a"].String()+") is failed")
+		require.Contains(t, apiErr.Message, "retry them, or the workflow, first")
+		after := e.getWorkflow(t, c.ID)
+		require.Equal(t, before.Stats, after.Stats, "nothing written")
+		require.Equal(t, workflow.StatusFailed, after.Status)
+		require.Equal(t, job.StatusCancelled, e.stored(t, c.Jobs["b"]).Status)
+
+		r = e.post(t, "/v1/jobs/"+c.Jobs["a"].String()+"/retry", "")
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Equal(t, workflow.StatusRunning, e.getWorkflow(t, c.ID).Status)
 	})
 }
