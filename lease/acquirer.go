@@ -14,7 +14,10 @@ import (
 
 // Acquirer takes and gives back leases for one agent, always in batches: one
 // store round trip per call whatever the number of jobs, which is what lets
-// an agent reach thousands of jobs per second.
+// an agent reach thousands of jobs per second. It sends no time of its own:
+// the database's clock says what is due and when a lease expires, so an
+// agent whose clock is skewed neither takes jobs early nor hands out leases
+// that are already expired.
 type Acquirer struct {
 	Store   store.Leaser
 	AgentID string
@@ -58,7 +61,6 @@ func (a Acquirer) Acquire(ctx context.Context, sel Selection, n int) ([]*job.Job
 		Priorities:    sel.Priorities,
 		Limit:         n,
 		Duration:      a.Duration,
-		Now:           time.Now(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease jobs from %s: %w", sel, err)
@@ -67,14 +69,13 @@ func (a Acquirer) Acquire(ctx context.Context, sel Selection, n int) ([]*job.Job
 }
 
 // Release gives leases back without spending their attempts: the jobs return
-// to pending, due now, for any agent to take. It returns the ids whose lease
-// was already lost.
+// to pending, due at the database's now, for any agent to take. It returns
+// the ids whose lease was already lost.
 func (a Acquirer) Release(ctx context.Context, refs []store.LeaseRef) ([]uuid.UUID, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	now := time.Now()
-	stale, err := a.Store.Release(ctx, store.ReleaseParams{Leases: refs, ScheduledAt: now, Now: now})
+	stale, err := a.Store.Release(ctx, store.ReleaseParams{Leases: refs})
 	if err != nil {
 		return nil, fmt.Errorf("release %d leases: %w", len(refs), err)
 	}

@@ -15,7 +15,8 @@ import (
 type HeartbeatConfig struct {
 	Store store.Leaser
 	// Duration is the lease length: each beat extends every tracked lease to
-	// now + Duration.
+	// the database's now + Duration (never the agent's clock, which may be
+	// skewed).
 	Duration time.Duration
 	// Interval between beats. Zero means Duration/3, so two beats may fail
 	// before a lease runs out.
@@ -119,7 +120,7 @@ func (h *Heartbeat) beat(ctx context.Context) int {
 	if len(refs) == 0 {
 		return 0
 	}
-	stale, err := h.cfg.Store.Extend(ctx, store.ExtendParams{Leases: refs, Until: time.Now().Add(h.cfg.Duration)})
+	stale, err := h.cfg.Store.Extend(ctx, store.ExtendParams{Leases: refs, Duration: h.cfg.Duration})
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.Warn("extend leases failed; retrying at the next beat", "leases", len(refs), "error", err)

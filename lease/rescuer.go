@@ -24,7 +24,8 @@ type RescuerConfig struct {
 // attempts are used up). Every agent runs one; the store's row locking makes
 // concurrent passes safe, so there is no leader to elect, at the cost of a
 // few redundant queries. A job of a dead agent waits up to lease_duration +
-// Interval before it runs again.
+// Interval before it runs again. Expiry is judged by the database's clock,
+// so an agent whose clock runs ahead never rescues a live lease.
 type Rescuer struct {
 	cfg RescuerConfig
 	log *slog.Logger
@@ -69,7 +70,7 @@ func (r *Rescuer) Stop() { r.Loop.Stop() }
 // rescue runs passes until one comes back short of the limit.
 func (r *Rescuer) rescue(ctx context.Context) {
 	for ctx.Err() == nil {
-		res, err := r.cfg.Store.RescueExpired(ctx, store.RescueParams{Now: time.Now(), Limit: r.cfg.Limit})
+		res, err := r.cfg.Store.RescueExpired(ctx, store.RescueParams{Limit: r.cfg.Limit})
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Error("rescue expired leases failed; retrying at the next interval", "error", err)
