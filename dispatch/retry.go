@@ -83,21 +83,23 @@ func RetryDelay(p job.RetryPolicy, attempt int) time.Duration {
 	return min(jittered(base, jitter), limit)
 }
 
-// RetryAt is when the next attempt may run: now + RetryDelay, or the time an
-// app's Retry-After named, never in the past and never later than now + Max,
-// so a misbehaving app cannot park a job for a year.
+// RetryAt is when the next attempt may run: now + RetryIn.
 func RetryAt(p job.RetryPolicy, attempt int, now, retryAfter time.Time) time.Time {
+	return now.Add(RetryIn(p, attempt, now, retryAfter))
+}
+
+// RetryIn is how long to wait before the next attempt: RetryDelay, or until
+// the time an app's Retry-After named, never negative and never more than
+// Max, so a misbehaving app cannot park a job for a year. now is the clock
+// that read the answer: an HTTP date is the app's clock, which agrees with
+// its own host's far better than with the database's. The agent sends this
+// delay, and the database adds it to its own now.
+func RetryIn(p job.RetryPolicy, attempt int, now, retryAfter time.Time) time.Duration {
 	p = WithDefaults(p)
 	if retryAfter.IsZero() {
-		return now.Add(RetryDelay(p, attempt))
+		return RetryDelay(p, attempt)
 	}
-	if limit := now.Add(p.Max.D()); retryAfter.After(limit) {
-		return limit
-	}
-	if retryAfter.Before(now) {
-		return now
-	}
-	return retryAfter
+	return min(max(retryAfter.Sub(now), 0), p.Max.D())
 }
 
 // exponentialDelay asks backoff.ExponentialBackOff for its attempt-th

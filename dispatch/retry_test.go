@@ -134,3 +134,24 @@ func TestRetryAt(t *testing.T) {
 	}
 	require.Equal(t, now.Add(10*time.Minute), RetryAt(job.RetryPolicy{}, 1, now, now.Add(24*time.Hour)), "default max caps Retry-After")
 }
+
+func TestRetryInIsADelayMeasuredOnTheClockThatReadTheAnswer(t *testing.T) {
+	t.Parallel()
+	policy := job.RetryPolicy{Strategy: job.StrategyFixed, Initial: dur(30 * time.Second), Max: dur(5 * time.Minute)}
+	// The agent's clock is an hour off; the app's Retry-After date was
+	// written on the same (skewed) host clock, so the delay is unaffected.
+	received := fixedNow.Add(time.Hour)
+	tests := []struct {
+		name       string
+		retryAfter time.Time
+		want       time.Duration
+	}{
+		{"no Retry-After is the policy's delay", time.Time{}, 30 * time.Second},
+		{"Retry-After within max is the delay it names", received.Add(2 * time.Minute), 2 * time.Minute},
+		{"Retry-After beyond max is capped", received.Add(time.Hour), 5 * time.Minute},
+		{"Retry-After in the past is no delay", received.Add(-time.Minute), 0},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, RetryIn(policy, 3, received, tt.retryAfter), tt.name)
+	}
+}
