@@ -180,6 +180,7 @@ func tail(b []byte, n int) []byte {
 type delivery struct {
 	Attempt int
 	Token   string
+	Proc    int // the fleet process that sent it (from the handler path /p/<n>/...)
 	At      time.Time
 	Status  int // what the app answered; 0 when the agent went away first
 }
@@ -192,7 +193,9 @@ type delivery struct {
 //
 // after working for the payload's "ms" milliseconds (the request's context
 // ends it early when the agent goes away). Every delivery is recorded
-// before the work, with its Hammerwork-Attempt and Hammerwork-Lease-Token.
+// before the work, with its Hammerwork-Attempt and Hammerwork-Lease-Token
+// and the process that sent it: each agent of a fleet is given its own
+// handler path, /p/<n>/jobs/{queue}.
 type faultApp struct {
 	srv *httptest.Server
 
@@ -222,10 +225,16 @@ func (app *faultApp) serve(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("Hammerwork-Job-Id")
 	attempt, _ := strconv.Atoi(r.Header.Get("Hammerwork-Attempt"))
 	token := r.Header.Get("Hammerwork-Lease-Token")
+	proc := -1
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/p/"); ok {
+		if n, _, ok := strings.Cut(rest, "/"); ok {
+			proc, _ = strconv.Atoi(n)
+		}
+	}
 
 	app.mu.Lock()
 	seen := len(app.byJob[id])
-	app.byJob[id] = append(app.byJob[id], delivery{Attempt: attempt, Token: token, At: time.Now()})
+	app.byJob[id] = append(app.byJob[id], delivery{Attempt: attempt, Token: token, Proc: proc, At: time.Now()})
 	idx := len(app.byJob[id]) - 1
 	app.mu.Unlock()
 
@@ -273,12 +282,14 @@ func (app *faultApp) deliveries() map[string][]delivery {
 
 // fleetProc is one `hw-agent run` process of a fleet.
 type fleetProc struct {
+	n       int // its number in the fleet, from 1
 	cmd     *exec.Cmd
 	logPath string
 	started time.Time
 	killed  bool          // set before the fleet sends SIGKILL
 	done    chan struct{} // closed when the process has exited
 	err     error         // set before done is closed
+	ended   time.Time     // set before done is closed
 }
 
 func (p *fleetProc) exited() bool {
@@ -297,7 +308,7 @@ type fleet struct {
 	t      *testing.T
 	bin    string
 	logDir string
-	env    func() map[string]string // the environment of a new process
+	env    func(n int) map[string]string // the environment of process number n
 
 	mu        sync.Mutex
 	slots     []*fleetProc
@@ -308,7 +319,7 @@ type fleet struct {
 	errs      []error
 }
 
-func newFleet(t *testing.T, n int, env func() map[string]string) *fleet {
+func newFleet(t *testing.T, n int, env func(n int) map[string]string) *fleet {
 	t.Helper()
 	f := &fleet{t: t, bin: binary(t), logDir: t.TempDir(), env: env, slots: make([]*fleetProc, n)}
 	t.Cleanup(func() {
@@ -336,15 +347,16 @@ func (f *fleet) startLocked(i int) error {
 		return err
 	}
 	cmd := exec.Command(f.bin, "run")
-	cmd.Env = childEnv(f.env())
+	cmd.Env = childEnv(f.env(f.starts))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return fmt.Errorf("start hw-agent run: %w", err)
 	}
-	p := &fleetProc{cmd: cmd, logPath: logPath, started: time.Now(), done: make(chan struct{})}
+	p := &fleetProc{n: f.starts, cmd: cmd, logPath: logPath, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		p.ended = time.Now()
 		out.Close()
 		close(p.done)
 	}()
@@ -379,8 +391,8 @@ func (f *fleet) reviveLocked() {
 			continue
 		}
 		log, _ := os.ReadFile(p.logPath)
-		f.selfExits = append(f.selfExits, fmt.Sprintf("agent %d (pid %d, up %s) exited on its own: %v; last output: %s",
-			i, p.cmd.Process.Pid, time.Since(p.started).Round(time.Millisecond), p.err, lastLines(log, 2)))
+		f.selfExits = append(f.selfExits, fmt.Sprintf("agent %d (process %d, pid %d, up %s) exited on its own: %v; last output: %s",
+			i, p.n, p.cmd.Process.Pid, time.Since(p.started).Round(time.Millisecond), p.err, lastLines(log, 2)))
 		p.killed = true // counted once
 		if err := f.startLocked(i); err != nil {
 			f.errs = append(f.errs, err)
@@ -411,11 +423,24 @@ func (f *fleet) chaos(rng *rand.Rand, minGap, maxGap time.Duration, stop <-chan 
 		}
 		f.mu.Lock()
 		f.reviveLocked()
-		i := rng.IntN(len(f.slots))
-		if err := f.killLocked(i); err != nil {
-			f.errs = append(f.errs, err)
-		} else if err := f.startLocked(i); err != nil {
-			f.errs = append(f.errs, err)
+		// Mostly one agent at a time; now and then all of them at once, so
+		// that no agent is left to rescue until the new ones are up.
+		victims := []int{rng.IntN(len(f.slots))}
+		if rng.IntN(6) == 0 {
+			victims = victims[:0]
+			for i := range f.slots {
+				victims = append(victims, i)
+			}
+		}
+		for _, i := range victims {
+			if err := f.killLocked(i); err != nil {
+				f.errs = append(f.errs, err)
+			}
+		}
+		for _, i := range victims {
+			if err := f.startLocked(i); err != nil {
+				f.errs = append(f.errs, err)
+			}
 		}
 		f.mu.Unlock()
 	}
@@ -432,6 +457,19 @@ func (f *fleet) killAll() {
 			<-p.done
 		}
 	}
+}
+
+// endedAt returns when each process ended, by number; call it after
+// killAll.
+func (f *fleet) endedAt() map[int]time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[int]time.Time{}
+	for _, p := range f.all {
+		<-p.done
+		out[p.n] = p.ended
+	}
+	return out
 }
 
 // logTails puts the last lines of every process's log in the test log.

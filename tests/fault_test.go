@@ -23,12 +23,12 @@ const (
 	faultQueue          = "fault"
 	faultAgents         = 3
 	faultLease          = 2 * time.Second
-	faultRequestTimeout = time.Second
+	faultRequestTimeout = 1500 * time.Millisecond
 	faultMaxAttempts    = 25 // far more than kills can use up, so every fate is the app's
 	faultBatchSize      = 10
-	faultWaveGap        = 400 * time.Millisecond // between two waves of enqueues
-	faultOutage         = 1500 * time.Millisecond
-	faultSettle         = 90 * time.Second // for the last jobs to finish once the faults stop
+	faultWaveGap        = 400 * time.Millisecond  // between two waves of enqueues
+	faultOutage         = 2500 * time.Millisecond // longer than a lease: leases run out while the database is down
+	faultSettle         = 90 * time.Second        // for the last jobs to finish once the faults stop
 )
 
 // TestFaultsLoseNoJob runs jobs and workflows through several agents that
@@ -40,9 +40,9 @@ const (
 // timeout, or the app's own 5xx), and every workflow's counters equal its
 // jobs' states.
 //
-// HW_FAULT_JOBS sets the number of standalone jobs (default 150, with a
-// workflow per 15 jobs); the run lasts about HW_FAULT_JOBS/25 seconds of
-// faults plus the settling time. HW_FAULT_SEED replays a run's plan.
+// HW_FAULT_JOBS sets the number of standalone jobs (default 400, with a
+// workflow per 15 jobs); the faults last about HW_FAULT_JOBS/25 seconds,
+// then the jobs settle. HW_FAULT_SEED replays a run's plan (not its timing).
 func TestFaultsLoseNoJob(t *testing.T) {
 	t.Parallel()
 	t.Run("postgres", func(t *testing.T) {
@@ -123,18 +123,18 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 		seed, err = strconv.ParseUint(v, 10, 64)
 		require.NoError(t, err, "HW_FAULT_SEED=%q", v)
 	}
-	nJobs := envInt(t, "HW_FAULT_JOBS", 150)
+	nJobs := envInt(t, "HW_FAULT_JOBS", 400)
 	nWorkflows := max(3, nJobs/15)
 	t.Logf("fault run: %d jobs, %d workflows, HW_FAULT_SEED=%d", nJobs, nWorkflows, seed)
 	plan := rand.New(rand.NewPCG(seed, 1))
 
 	migrate(t, dbURL)
 	app := newFaultApp(t)
-	env := func(listen, queues string) map[string]string {
+	env := func(listen, queues, handlerPath string) map[string]string {
 		return map[string]string{
 			"HW_DATABASE_URL":                  dbURL,
 			"HW_DATABASE_MAX_CONNS":            "4",
-			"HW_APP_HANDLER_URL":               app.srv.URL + "/jobs/{queue}",
+			"HW_APP_HANDLER_URL":               app.srv.URL + handlerPath,
 			"HW_APP_REQUEST_TIMEOUT":           faultRequestTimeout.String(),
 			"HW_AGENT_QUEUES":                  queues,
 			"HW_AGENT_CONCURRENCY":             "16",
@@ -150,9 +150,11 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 	}
 	// The control agent serves only a queue nobody uses and is never killed:
 	// the test enqueues and inspects through its API.
-	control := startAgent(t, env(freeAddr(t), "fault-control"))
+	control := startAgent(t, env(freeAddr(t), "fault-control", "/jobs/{queue}"))
 	api := newAPIClient(t, control.base)
-	workers := newFleet(t, faultAgents, func() map[string]string { return env("off", faultQueue) })
+	workers := newFleet(t, faultAgents, func(n int) map[string]string {
+		return env("off", faultQueue, fmt.Sprintf("/p/%d/jobs/{queue}", n))
+	})
 
 	stopChaos, chaosDone := make(chan struct{}, 1), make(chan struct{})
 	go workers.chaos(rand.New(rand.NewPCG(seed, 2)), 300*time.Millisecond, 1200*time.Millisecond, stopChaos, chaosDone)
@@ -176,20 +178,21 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 	known := map[string]bool{} // every job id an enqueue answered with
 	knownWorkflows := map[string]bool{}
 	resent := 0 // enqueues that failed and were sent again
-	outage := make(chan error, 1)
+	outage := make(chan faultOutageResult, 1)
 	crashAt := waves * 2 / 5
 	next := 0 // next standalone job number
 	wfNext := 0
 	for wave := range waves {
 		if pg != nil && wave == crashAt {
 			go func() {
-				if err := pg.crash(); err != nil {
-					outage <- err
-					return
+				res := faultOutageResult{from: time.Now()}
+				if res.err = pg.crash(); res.err == nil {
+					down := time.NewTimer(faultOutage) // how long the database stays down
+					<-down.C
+					res.err = pg.start()
 				}
-				down := time.NewTimer(faultOutage) // how long the database stays down
-				<-down.C
-				outage <- pg.start()
+				res.to = time.Now()
+				outage <- res
 			}()
 		}
 		wave0 := time.Now()
@@ -204,7 +207,7 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 			}
 			batch = append(batch, map[string]any{
 				"queue":        faultQueue,
-				"payload":      map[string]any{"kind": kind, "ms": plan.IntN(250), "n": next},
+				"payload":      map[string]any{"kind": kind, "ms": workTime(plan), "n": next},
 				"max_attempts": faultMaxAttempts,
 				"unique_key":   fmt.Sprintf("fault-%d-%d", seed, next),
 			})
@@ -245,8 +248,12 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 			<-pause.C
 		}
 	}
+	facts := faultFacts{}
 	if pg != nil {
-		require.NoError(t, <-outage, "crash and restart the database")
+		res := <-outage
+		require.NoError(t, res.err, "crash and restart the database")
+		facts.outages = append(facts.outages, res)
+		t.Logf("the database was down from %s for %s", res.from.Sub(began).Round(time.Millisecond), res.to.Sub(res.from).Round(time.Millisecond))
 	}
 	faultsEnd := time.Now()
 	stopTheChaos()
@@ -284,6 +291,7 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 	workers.killAll()
 	app.srv.Close()
 	deliveries := app.deliveries()
+	facts.ended = workers.endedAt()
 
 	jobs := listAll[faultJob](t, api, "/v1/jobs?queue="+faultQueue, "jobs")
 	wfRecords := listAll[struct {
@@ -308,7 +316,7 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 
 	st := faultStats{}
 	for _, j := range jobs {
-		checkFaultJob(v, &st, j, deliveries[j.ID])
+		checkFaultJob(v, &st, j, deliveries[j.ID], facts)
 	}
 	plans := map[string]faultWorkflow{}
 	for _, w := range workflows {
@@ -347,8 +355,16 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 		st.duplicated, st.extra, st.byOutcome["lease_expired"], st.byOutcome["connection_error"]+st.byOutcome["connection_refused"],
 		st.byOutcome["timeout"], st.byOutcome["http_500"],
 		faultsEnd.Sub(began).Round(time.Millisecond), settledIn.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	refused := 0
 	for _, s := range selfExits {
-		t.Logf("note: %s", s)
+		if strings.Contains(s, "open database") {
+			refused++ // an agent cannot start while the database is down
+			continue
+		}
+		t.Errorf("%s", s)
+	}
+	if refused > 0 {
+		t.Logf("%d agents refused to start while the database was down", refused)
 	}
 	for _, err := range fleetErrs {
 		t.Errorf("kill loop: %v", err)
@@ -376,6 +392,33 @@ func runFaults(t *testing.T, dbURL string, pg *privatePG) {
 		}
 		t.Fatalf("%d invariant violations (HW_FAULT_SEED=%d)", len(v.list), seed)
 	}
+}
+
+// faultOutageResult is one crash of the database: when it went down, when
+// it accepted connections again.
+type faultOutageResult struct {
+	from, to time.Time
+	err      error
+}
+
+// faultFacts are what the checks need to know of the faults.
+type faultFacts struct {
+	ended   map[int]time.Time // when each fleet process ended, by number
+	outages []faultOutageResult
+}
+
+// excuses says why a lease held by process proc from a to b could run out:
+// the process died, or the database was down so its heartbeats failed.
+func (f faultFacts) excuses(proc int, a, b time.Time) bool {
+	if end, ok := f.ended[proc]; ok && end.Before(b) {
+		return true
+	}
+	for _, o := range f.outages {
+		if o.from.Before(b) && o.to.After(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // retryUntil calls send until it succeeds, for at most faultSettle, and
@@ -432,6 +475,16 @@ func listAll[T any](t *testing.T, api *apiClient, path, field string) []T {
 	return nil
 }
 
+// workTime draws how long the app works on a job, in milliseconds: mostly
+// briefly, one job in ten for most of a lease, so that heartbeats must keep
+// it (and a rescuer that took live leases would show).
+func workTime(rng *rand.Rand) int {
+	if rng.IntN(10) == 0 {
+		return 500 + rng.IntN(400)
+	}
+	return rng.IntN(200)
+}
+
 // planWorkflow draws a workflow of 5 to 8 steps: each step after the first
 // depends on one or two earlier ones (or on none, a second root), one step
 // with a single parent runs on a condition over that parent's result, and
@@ -441,7 +494,7 @@ func planWorkflow(rng *rand.Rand, i int, seed uint64) faultWorkflow {
 	w := faultWorkflow{name: fmt.Sprintf("fault-%d-%d", seed, i), policy: policies[i%3]}
 	n := 5 + rng.IntN(4)
 	for s := range n {
-		st := faultStep{name: fmt.Sprintf("s%d", s), kind: "ok", proceed: true, ms: rng.IntN(150)}
+		st := faultStep{name: fmt.Sprintf("s%d", s), kind: "ok", proceed: true, ms: workTime(rng)}
 		if s > 0 && rng.IntN(100) >= 15 {
 			for range 1 + rng.IntN(min(2, s)) {
 				p := rng.IntN(s)
@@ -568,14 +621,14 @@ type faultStats struct {
 // redeliveryCauses are the ends of an attempt that let the job be
 // delivered again although the app had not asked for a retry.
 var redeliveryCauses = map[string]bool{
-	"lease_expired": true, "connection_error": true, "connection_refused": true, "timeout": true, "cancelled": true,
+	"lease_expired": true, "connection_error": true, "connection_refused": true, "timeout": true,
 }
 
 // checkFaultJob checks one job against its deliveries: a terminal state,
 // the state the app's answers call for (standalone jobs; workflow jobs are
 // checked with their workflow), and that every attempt followed by another
 // one ended in a way that allows a redelivery.
-func checkFaultJob(v *violations, st *faultStats, j faultJob, ds []delivery) {
+func checkFaultJob(v *violations, st *faultStats, j faultJob, ds []delivery, facts faultFacts) {
 	if st.byOutcome == nil {
 		st.byOutcome = map[string]int{}
 	}
@@ -627,6 +680,19 @@ func checkFaultJob(v *violations, st *faultStats, j faultJob, ds []delivery) {
 		case !ok:
 			v.add(j.ID, "attempt %d (app answered %d) was followed by attempt %d, but the history has no end for it: %+v",
 				d.Attempt, d.Status, j.Attempts, j.Errors)
+		case e.Outcome == "lease_expired":
+			// The lease may run out only when its holder died or could
+			// not reach the database: then the next delivery follows.
+			var next *delivery
+			for k := range ds {
+				if ds[k].Attempt > d.Attempt && (next == nil || ds[k].Attempt < next.Attempt) {
+					next = &ds[k]
+				}
+			}
+			if next != nil && !facts.excuses(d.Proc, d.At, next.At) {
+				v.add(j.ID, "attempt %d was delivered by process %d at %s and its lease rescued (attempt %d delivered at %s) while that process was alive and the database up",
+					d.Attempt, d.Proc, d.At.Format(time.StampMilli), next.Attempt, next.At.Format(time.StampMilli))
+			}
 		case redeliveryCauses[e.Outcome]:
 		case e.Outcome == "http_500" && d.Status == http.StatusInternalServerError:
 		default:
