@@ -529,3 +529,56 @@ func testCancelMidRun(t *testing.T, dbURL string) {
 	require.Equal(t, "cancelled", getJobDirect(t, dbURL, jobs["slow"]), "the late answer changed nothing")
 	require.NotContains(t, app.byStep(), "next")
 }
+
+// TestTimedOutWorkflowRetriedRunsToCompletion: a workflow failed by its
+// timeout is retried through the API; the answer carries a new deadline
+// (the retry's time + the timeout), and the agent's next expirer passes
+// leave it running until it completes.
+func TestTimedOutWorkflowRetriedRunsToCompletion(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			testTimeoutRetry(t, b.newDB(t))
+		})
+	}
+}
+
+func testTimeoutRetry(t *testing.T, dbURL string) {
+	const timeout = 6 * time.Second
+	app := newWorkflowApp(t, nil, []string{"slow"})
+	migrate(t, dbURL)
+	agent := startAgent(t, map[string]string{
+		"HW_DATABASE_URL":          dbURL,
+		"HW_APP_HANDLER_URL":       app.srv.URL + "/jobs/{queue}",
+		"HW_APP_REQUEST_TIMEOUT":   requestTimeout.String(),
+		"HW_APP_ENVELOPE":          "true",
+		"HW_API_LISTEN":            freeAddr(t),
+		"HW_AGENT_POLL_INTERVAL":   "50ms",
+		"HW_AGENT_RESCUE_INTERVAL": "100ms",
+		"HW_AGENT_DRAIN_TIMEOUT":   drainTimeout.String(),
+	})
+	id, _ := postWorkflow(t, agent, map[string]any{
+		"name": "timed", "timeout": timeout.String(),
+		"jobs": []any{step("slow", nil, ""), step("next", []string{"slow"}, "")},
+	})
+	w := waitWorkflow(t, agent, id, "failed")
+	requireStepStatuses(t, w, map[string]string{"slow": "cancelled", "next": "cancelled"})
+	app.letGo()
+
+	before := time.Now()
+	status, body := agent.call(http.MethodPost, "/v1/workflows/"+id+"/retry", nil)
+	after := time.Now()
+	require.Equal(t, http.StatusOK, status, "retry: %s", body)
+	var retried struct {
+		Status   string    `json:"status"`
+		Deadline time.Time `json:"deadline"`
+	}
+	require.NoError(t, json.Unmarshal(body, &retried), "retry: %s", body)
+	require.Equal(t, "running", retried.Status)
+	require.False(t, retried.Deadline.Before(before.Add(timeout).Add(-time.Millisecond)), "new deadline %s is the retry's time + %s", retried.Deadline, timeout)
+	require.False(t, retried.Deadline.After(after.Add(timeout)), "new deadline %s is the retry's time + %s", retried.Deadline, timeout)
+
+	w = waitWorkflow(t, agent, id, "completed")
+	requireStepStatuses(t, w, map[string]string{"slow": "completed", "next": "completed"})
+}
