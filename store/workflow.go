@@ -35,6 +35,16 @@ import (
 //     completed or skipped).
 //   - Cancel of a job in a workflow cancels its descendants like
 //     continue_on_failure does.
+//   - Descendants are found through hammerwork_job_dependencies whatever
+//     workflow (or none) they belong to: a job enqueued alone with
+//     depends_on into a workflow is cancelled when its parent is failed or
+//     cancelled by fail_fast, a workflow cancel or a workflow timeout.
+//   - Retry of one job (Admin.Retry) whose parents are not all completed or
+//     skipped is ErrConflict naming them, and writes nothing. Retry of the
+//     one failed job of a failed fail_fast workflow re-pends every job the
+//     failure cancelled, as RetryWorkflow does (with another failed job left,
+//     ErrConflict: retry the workflow). A retry that reopens a failed or
+//     cancelled workflow gives it a new deadline, now + its timeout.
 type Workflows interface {
 	// EnqueueWorkflow validates the definition (workflow.Validate), then
 	// writes the workflow row, every job and every edge in one transaction:
@@ -56,7 +66,9 @@ type Workflows interface {
 	// RetryWorkflow re-pends the workflow's failed and cancelled jobs
 	// (attempts 0), recomputes pending_dependencies and dependency_status of
 	// every non-terminal job from its parents, and sets the workflow
-	// 'running'. A running or completed workflow: ErrConflict.
+	// 'running'. A failed or cancelled workflow gets a new deadline, now +
+	// its timeout (a paused one keeps its own), and the returned record
+	// shows it. A running or completed workflow: ErrConflict.
 	RetryWorkflow(ctx context.Context, p WorkflowParams) (*workflow.Record, error)
 	// ExpireWorkflows finds running or paused workflows whose deadline <= Now,
 	// cancels what is left of each and fails it with an error naming the
