@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/google/cel-go/cel"
 	celast "github.com/google/cel-go/common/ast"
@@ -102,12 +104,34 @@ func issuesError(iss *cel.Issues) error {
 	for _, e := range iss.Errors() {
 		// Conditions have no container, so CEL's note about it is noise.
 		msg := strings.ReplaceAll(e.Message, " (in container '')", "")
-		msgs = append(msgs, fmt.Sprintf("column %d: %s", e.Location.Column()+1, msg))
+		// A problem with the whole expression (its size) has no location.
+		if col := e.Location.Column(); col >= 0 {
+			msg = fmt.Sprintf("column %d: %s", col+1, msg)
+		}
+		msgs = append(msgs, escapeControls(msg))
 	}
 	if len(msgs) == 0 {
 		return iss.Err()
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// escapeControls writes the control characters of a message (a newline in
+// a quoted token of the expression) as Go escapes, keeping it on one line.
+func escapeControls(msg string) string {
+	if !strings.ContainsFunc(msg, unicode.IsControl) {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // celIdent matches the names CEL accepts as a plain identifier.
@@ -144,9 +168,9 @@ var celReserved = map[string]bool{
 //
 // Variables are declared per evaluation from the keys actually present, each
 // as dyn: a reference to a key no parent returned fails the evaluation with
-// "undeclared reference" (and so fails the job, per DESIGN.md) rather than
-// silently comparing null. Compiled programs are cached per (expression,
-// variable names).
+// "undeclared reference", and so fails the job, rather than silently
+// comparing null. Compiled programs are cached per (expression, variable
+// names).
 func EvalCondition(expr string, parents map[string]json.RawMessage) (bool, error) {
 	if strings.TrimSpace(expr) == "" {
 		return true, nil // no condition: the step always runs

@@ -8,19 +8,21 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 
 	"github.com/hammerwork-go/hw-agent/job"
 )
 
-// Definition files are DESIGN.md's JSON document (the body of POST
-// /v1/workflows and the input of `hw-agent workflow create --file`), or the
-// same document in YAML. Decoding is by hand, field by field, rather than
-// with encoding/json's struct decoding, because users need the path of the
-// bad field ("jobs[1].timeout: invalid duration \"soon\"") and encoding/json
+// Definition files are one JSON document (the body of POST /v1/workflows
+// and the input of `hw-agent workflow create --file`), or the same document
+// in YAML. Decoding is by hand, field by field, rather than with
+// encoding/json's struct decoding, because users need the path of the bad
+// field ("jobs[1].timeout: invalid duration \"soon\"") and encoding/json
 // reports neither array indices nor which field a text unmarshaller failed
 // on. Unknown and repeated fields are errors: a typo ("depend_on") must not
 // silently drop an edge.
@@ -45,6 +47,9 @@ func ParseJSON(b []byte) (Workflow, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return Workflow{}, malformedDocument("empty document")
 	}
+	if err := checkUTF8(b); err != nil {
+		return Workflow{}, err
+	}
 	if !json.Valid(b) {
 		var v any
 		return Workflow{}, malformedDocument(jsonSyntaxMessage(b, json.Unmarshal(b, &v)))
@@ -57,6 +62,9 @@ func ParseJSON(b []byte) (Workflow, error) {
 // as .inf, are errors with their path), so payloads are JSON like the API's
 // and one decoder gives both formats the same paths and messages.
 func ParseYAML(b []byte) (Workflow, error) {
+	if err := checkUTF8(b); err != nil {
+		return Workflow{}, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b), yaml.UseOrderedMap())
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
@@ -68,6 +76,9 @@ func ParseYAML(b []byte) (Workflow, error) {
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return Workflow{}, malformedDocument("a definition file holds one YAML document, found more")
+	}
+	if n := yamlValues(doc, map[yamlShared]int{}); n > maxYAMLValues {
+		return Workflow{}, malformedDocument(fmt.Sprintf("with its aliases expanded the document holds more than %d values: each alias repeats its anchor's whole value", maxYAMLValues))
 	}
 	var d decoder
 	var buf bytes.Buffer
@@ -82,17 +93,40 @@ func malformedDocument(msg string) error {
 	return &ValidationError{Problems: []Problem{{Message: msg, Err: ErrMalformed}}}
 }
 
-// jsonSyntaxMessage places a syntax error by line and column, which is what
-// a person editing a file can use.
+// checkUTF8 rejects a document that is not UTF-8, as both formats require.
+// Decoding would otherwise keep the bytes in payloads and metadata, which a
+// PostgreSQL JSONB column refuses, and replace them in names.
+func checkUTF8(b []byte) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	for off := 0; off < len(b); {
+		r, size := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && size == 1 {
+			line, col := position(b, off)
+			return malformedDocument(fmt.Sprintf("byte 0x%02x at line %d, column %d is not UTF-8", b[off], line, col))
+		}
+		off += size
+	}
+	return nil
+}
+
+// position is the line and column of byte offset off, which is what a
+// person editing a file can use.
+func position(b []byte, off int) (line, col int) {
+	line = 1 + bytes.Count(b[:off], []byte("\n"))
+	col = off - bytes.LastIndexByte(b[:off], '\n')
+	return line, col
+}
+
+// jsonSyntaxMessage places a syntax error by line and column.
 func jsonSyntaxMessage(b []byte, err error) string {
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
 		return fmt.Sprintf("invalid JSON: %v", err)
 	}
 	// Offset counts the bytes read, the offending one included.
-	off := int(min(max(se.Offset-1, 0), int64(len(b))))
-	line := 1 + bytes.Count(b[:off], []byte("\n"))
-	col := off - bytes.LastIndexByte(b[:off], '\n')
+	line, col := position(b, int(min(max(se.Offset-1, 0), int64(len(b)))))
 	return fmt.Sprintf("invalid JSON at line %d, column %d: %v", line, col, se)
 }
 
@@ -333,8 +367,50 @@ func (d *decoder) retry(path string, v json.RawMessage) *job.RetryPolicy {
 				r.Jitter = &f
 			}
 		},
+		"jitter_mode": func(p string, v json.RawMessage) { d.str(p, v, &r.JitterMode) },
 	})
 	return &r
+}
+
+// maxYAMLValues bounds the values of a YAML document with its aliases
+// expanded: four million, far more than a real definition holds, and still
+// converted in seconds. An alias repeats its anchor's whole value, so a few
+// hundred bytes of aliases of aliases ("billion laughs") would otherwise
+// expand to billions of values and stall `workflow create --file`.
+const maxYAMLValues = 1 << 22
+
+// yamlShared identifies a decoded map or list: the decoder gives an alias the
+// very value of its anchor, the same backing array.
+type yamlShared struct {
+	ptr uintptr
+	len int
+}
+
+// yamlValues counts the values of v with aliases expanded, up to just past
+// maxYAMLValues. Each shared map or list is counted once, so the count takes
+// time linear in the document, not in its expansion.
+func yamlValues(v any, seen map[yamlShared]int) int {
+	var items []any
+	switch x := v.(type) {
+	case yaml.MapSlice:
+		for _, item := range x {
+			items = append(items, item.Value)
+		}
+	case []any:
+		items = x
+	default:
+		return 1
+	}
+	key := yamlShared{reflect.ValueOf(v).Pointer(), len(items)}
+	if n, ok := seen[key]; ok {
+		return n
+	}
+	n := 1 + len(items)
+	for _, item := range items {
+		n = min(n+yamlValues(item, seen)-1, maxYAMLValues+1)
+	}
+	seen[key] = n
+	return n
 }
 
 // yamlToJSON writes a decoded YAML value as JSON, keeping map order.
