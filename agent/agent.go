@@ -37,6 +37,12 @@ type Params struct {
 	Tracer *tracing.Tracer
 	// Metrics counts jobs and requests; nil records none.
 	Metrics *metrics.Metrics
+	// Clock is the wall clock of the agent's host; nil means time.Now. It
+	// is read only for what faces the app, whose host shares it (the
+	// Hammerwork-Deadline header, signature timestamps, Retry-After dates);
+	// every due, expired or retention question is the database's clock's.
+	// Tests skew it to prove that.
+	Clock func() time.Time
 }
 
 // Causes of a request cancelled by the agent, so the goroutine that ran it
@@ -64,6 +70,7 @@ type Agent struct {
 	completer  *completer
 	tracer     *tracing.Tracer
 	metrics    *metrics.Metrics
+	clock      func() time.Time
 	ended      recentIDs // workflows whose end was counted
 
 	ran atomic.Bool
@@ -97,6 +104,10 @@ func New(p Params) (*Agent, error) {
 	}
 	log = log.With("agent_id", cfg.Agent.ID)
 	leaseFor := cfg.Agent.LeaseDuration.D()
+	clock := p.Clock
+	if clock == nil {
+		clock = time.Now
+	}
 	a := &Agent{
 		cfg:        cfg,
 		store:      p.Store,
@@ -110,7 +121,9 @@ func New(p Params) (*Agent, error) {
 		completer:  newCompleter(p.Store, cfg.Agent.CompleteFlushInterval.D(), log),
 		tracer:     p.Tracer,
 		metrics:    p.Metrics,
+		clock:      clock,
 	}
+	a.dispatcher.UseClock(clock)
 	if a.tracer == nil {
 		a.tracer = tracing.NewTracer(nil)
 	}
@@ -359,8 +372,10 @@ func (a *Agent) record(j *job.Job, res dispatch.Result, cause error, start time.
 	case res.ConnRefused && a.health != nil && !a.health.check(a.bg, start):
 		a.release([]*job.Job{j}, "app down: connection refused and health check failing")
 	default:
-		now := time.Now()
-		at := dispatch.RetryAt(a.cfg.RetryPolicyFor(j), j.Attempts, now, res.RetryAfter)
-		a.completer.add(a.workCtx, outcome{job: j, res: res, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label, Retry: true, RetryAt: at}})
+		// A delay, not a time: the database adds it to its own now. The
+		// dispatcher read Retry-After on a.clock, so the delay is measured
+		// on that clock too.
+		delay := dispatch.RetryIn(a.cfg.RetryPolicyFor(j), j.Attempts, a.clock(), res.RetryAfter)
+		a.completer.add(a.workCtx, outcome{job: j, res: res, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label, Retry: true, RetryDelay: delay}})
 	}
 }
