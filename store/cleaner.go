@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/hammerwork-go/hw-agent/job"
 )
@@ -169,8 +172,11 @@ type RetryMatchingParams struct {
 // error history kept, dependencies recomputed and the counters of the job's
 // workflow moved back, so workflow jobs are retried as `job retry ID` would.
 // A job that changed state between the read and its retry (retried or
-// deleted by someone else) is skipped. It returns how many jobs it retried,
-// also when it stops early on an error.
+// deleted by someone else) is skipped. A job refused because a parent is
+// failed or cancelled is tried again after the listing, for as long as
+// those retries make progress: the listing is newest first, so children
+// come before the parents whose retry lets them go. It returns how many
+// jobs it retried, also when it stops early on an error.
 func RetryMatching(ctx context.Context, s interface {
 	Reader
 	Admin
@@ -180,24 +186,53 @@ func RetryMatching(ctx context.Context, s interface {
 	}
 	list := ListParams{Queue: p.Queue, Status: p.Status, Limit: min(cleanLimit(p.BatchSize), MaxListLimit)}
 	retried := 0
+	var refused []uuid.UUID
+	retry := func(id uuid.UUID) (bool, error) {
+		_, err := s.Retry(ctx, RetryParams{ID: id, Now: p.Now})
+		switch {
+		case err == nil:
+			retried++
+			return true, nil
+		case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
+			return false, nil
+		}
+		return false, fmt.Errorf("retry job %s: %w", id, err)
+	}
 	for {
 		page, err := s.List(ctx, list)
 		if err != nil {
 			return retried, fmt.Errorf("list %s jobs: %w", p.Status, err)
 		}
 		for _, j := range page.Jobs {
-			_, err := s.Retry(ctx, RetryParams{ID: j.ID, Now: p.Now})
-			switch {
-			case err == nil:
-				retried++
-			case errors.Is(err, ErrConflict), errors.Is(err, ErrNotFound):
-			default:
-				return retried, fmt.Errorf("retry job %s: %w", j.ID, err)
+			ok, err := retry(j.ID)
+			if err != nil {
+				return retried, err
+			}
+			if !ok {
+				refused = append(refused, j.ID)
 			}
 		}
 		if page.NextCursor == "" {
-			return retried, nil
+			break
 		}
 		list.Cursor = page.NextCursor
 	}
+	for progress := true; progress && len(refused) > 0; {
+		progress = false
+		var left []uuid.UUID
+		for i := len(refused) - 1; i >= 0; i-- {
+			ok, err := retry(refused[i])
+			if err != nil {
+				return retried, err
+			}
+			if ok {
+				progress = true
+			} else {
+				left = append(left, refused[i])
+			}
+		}
+		slices.Reverse(left)
+		refused = left
+	}
+	return retried, nil
 }

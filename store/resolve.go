@@ -110,9 +110,9 @@ type ResolveTx interface {
 	// CancelWorkflowJobs cancels every pending or running job of the
 	// workflow, clearing leases.
 	CancelWorkflowJobs(ctx context.Context, workflowID uuid.UUID) ([]JobChange, error)
-	// UnresolvedParents returns the parents of a job that are neither
-	// completed nor skipped, in id order.
-	UnresolvedParents(ctx context.Context, id uuid.UUID) ([]Parent, error)
+	// DeadParents returns the parents of a job that are failed or
+	// cancelled, in id order.
+	DeadParents(ctx context.Context, id uuid.UUID) ([]Parent, error)
 	// RecomputeDependencies sets pending_dependencies of the given pending
 	// jobs to the number of their parents not completed or skipped, and
 	// dependency_status to 'none' (no parents), 'waiting' (some left) or
@@ -603,9 +603,9 @@ func (r *resolver) rerun(ctx context.Context, tx WorkflowTx, w *WorkflowState) e
 // evaluated when none is left) and its workflow's counters and status follow.
 //
 // Two retries are refused with ErrConflict, so the caller's transaction
-// writes nothing. A job with a parent that is not completed or skipped: it
-// would wait for that parent forever (the message names the parents to
-// retry first). The failed job of a failed fail_fast workflow while another
+// writes nothing. A job with a failed or cancelled parent: it would wait for
+// that parent forever (the message names the parents to retry first; a
+// parent that is pending or running again is waited for as usual). The failed job of a failed fail_fast workflow while another
 // of its jobs is failed too: fail_fast would fail the workflow again at
 // once, so the workflow is the thing to retry. The one failed job of a
 // failed fail_fast workflow re-pends, with it, every job the failure
@@ -616,7 +616,7 @@ func RetryJob(ctx context.Context, tx WorkflowTx, change JobChange, now time.Tim
 	if err := r.lockFor(ctx, []JobChange{change}); err != nil {
 		return err
 	}
-	parents, err := tx.UnresolvedParents(ctx, change.ID)
+	parents, err := tx.DeadParents(ctx, change.ID)
 	if err != nil {
 		return fmt.Errorf("read parents of job %s: %w", change.ID, err)
 	}
@@ -650,7 +650,7 @@ func RetryJob(ctx context.Context, tx WorkflowTx, change JobChange, now time.Tim
 // unresolvedParents says why a job cannot be retried yet.
 func unresolvedParents(id uuid.UUID, parents []Parent) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cannot retry job %s before its parents are completed or skipped: ", id)
+	fmt.Fprintf(&b, "cannot retry job %s while a parent is failed or cancelled: ", id)
 	for i, p := range parents {
 		if i > 0 {
 			b.WriteString(", ")

@@ -39,8 +39,8 @@ import (
 //     workflow (or none) they belong to: a job enqueued alone with
 //     depends_on into a workflow is cancelled when its parent is failed or
 //     cancelled by fail_fast, a workflow cancel or a workflow timeout.
-//   - Retry of one job (Admin.Retry) whose parents are not all completed or
-//     skipped is ErrConflict naming them, and writes nothing. Retry of the
+//   - Retry of one job (Admin.Retry) with a failed or cancelled parent is
+//     ErrConflict naming it, and writes nothing. Retry of the
 //     one failed job of a failed fail_fast workflow re-pends every job the
 //     failure cancelled, as RetryWorkflow does (with another failed job left,
 //     ErrConflict: retry the workflow). A retry that reopens a failed or

@@ -239,10 +239,10 @@ func (r resolveTx) cancelled(ctx context.Context, sql string, args ...any) ([]st
 	return out, rows.Err()
 }
 
-func (r resolveTx) UnresolvedParents(ctx context.Context, id uuid.UUID) ([]store.Parent, error) {
+func (r resolveTx) DeadParents(ctx context.Context, id uuid.UUID) ([]store.Parent, error) {
 	rows, err := r.tx.Query(ctx, `SELECT p.id, coalesce(p.step_name, ''), p.status
 FROM hammerwork_job_dependencies d JOIN hammerwork_jobs p ON p.id = d.depends_on_id
-WHERE d.job_id = $1 AND p.status NOT IN ('completed', 'skipped') ORDER BY p.id`, id)
+WHERE d.job_id = $1 AND p.status IN ('failed', 'cancelled') ORDER BY p.id`, id)
 	if err != nil {
 		return nil, err
 	}

@@ -255,10 +255,10 @@ func (r resolveTx) RecomputeDependencies(ctx context.Context, ids []uuid.UUID) (
 	return r.ready(ctx, recomputeSQL, idList(ids))
 }
 
-func (r resolveTx) UnresolvedParents(ctx context.Context, id uuid.UUID) ([]store.Parent, error) {
+func (r resolveTx) DeadParents(ctx context.Context, id uuid.UUID) ([]store.Parent, error) {
 	rows, err := r.tx.QueryContext(ctx, `SELECT p.id, COALESCE(p.step_name, ''), p.status
 		FROM hammerwork_job_dependencies d JOIN hammerwork_jobs p ON p.id = d.depends_on_id
-		WHERE d.job_id = ? AND p.status NOT IN ('completed', 'skipped') ORDER BY p.id`, id.String())
+		WHERE d.job_id = ? AND p.status IN ('failed', 'cancelled') ORDER BY p.id`, id.String())
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ var workflowRetryTests = []struct {
 	{"JobRetryInATimedOutWorkflowGivesANewDeadline", testJobRetryAfterTimeout},
 	{"WorkflowRetryOfAPausedWorkflowKeepsItsDeadline", testWorkflowRetryPausedKeepsDeadline},
 	{"JobRetryWithAFailedOrCancelledParentIsConflictAndWritesNothing", testJobRetryUnresolvedParent},
+	{"RetryMatchingRetriesACancelledChainParentsFirst", testRetryMatchingChain},
 	{"JobRetryWithAFailedParentOutsideWorkflowsIsConflict", testJobRetryUnresolvedParentNoWorkflow},
 	{"JobRetryInAFailFastWorkflowRependsWhatTheFailureCancelled", testJobRetryFailFast},
 	{"JobRetryInAFailFastWorkflowWithTwoFailedJobsIsConflict", testJobRetryFailFastTwoFailed},
@@ -92,8 +93,6 @@ func testJobRetryAfterTimeout(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	r := w.requireWorkflowStatus(workflow.StatusRunning)
 	requireTimePtr(t, at.Add(time.Minute), r.Deadline, "a job retry reopening the workflow moves its deadline")
-	_, err = s.Retry(t.Context(), store.RetryParams{ID: w.jobs["b"], Now: at})
-	require.ErrorIs(t, err, store.ErrConflict, "b's parent a is pending, not completed")
 	a := w.leaseSteps(at.Add(10*time.Second), "a")["a"]
 	w.complete(at.Add(11*time.Second), a)
 	w.requireWorkflowStatus(workflow.StatusCancelled)
@@ -138,21 +137,17 @@ func testJobRetryUnresolvedParent(t *testing.T, s store.Store) {
 	require.ErrorIs(t, err, store.ErrConflict)
 	require.ErrorContains(t, err, "parent b ("+w.jobs["b"].String()+") is cancelled")
 
-	_, err = s.Retry(t.Context(), store.RetryParams{ID: w.jobs["a"], Now: base.Add(3 * time.Second)})
-	require.NoError(t, err)
-	w.requireWorkflowStatus(workflow.StatusRunning)
-	_, err = s.Retry(t.Context(), store.RetryParams{ID: w.jobs["b"], Now: base.Add(3 * time.Second)})
-	require.ErrorContains(t, err, "parent a ("+w.jobs["a"].String()+") is pending", "a parent not yet completed counts too")
-
-	a = w.leaseSteps(base.Add(4*time.Second), "a")["a"]
-	w.complete(base.Add(5*time.Second), a)
-	for i, name := range []string{"b", "c"} {
-		at := base.Add(time.Duration(6+3*i) * time.Second)
+	at := base.Add(3 * time.Second)
+	for _, name := range []string{"a", "b", "c"} {
 		_, err = s.Retry(t.Context(), store.RetryParams{ID: w.jobs[name], Now: at})
-		require.NoError(t, err, "retry %s once its parent completed", name)
+		require.NoError(t, err, "retry %s once its parent is pending again", name)
 		w.requireWorkflowStatus(workflow.StatusRunning)
-		j := w.leaseSteps(at.Add(time.Second), name)[name]
-		w.complete(at.Add(2*time.Second), j)
+	}
+	w.requireStatus("b", job.StatusPending, job.DependencyWaiting)
+	w.requireStatus("c", job.StatusPending, job.DependencyWaiting)
+	for i, name := range []string{"a", "b", "c"} {
+		j := w.leaseSteps(at.Add(time.Duration(2*i+1)*time.Second), name)[name]
+		w.complete(at.Add(time.Duration(2*i+2)*time.Second), j)
 	}
 	w.requireWorkflowStatus(workflow.StatusCompleted)
 }
@@ -222,4 +217,26 @@ func testJobRetryFailFastTwoFailed(t *testing.T, s store.Store) {
 	w.requireStatus("a", job.StatusPending, job.DependencyNone)
 	w.requireStatus("x", job.StatusPending, job.DependencyNone)
 	w.requireWorkflowStatus(workflow.StatusRunning)
+}
+
+// testRetryMatchingChain: the dead-letter listing is newest first, so a bulk
+// retry meets each child before the parent it waits for; the refused
+// children are retried once their parents are, and the chain runs again.
+func testRetryMatchingChain(t *testing.T, s store.Store) {
+	parent := enqueue(t, s, base, newJob("q"))[0]
+	kid := enqueue(t, s, base, child(parent))[0]
+	grandchild := enqueue(t, s, base, child(kid))[0]
+	cancel(t, s, parent.ID, base)
+	require.Equal(t, job.StatusCancelled, get(t, s, grandchild.ID).Status)
+
+	n, err := store.RetryMatching(t.Context(), s, store.RetryMatchingParams{Status: job.StatusCancelled, Now: base.Add(time.Second)})
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "every job of the chain is retried")
+	require.Equal(t, job.DependencyNone, get(t, s, parent.ID).DependencyStatus)
+	for _, j := range []*job.Job{kid, grandchild} {
+		got := get(t, s, j.ID)
+		require.Equal(t, job.StatusPending, got.Status)
+		require.Equal(t, job.DependencyWaiting, got.DependencyStatus, "waits for its retried parent")
+	}
+	require.Equal(t, parent.ID, leaseOne(t, s, base.Add(2*time.Second)).ID)
 }
