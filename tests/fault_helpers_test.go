@@ -301,6 +301,12 @@ func (p *fleetProc) exited() bool {
 	}
 }
 
+// selfExit is a fleet process that ended without being killed.
+type selfExit struct {
+	started, ended time.Time
+	msg            string
+}
+
 // fleet runs several agents on one database and kills and restarts them.
 // It never calls t.Fatal off the test goroutine: what goes wrong in the
 // kill loop is returned by stop.
@@ -315,7 +321,7 @@ type fleet struct {
 	all       []*fleetProc // every process started, for cleanup and logs
 	kills     int
 	starts    int
-	selfExits []string // processes that ended without being killed
+	selfExits []selfExit // processes that ended without being killed
 	errs      []error
 }
 
@@ -391,8 +397,9 @@ func (f *fleet) reviveLocked() {
 			continue
 		}
 		log, _ := os.ReadFile(p.logPath)
-		f.selfExits = append(f.selfExits, fmt.Sprintf("agent %d (process %d, pid %d, up %s) exited on its own: %v; last output: %s",
-			i, p.n, p.cmd.Process.Pid, time.Since(p.started).Round(time.Millisecond), p.err, lastLines(log, 2)))
+		f.selfExits = append(f.selfExits, selfExit{started: p.started, ended: p.ended,
+			msg: fmt.Sprintf("agent %d (process %d, pid %d, up %s) exited on its own: %v; last output: %s",
+				i, p.n, p.cmd.Process.Pid, p.ended.Sub(p.started).Round(time.Millisecond), p.err, lastLines(log, 2))})
 		p.killed = true // counted once
 		if err := f.startLocked(i); err != nil {
 			f.errs = append(f.errs, err)
