@@ -156,7 +156,7 @@ func (s *Server) enqueue(c echo.Context) error {
 		return err
 	}
 	ctx, span, created := s.startCreate(c, tracing.CreateParams{Queue: nj.Queue, TraceID: nj.TraceID, CorrelationID: nj.CorrelationID})
-	nj.TraceID, nj.SpanContext, nj.ParentSpanID = created.TraceID, created.SpanContext, created.ParentSpanID
+	nj.TraceID, nj.SpanContext, nj.ParentSpanID, nj.TraceState = created.TraceID, created.SpanContext, created.ParentSpanID, created.TraceState
 	jobs, err := s.p.Store.Enqueue(ctx, store.EnqueueParams{Jobs: []store.NewJob{nj}, Now: now})
 	if err != nil {
 		endCreate(span, semconv.MessagingMessageID(""), err)
@@ -224,7 +224,7 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 	for i := range news {
 		var created tracing.Creation
 		_, spans[i], created = s.startCreate(c, tracing.CreateParams{Queue: news[i].Queue, TraceID: news[i].TraceID, CorrelationID: news[i].CorrelationID})
-		news[i].TraceID, news[i].SpanContext, news[i].ParentSpanID = created.TraceID, created.SpanContext, created.ParentSpanID
+		news[i].TraceID, news[i].SpanContext, news[i].ParentSpanID, news[i].TraceState = created.TraceID, created.SpanContext, created.ParentSpanID, created.TraceState
 	}
 	got, err := s.p.Store.EnqueueBatch(c.Request().Context(), store.EnqueueBatchParams{
 		Name: req.Name, FailureMode: req.FailureMode, Jobs: news, Now: now})

@@ -13,8 +13,9 @@ import (
 
 // startCreate opens the producer span a job or workflow is created under,
 // as a child of the caller's traceparent when it sent a valid one. What it
-// returns is stored on the rows (trace_id, span_context, parent_span_id),
-// so every attempt of the job later joins this trace.
+// returns is stored on the rows (trace_id, span_context, trace_state,
+// parent_span_id), so every attempt of the job later joins this trace and
+// hands the caller's tracestate on to the app.
 func (s *Server) startCreate(c echo.Context, p tracing.CreateParams) (context.Context, trace.Span, tracing.Creation) {
 	req := c.Request()
 	return s.tracer.StartCreate(s.tracer.Extract(req.Context(), req.Header), p)

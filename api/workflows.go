@@ -66,7 +66,7 @@ func (s *Server) createWorkflow(c echo.Context) error {
 		// An invalid trace_id is left for validation to reject with a 422.
 		def.TraceID = created.TraceID
 	}
-	res, err := s.p.Store.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def, ID: id, SpanContext: created.SpanContext, Now: s.now()})
+	res, err := s.p.Store.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def, ID: id, SpanContext: created.SpanContext, TraceState: created.TraceState, Now: s.now()})
 	endCreate(span, tracing.AttrWorkflowID.String(id.String()), err)
 	if err != nil {
 		return definitionError(err)
