@@ -29,7 +29,7 @@ func (an answer) handler() http.HandlerFunc {
 	}
 }
 
-// TestResponseTable covers every row of DESIGN.md's response -> outcome table.
+// TestResponseTable covers every row of the README's "Response -> outcome" table.
 func TestResponseTable(t *testing.T) {
 	t.Parallel()
 	noRetry := map[string]string{HeaderNoRetry: "true"}

@@ -1,6 +1,6 @@
 // Package dispatch delivers one leased job to the app over HTTP and turns
-// the app's answer into an Outcome, following the contract in DESIGN.md
-// ("Dispatch: agent -> app"). It records nothing itself: the agent stores the
+// the app's answer into an Outcome, following the app contract in the
+// README ("Request headers", "Response -> outcome"). It records nothing itself: the agent stores the
 // Result, so dispatch stays free of database concerns and easy to test.
 package dispatch
 
@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"syscall"
@@ -77,6 +78,23 @@ type Dispatcher struct {
 	// now is the wall clock for the deadline header, the signature timestamp
 	// and Retry-After; tests pin it to assert exact header values.
 	now func() time.Time
+	// log receives the warnings of a delivery that went out without a header
+	// (WithLogger); they name the job, so they belong with the agent's logs.
+	log *slog.Logger
+}
+
+// Option configures a Dispatcher built by New.
+type Option func(*Dispatcher)
+
+// WithLogger sends the dispatcher's warnings to log instead of discarding
+// them; nil keeps discarding. The agent passes its own logger, so a warning
+// carries its agent_id and goes where the operator reads the agent's logs.
+func WithLogger(log *slog.Logger) Option {
+	return func(d *Dispatcher) {
+		if log != nil {
+			d.log = log
+		}
+	}
 }
 
 // maxConnsPerHost covers the agent's default concurrency (50) with room for
@@ -88,8 +106,8 @@ const maxConnsPerHost = 256
 // pooled transport sized for many concurrent requests to one local app.
 // Either way redirects are never followed: a 3xx is the app's answer and
 // fails the job, because re-POSTing a job somewhere else is never what the
-// app meant.
-func New(client *http.Client) *Dispatcher {
+// app meant. Without WithLogger its warnings are discarded.
+func New(client *http.Client, opts ...Option) *Dispatcher {
 	var c http.Client
 	if client != nil {
 		c = *client
@@ -100,7 +118,11 @@ func New(client *http.Client) *Dispatcher {
 		c.Transport = t
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Dispatcher{client: &c, now: time.Now}
+	d := &Dispatcher{client: &c, now: time.Now, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
 }
 
 // CloseIdleConnections closes the pooled connections to the app; the agent

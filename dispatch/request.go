@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,7 +19,8 @@ import (
 	"github.com/hammerwork-go/hw-agent/tracing"
 )
 
-// Request headers the app receives; DESIGN.md fixes their names.
+// Request headers the app receives. Their names are the app contract: apps
+// read them, so they never change.
 const (
 	HeaderJobID         = "Hammerwork-Job-Id"
 	HeaderQueue         = "Hammerwork-Queue"
@@ -106,19 +106,19 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", userAgent)
 	h.Set(HeaderJobID, j.ID.String())
-	setIf(h, j, HeaderQueue, j.Queue)
+	d.setIf(h, j, HeaderQueue, j.Queue)
 	h.Set(HeaderAttempt, strconv.Itoa(j.Attempts))
 	h.Set(HeaderMaxAttempts, strconv.Itoa(j.MaxAttempts))
 	h.Set(HeaderPriority, j.Priority.String())
 	if !deadline.IsZero() {
 		h.Set(HeaderDeadline, deadline.UTC().Format(DeadlineFormat))
 	}
-	setIf(h, j, HeaderLeaseToken, j.LeaseToken)
+	d.setIf(h, j, HeaderLeaseToken, j.LeaseToken)
 	if j.WorkflowID != nil {
 		h.Set(HeaderWorkflowID, j.WorkflowID.String())
 	}
-	setIf(h, j, HeaderWorkflowName, j.WorkflowName)
-	setIf(h, j, HeaderStep, j.StepName)
+	d.setIf(h, j, HeaderWorkflowName, j.WorkflowName)
+	d.setIf(h, j, HeaderStep, j.StepName)
 	if len(j.DependsOn) > 0 {
 		ids := make([]string, len(j.DependsOn))
 		for i, id := range j.DependsOn {
@@ -129,7 +129,7 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 	if j.BatchID != nil {
 		h.Set(HeaderBatchID, j.BatchID.String())
 	}
-	setIf(h, j, HeaderCorrelationID, j.CorrelationID)
+	d.setIf(h, j, HeaderCorrelationID, j.CorrelationID)
 	var traceparent string
 	if parent, err := tracing.ParseTraceparent(j.SpanContext); err == nil {
 		traceparent = tracing.Child(parent).String()
@@ -137,16 +137,16 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 		// The caller's tracestate travels with the trace it belongs to;
 		// the agent's own client span (t.Header) carries the same one.
 		if ts, err := tracing.JobTraceState(j); err != nil {
-			omitted(j, HeaderTracestate, err)
+			d.omitted(j, HeaderTracestate, err)
 		} else {
-			setIf(h, j, HeaderTracestate, ts.String())
+			d.setIf(h, j, HeaderTracestate, ts.String())
 		}
 	}
 	for k, vs := range t.Header {
 		key := http.CanonicalHeaderKey(k)
 		delete(h, key)
 		for _, v := range vs {
-			if validHeaderValue(j, key, v) {
+			if d.validHeaderValue(j, key, v) {
 				h.Add(key, v)
 			}
 		}
@@ -165,8 +165,8 @@ func (d *Dispatcher) newRequest(ctx context.Context, j *job.Job, t Target, now, 
 // setIf sets a header only when the job has the value: an empty header tells
 // the app nothing and costs bytes on every request. A value net/http would
 // refuse is left out (validHeaderValue).
-func setIf(h http.Header, j *job.Job, key, value string) {
-	if value != "" && validHeaderValue(j, key, value) {
+func (d *Dispatcher) setIf(h http.Header, j *job.Job, key, value string) {
+	if value != "" && d.validHeaderValue(j, key, value) {
 		h.Set(key, value)
 	}
 }
@@ -177,18 +177,18 @@ func setIf(h http.Header, j *job.Job, key, value string) {
 // (written before enqueue checked them, or by another writer) would
 // otherwise fail every attempt as a connection error without the app ever
 // seeing it: delivering it without that one header is what the app can act on.
-func validHeaderValue(j *job.Job, key, value string) bool {
+func (d *Dispatcher) validHeaderValue(j *job.Job, key, value string) bool {
 	if httpguts.ValidHeaderFieldValue(value) {
 		return true
 	}
-	omitted(j, key, errControlCharacter)
+	d.omitted(j, key, errControlCharacter)
 	return false
 }
 
 var errControlCharacter = errors.New("the value holds a control character (CR, LF, NUL, ...)")
 
 // omitted logs a header left out of j's request and why.
-func omitted(j *job.Job, key string, why error) {
-	slog.Warn("job delivered without a header whose stored value cannot be sent",
+func (d *Dispatcher) omitted(j *job.Job, key string, why error) {
+	d.log.Warn("job delivered without a header whose stored value cannot be sent",
 		"job_id", j.ID, "header", key, "reason", why.Error())
 }

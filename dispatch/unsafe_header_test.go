@@ -106,21 +106,19 @@ func (w *warnings) omittedHeaders() map[string][]string {
 	return out
 }
 
-// Each header left out is a warning naming the job and the header, so an
-// operator can find and fix the stored value.
-//
-// Not parallel: it swaps the process-wide default logger, which the
-// dispatcher logs to, while no other test of the package runs.
+// Each header left out is a warning naming the job and the header, on the
+// logger the dispatcher was given, so an operator can find and fix the
+// stored value in the agent's logs.
 func TestOmittedHeadersAreLoggedWithJobAndHeader(t *testing.T) {
-	w := &warnings{}
-	prev := slog.Default()
-	slog.SetDefault(slog.New(w))
-	t.Cleanup(func() { slog.SetDefault(prev) })
-
+	t.Parallel()
 	a := setup(t, status(http.StatusOK))
+	w := &warnings{}
+	d := New(nil, WithLogger(slog.New(w)))
+	t.Cleanup(d.CloseIdleConnections)
+
 	j := unsafeJob()
 	j.TraceState = "congo=a\nb"
-	res := a.d.Dispatch(context.Background(), j, a.target())
+	res := d.Dispatch(context.Background(), j, a.target())
 	require.Equal(t, OutcomeCompleted, res.Outcome, res.Error)
 
 	want := append([]string{"tracestate"}, unsafeHeaders...)
