@@ -39,22 +39,27 @@ type PlannedBatch struct {
 	State *BatchState
 }
 
-// PlanWorkflow validates a definition (workflow.Validate, then every step as
-// a job) and lays out the rows to write: the workflow running with total =
-// number of jobs (a batch step has one per payload), deadline = Now + timeout; each job with the step's
-// priority (else the workflow's, else normal), the workflow's trace and
-// correlation ids, p.SpanContext and p.TraceState, scheduled_at = Now + delay; roots
-// dependency_status 'none', the rest 'waiting' on their parent count.
-// Errors wrap ErrInvalid.
-func PlanWorkflow(p EnqueueWorkflowParams) (*WorkflowPlan, error) {
+// PlanWorkflow validates a definition (workflow.Validate, its metadata as
+// storable JSON, then every step as a job) and lays out the rows to write:
+// the workflow running with total = number of jobs (a batch step has one per
+// payload), created at now, deadline = now + timeout; each job with the
+// step's priority (else the workflow's, else normal), the workflow's trace
+// and correlation ids, p.SpanContext and p.TraceState, scheduled_at = now +
+// delay; roots dependency_status 'none', the rest 'waiting' on their parent
+// count. now is the database's time (p.Now when a test injected one), which
+// the backend reads: the deadline and the delays count from the clock that
+// later decides whether they passed. Errors wrap ErrInvalid.
+func PlanWorkflow(p EnqueueWorkflowParams, now time.Time) (*WorkflowPlan, error) {
 	w := p.Workflow
 	if err := workflow.Validate(w); err != nil {
 		return nil, fmt.Errorf("%w: workflow %q: %w", ErrInvalid, w.Name, err)
 	}
-	now := UTC(p.Now)
-	if p.Now.IsZero() {
-		now = UTC(time.Now())
+	if len(w.Metadata) > 0 {
+		if err := CheckJSON(w.Metadata); err != nil {
+			return nil, fmt.Errorf("%w: workflow %q: metadata %v", ErrInvalid, w.Name, err)
+		}
 	}
+	now = UTC(now)
 	id := p.ID
 	if id == uuid.Nil {
 		var err error

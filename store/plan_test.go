@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,13 +62,13 @@ func TestPlanWorkflowStampsDefaults(t *testing.T) {
 	t.Parallel()
 	high := job.PriorityHigh
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	plan, err := store.PlanWorkflow(store.EnqueueWorkflowParams{Now: now, SpanContext: "00-aa-bb-01", Workflow: workflow.Workflow{
+	plan, err := store.PlanWorkflow(store.EnqueueWorkflowParams{SpanContext: "00-aa-bb-01", Workflow: workflow.Workflow{
 		Name: "w", Priority: &high, Timeout: job.Duration(time.Minute), TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 		Steps: []workflow.Step{
 			{Name: "a", Queue: "q", Payload: json.RawMessage(`{}`)},
 			{Name: "b", Queue: "q", DependsOn: []string{"a"}, Delay: job.Duration(time.Second)},
 		},
-	}})
+	}}, now)
 	require.NoError(t, err)
 	require.Equal(t, workflow.FailFast, plan.Workflow.FailurePolicy, "fail_fast is the default")
 	require.Equal(t, now.Add(time.Minute), *plan.Workflow.Deadline)
@@ -81,8 +82,28 @@ func TestPlanWorkflowStampsDefaults(t *testing.T) {
 	require.Equal(t, now.Add(time.Second), b.ScheduledAt)
 	require.Equal(t, json.RawMessage("null"), b.Payload)
 
-	_, err = store.PlanWorkflow(store.EnqueueWorkflowParams{Now: now, Workflow: workflow.Workflow{Name: "w",
-		Steps: []workflow.Step{{Name: "a", Queue: "q", DependsOn: []string{"a"}}}}})
+	_, err = store.PlanWorkflow(store.EnqueueWorkflowParams{Workflow: workflow.Workflow{Name: "w",
+		Steps: []workflow.Step{{Name: "a", Queue: "q", DependsOn: []string{"a"}}}}}, now)
 	require.ErrorIs(t, err, store.ErrInvalid)
 	require.ErrorIs(t, err, workflow.ErrCycle)
+}
+
+func TestPlanWorkflowRejectsMetadataNoBackendStores(t *testing.T) {
+	t.Parallel()
+	steps := []workflow.Step{{Name: "a", Queue: "q"}}
+	for _, metadata := range []string{
+		`{"a":"\ud800"}`, // a lone surrogate: PostgreSQL's JSONB and MariaDB refuse it
+		`{"a":1e999999}`, // out of float64 range: PostgreSQL refuses it
+		strings.Repeat("[", 40) + strings.Repeat("]", 40), // nested deeper than MariaDB keeps
+		"{\"a\":\"\xff\"}", // not UTF-8
+	} {
+		_, err := store.PlanWorkflow(store.EnqueueWorkflowParams{Workflow: workflow.Workflow{
+			Name: "w", Metadata: json.RawMessage(metadata), Steps: steps}}, time.Now())
+		require.ErrorIs(t, err, store.ErrInvalid, "metadata %.40q", metadata)
+		require.ErrorContains(t, err, "metadata", "metadata %.40q", metadata)
+	}
+	plan, err := store.PlanWorkflow(store.EnqueueWorkflowParams{Workflow: workflow.Workflow{
+		Name: "w", Metadata: json.RawMessage(`{"team":"billing"}`), Steps: steps}}, time.Now())
+	require.NoError(t, err)
+	require.JSONEq(t, `{"team":"billing"}`, string(plan.Workflow.Metadata))
 }

@@ -18,11 +18,15 @@ import (
 
 // ExpireResults clears results whose result_expires_at has passed.
 func (s *Store) ExpireResults(ctx context.Context, p store.ExpireResultsParams) (int, error) {
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return 0, wrap(err, "expire results")
+	}
 	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		ids, err := lockIDs(ctx, tx, `SELECT id FROM hammerwork_jobs
 WHERE result_expires_at <= ? AND result_data IS NOT NULL
-ORDER BY result_expires_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, now(p.Now), p.CleanLimit())
+ORDER BY result_expires_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, at, p.CleanLimit())
 		if err != nil || len(ids) == 0 {
 			n = 0
 			return err

@@ -42,14 +42,17 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if len(p.Jobs) == 0 {
 		return nil, nil
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "enqueue %d jobs", len(p.Jobs))
+	}
 	for i, n := range p.Jobs {
 		if err := n.Validate(); err != nil {
 			return nil, fmt.Errorf("enqueue job %d: %w", i, err)
 		}
 	}
 	var jobs []*job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		jobs, err = enqueueTx(ctx, tx, p.Jobs, at)
 		return err

@@ -12,8 +12,8 @@
 //
 // Every session runs with time_zone '+00:00' and the driver reads and writes
 // DATETIME values as UTC, so stored times are UTC whatever the server's zone,
-// and NOW() in hand-written queries (the seed query of DESIGN.md) agrees with
-// them.
+// and NOW() in hand-written queries (such as an operator's query for due
+// jobs) agrees with them.
 //
 // Server features used, and where they start: SKIP LOCKED (MySQL 8.0.1,
 // MariaDB 10.6), JSON_TABLE to join a batch's per-job values (MySQL 8.0.4,
@@ -42,8 +42,8 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// DefaultMaxConns is the pool size when Config.MaxConns is zero, as in
-// DESIGN.md's database.max_conns.
+// DefaultMaxConns is the pool size when Config.MaxConns is zero: the
+// default of the database.max_conns setting.
 const DefaultMaxConns = 10
 
 // Config says how to connect.
@@ -71,10 +71,7 @@ type Store struct {
 	clock *store.Clock
 }
 
-var (
-	_ store.Store         = (*Store)(nil)
-	_ store.DatabaseClock = (*Store)(nil)
-)
+var _ store.Store = (*Store)(nil)
 
 // Open connects a pool and checks that the server answers. It does not
 // migrate: call Migrate (or check PendingMigrations) before use. Errors never

@@ -189,14 +189,6 @@ func nullSeconds(d time.Duration) sql.NullFloat64 {
 	return sql.NullFloat64{Float64: d.Seconds(), Valid: d != 0}
 }
 
-// now defaults a caller's zero Now to the clock.
-func now(t time.Time) time.Time {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return store.UTC(t)
-}
-
 // compareIDs orders ids as the database does: CHAR(36) lowercase hex under a
 // binary collation sorts like the UUID bytes.
 func compareIDs(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) }

@@ -20,7 +20,11 @@ var _ store.Workflows = (*Store)(nil)
 // EnqueueWorkflow validates the definition, then writes the workflow, its
 // jobs and its edges in one transaction.
 func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowParams) (*store.WorkflowEnqueued, error) {
-	plan, err := store.PlanWorkflow(p)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "enqueue workflow %q", p.Workflow.Name)
+	}
+	plan, err := store.PlanWorkflow(p, at)
 	if err != nil {
 		return nil, err
 	}
@@ -172,9 +176,12 @@ func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, err
 // reads the workflow back.
 func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParams,
 	fn func(tx resolveTx, at time.Time) error) (*workflow.Record, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "%s workflow %s", op, p.ID)
+	}
 	var w *workflow.Record
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := fn(resolveTx{tx}, at); err != nil {
 			return err
 		}
@@ -206,7 +213,10 @@ func (s *Store) RetryWorkflow(ctx context.Context, p store.WorkflowParams) (*wor
 // ExpireWorkflows fails the live workflows whose deadline passed, each in
 // its own transaction; rows another expirer holds are skipped.
 func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsParams) ([]uuid.UUID, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "find expired workflows")
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id FROM hammerwork_workflows
 WHERE status IN ('running', 'paused') AND deadline IS NOT NULL AND deadline <= ?
 ORDER BY deadline, id LIMIT ?`, at, p.ExpireLimit())

@@ -24,7 +24,10 @@ RETURNING o.status, ` + changeColumns
 // Cancel moves a pending or running job to cancelled; in a workflow (or
 // with children) its descendants are cancelled too and the counters follow.
 func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "cancel job %s", p.ID)
+	}
 	return s.transition(ctx, "cancel", p.ID, func(tx pgx.Tx) (bool, error) {
 		c, ok, err := change(tx.QueryRow(ctx, cancelSQL, p.ID), p.ID, job.StatusCancelled)
 		if !ok || err != nil || !needsResolution([]store.JobChange{c}) {
@@ -50,7 +53,10 @@ RETURNING o.status, ` + changeColumns
 // Retry moves a failed or cancelled job back to pending with its attempts
 // reset and its dependencies recomputed from its parents.
 func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "retry job %s", p.ID)
+	}
 	return s.transition(ctx, "retry", p.ID, func(tx pgx.Tx) (bool, error) {
 		c, ok, err := change(tx.QueryRow(ctx, retrySQL, p.ID, at), p.ID, job.StatusPending)
 		if !ok || err != nil {

@@ -22,7 +22,11 @@ WHERE id IN (SELECT id FROM hammerwork_jobs
 
 // ExpireResults clears results whose result_expires_at has passed.
 func (s *Store) ExpireResults(ctx context.Context, p store.ExpireResultsParams) (int, error) {
-	tag, err := s.pool.Exec(ctx, expireResultsSQL, now(p.Now), p.CleanLimit())
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return 0, wrap(err, "expire results")
+	}
+	tag, err := s.pool.Exec(ctx, expireResultsSQL, at, p.CleanLimit())
 	if err != nil {
 		return 0, wrap(err, "expire results")
 	}

@@ -53,7 +53,10 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if len(p.Jobs) == 0 {
 		return nil, nil
 	}
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "enqueue %d jobs", len(p.Jobs))
+	}
 	jobs := make([]*job.Job, len(p.Jobs))
 	var b batch
 	for i, n := range p.Jobs {
@@ -70,7 +73,6 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if store.HasDependsOn(p.Jobs) || store.HasUniqueKey(p.Jobs) {
 		return s.enqueueInTx(ctx, p, at)
 	}
-	var err error
 	if len(jobs) >= copyThreshold {
 		err = s.enqueueCopy(ctx, &b, at)
 	} else {

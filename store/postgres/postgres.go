@@ -24,8 +24,8 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// DefaultMaxConns is the pool size when Config.MaxConns is zero, as in
-// DESIGN.md's database.max_conns.
+// DefaultMaxConns is the pool size when Config.MaxConns is zero: the
+// default of the database.max_conns setting.
 const DefaultMaxConns = 10
 
 // NotifyChannel is the LISTEN/NOTIFY channel Enqueue signals; the payload is
@@ -65,10 +65,7 @@ type Store struct {
 // siblings' completions).
 func (s *Store) RetriedTransactions() int64 { return s.retried.Load() }
 
-var (
-	_ store.Store         = (*Store)(nil)
-	_ store.DatabaseClock = (*Store)(nil)
-)
+var _ store.Store = (*Store)(nil)
 
 // Open connects a pool and checks that the server answers. It does not
 // migrate: call Migrate (or check PendingMigrations) before use. Errors

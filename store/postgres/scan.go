@@ -207,11 +207,3 @@ func splitLeases(refs []store.LeaseRef) (ids []uuid.UUID, tokens []string) {
 	}
 	return ids, tokens
 }
-
-// now defaults a caller's zero Now to the clock.
-func now(t time.Time) time.Time {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return store.UTC(t)
-}

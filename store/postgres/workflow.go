@@ -111,7 +111,11 @@ func (s *Store) enqueueInTx(ctx context.Context, p store.EnqueueParams, at time.
 // EnqueueWorkflow validates the definition, then writes the workflow, its
 // jobs (COPY) and its edges (COPY) in one transaction.
 func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowParams) (*store.WorkflowEnqueued, error) {
-	plan, err := store.PlanWorkflow(p)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "enqueue workflow %q", p.Workflow.Name)
+	}
+	plan, err := store.PlanWorkflow(p, at)
 	if err != nil {
 		return nil, err
 	}
@@ -264,9 +268,12 @@ func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, err
 // reads the workflow back.
 func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParams,
 	fn func(ctx context.Context, tx resolveTx, at time.Time) error) (*workflow.Record, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "%s workflow %s", op, p.ID)
+	}
 	var w *workflow.Record
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := fn(ctx, resolveTx{tx}, at); err != nil {
 			return err
 		}
@@ -301,7 +308,10 @@ func (s *Store) RetryWorkflow(ctx context.Context, p store.WorkflowParams) (*wor
 // ExpireWorkflows fails the live workflows whose deadline passed, each in
 // its own transaction; rows another expirer holds are skipped.
 func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsParams) ([]uuid.UUID, error) {
-	at := now(p.Now)
+	at, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, wrap(err, "find expired workflows")
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id FROM hammerwork_workflows
 WHERE status IN ('running', 'paused') AND deadline IS NOT NULL AND deadline <= $1
 ORDER BY deadline, id LIMIT $2`, at, p.ExpireLimit())

@@ -17,7 +17,10 @@ import (
 // so a late answer from the agent that held it is stale. In a workflow (or
 // with children) its descendants are cancelled too and the counters follow.
 func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, error) {
-	now := nowOr(p.Now)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %s: %w", p.ID, err)
+	}
 	return s.transition(ctx, "cancel", p.ID, []job.Status{job.StatusPending, job.StatusRunning},
 		func(tx *sql.Tx, c store.JobChange) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
@@ -37,7 +40,10 @@ func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, err
 // reset and its dependencies recomputed from its parents; the error history
 // stays.
 func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error) {
-	now := nowOr(p.Now)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("retry job %s: %w", p.ID, err)
+	}
 	return s.transition(ctx, "retry", p.ID, []job.Status{job.StatusFailed, job.StatusCancelled},
 		func(tx *sql.Tx, c store.JobChange) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
@@ -85,6 +91,9 @@ func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []
 		j, err = getJob(ctx, tx, id)
 		return err
 	})
+	if err == nil && j != nil {
+		err = s.hideExpiredResults(ctx, j)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s job %s: %w", op, id, err)
 	}

@@ -11,12 +11,16 @@ import (
 // ExpireResults clears results whose result_expires_at has passed. Stored
 // times are fixed-width UTC text, so comparing strings compares times.
 func (s *Store) ExpireResults(ctx context.Context, p store.ExpireResultsParams) (int, error) {
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return 0, fmt.Errorf("expire results: %w", err)
+	}
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs SET result_data = NULL
 			WHERE id IN (SELECT id FROM hammerwork_jobs
 				WHERE result_data IS NOT NULL AND result_expires_at <= ? LIMIT ?)`,
-			ts(nowOr(p.Now)), p.CleanLimit())
+			ts(now), p.CleanLimit())
 		if err != nil {
 			return err
 		}

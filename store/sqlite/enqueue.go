@@ -32,7 +32,10 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if len(p.Jobs) == 0 {
 		return []*job.Job{}, nil
 	}
-	now := nowOr(p.Now)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue %d jobs: %w", len(p.Jobs), err)
+	}
 	if store.HasDependsOn(p.Jobs) || store.HasUniqueKey(p.Jobs) {
 		return s.enqueueInTx(ctx, p, now)
 	}
@@ -45,7 +48,7 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		args[i] = a
 	}
 	jobs := make([]*job.Job, 0, len(p.Jobs))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, insertJob)
 		if err != nil {
 			return err

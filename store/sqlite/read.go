@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -26,6 +25,9 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*job.Job, error) {
 	j, err := getJob(ctx, s.read, id)
 	if err != nil {
 		return nil, fmt.Errorf("get job %s: %w", id, dbErr(err))
+	}
+	if err := s.hideExpiredResults(ctx, j); err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
 	}
 	return j, nil
 }
@@ -47,16 +49,23 @@ func getJob(ctx context.Context, q querier, id uuid.UUID) (*job.Job, error) {
 		`SELECT job_id FROM hammerwork_job_dependencies WHERE depends_on_id = ? ORDER BY job_id`, id); err != nil {
 		return nil, fmt.Errorf("read children: %w", err)
 	}
-	hideExpiredResult(j, time.Now())
 	return j, nil
 }
 
-// hideExpiredResult drops a result whose time to live has passed; a sweeper
-// may not have deleted it yet, but it is gone as far as readers know.
-func hideExpiredResult(j *job.Job, now time.Time) {
-	if j.ResultExpiresAt != nil && !j.ResultExpiresAt.After(now) {
-		j.Result = nil
+// hideExpiredResults drops each result whose time to live has passed by the
+// database's clock: the cleaner may not have cleared it yet, but it is gone
+// as far as readers know.
+func (s *Store) hideExpiredResults(ctx context.Context, jobs ...*job.Job) error {
+	now, err := s.DatabaseNow(ctx)
+	if err != nil {
+		return err
 	}
+	for _, j := range jobs {
+		if j.ResultExpiresAt != nil && !j.ResultExpiresAt.After(now) {
+			j.Result = nil
+		}
+	}
+	return nil
 }
 
 func queryIDs(ctx context.Context, q querier, query string, id uuid.UUID) ([]uuid.UUID, error) {
@@ -132,9 +141,8 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if page.Jobs == nil {
 		page.Jobs = []*job.Job{}
 	}
-	now := time.Now()
-	for _, j := range page.Jobs {
-		hideExpiredResult(j, now)
+	if err := s.hideExpiredResults(ctx, page.Jobs...); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return page, nil
 }

@@ -34,14 +34,6 @@ func tsOrNow(t, now time.Time) string {
 	return ts(t)
 }
 
-// nowOr returns the caller's Now, or the clock when the caller left it zero.
-func nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		return store.UTC(time.Now())
-	}
-	return store.UTC(t)
-}
-
 func parseTS(s string) (time.Time, error) {
 	t, err := time.ParseInLocation(parseFormat, s, time.UTC)
 	if err != nil {

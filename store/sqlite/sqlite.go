@@ -45,10 +45,7 @@ type Store struct {
 	clock *store.Clock
 }
 
-var (
-	_ store.Store         = (*Store)(nil)
-	_ store.DatabaseClock = (*Store)(nil)
-)
+var _ store.Store = (*Store)(nil)
 
 // newStore wraps opened connections.
 func newStore(write, read *sql.DB) *Store {

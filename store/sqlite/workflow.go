@@ -92,7 +92,11 @@ func (s *Store) enqueueInTx(ctx context.Context, p store.EnqueueParams, now time
 // EnqueueWorkflow validates the definition, then writes the workflow, its
 // jobs and its edges in one transaction.
 func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowParams) (*store.WorkflowEnqueued, error) {
-	plan, err := store.PlanWorkflow(p)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue workflow %q: %w", p.Workflow.Name, err)
+	}
+	plan, err := store.PlanWorkflow(p, now)
 	if err != nil {
 		return nil, err
 	}
@@ -248,13 +252,14 @@ func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, err
 	if err != nil {
 		return nil, fmt.Errorf("list jobs of workflow %s: %w", id, err)
 	}
-	now := time.Now()
 	for _, j := range jobs {
 		j.Dependents = children[j.ID]
 		if j.Dependents == nil {
 			j.Dependents = []uuid.UUID{}
 		}
-		hideExpiredResult(j, now)
+	}
+	if err := s.hideExpiredResults(ctx, jobs...); err != nil {
+		return nil, fmt.Errorf("list jobs of workflow %s: %w", id, err)
 	}
 	return jobs, nil
 }
@@ -290,9 +295,12 @@ func (s *Store) workflowEdges(ctx context.Context, id uuid.UUID) (map[uuid.UUID]
 // transaction and reads the workflow back.
 func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParams,
 	fn func(tx resolveTx, now time.Time) error) (*workflow.Record, error) {
-	now := nowOr(p.Now)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("%s workflow %s: %w", op, p.ID, err)
+	}
 	var w *workflow.Record
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := fn(resolveTx{tx}, now); err != nil {
 			return err
 		}
@@ -324,9 +332,12 @@ func (s *Store) RetryWorkflow(ctx context.Context, p store.WorkflowParams) (*wor
 // ExpireWorkflows fails the live workflows whose deadline passed, all in
 // one write transaction.
 func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsParams) ([]uuid.UUID, error) {
-	now := nowOr(p.Now)
+	now, err := s.now(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("expire workflows: %w", err)
+	}
 	var expired []uuid.UUID
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		ids, err := queryIDList(ctx, tx, `SELECT id FROM hammerwork_workflows
 			WHERE status IN ('running', 'paused') AND deadline IS NOT NULL AND deadline <= ?
 			ORDER BY deadline, id LIMIT ?`, ts(now), p.ExpireLimit())
