@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/hammerwork-go/hw-agent/job"
 )
@@ -56,6 +57,14 @@ func (n NewJob) Validate() error {
 	}
 	if len(n.UniqueKey) > 255 {
 		return bad("unique_key is longer than 255 bytes")
+	}
+	// The key is a text column: PostgreSQL refuses bytes that are not
+	// UTF-8 and NUL in any text, which would make the enqueue a 500.
+	if !utf8.ValidString(n.UniqueKey) {
+		return bad("unique_key is not valid UTF-8")
+	}
+	if i := strings.IndexByte(n.UniqueKey, 0); i >= 0 {
+		return bad("unique_key holds a NUL byte at byte %d", i)
 	}
 	return nil
 }

@@ -38,6 +38,8 @@ func TestNewJobValidateNamesTheField(t *testing.T) {
 		{"result ttl", func(n *store.NewJob) { n.ResultTTL = -time.Second }, "result_ttl"},
 		{"retry", func(n *store.NewJob) { n.RetryPolicy = &job.RetryPolicy{Strategy: "sometimes"} }, "retry.strategy"},
 		{"unique key", func(n *store.NewJob) { n.UniqueKey = strings.Repeat("k", 256) }, "unique_key"},
+		{"unique key not UTF-8", func(n *store.NewJob) { n.UniqueKey = "order-\xff" }, "unique_key is not valid UTF-8"},
+		{"unique key with NUL", func(n *store.NewJob) { n.UniqueKey = "order\x00" }, "unique_key holds a NUL byte at byte 5"},
 	}
 	for _, tt := range tests {
 		n := ok
