@@ -13,8 +13,9 @@ import (
 const DefaultClockSync = 30 * time.Second
 
 // DatabaseClock is a store that can say what time its database thinks it
-// is. Every backend's Store is one; the agent uses it where it must compare
-// a stored time with "now" itself (when the next delayed job falls due).
+// is; every Store is one. Callers use it where they must compare a stored
+// time with "now" themselves (when the next delayed job falls due) or count
+// an age from now (an operator's purge of jobs older than a duration).
 type DatabaseClock interface {
 	// DatabaseNow is the database's current time, as the store's Clock
 	// estimates it (UTC).

@@ -38,7 +38,7 @@ func (p ReleaseParams) DueAt(now time.Time) time.Time {
 	return UTC(now.Add(p.Delay))
 }
 
-// DueSource is what NextDueIn needs of a store; every backend's Store is one.
+// DueSource is what NextDueIn needs of a store; every Store is one.
 type DueSource interface {
 	QueueControls
 	DatabaseClock

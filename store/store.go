@@ -1,14 +1,19 @@
 // Package store defines the persistence contract of hw-agent. Its semantics are
 // written once, as the conformance suite in store/storetest, and every backend
-// (store/postgres, store/sqlite, later store/mysql) is a dialect that passes it.
+// (store/postgres, store/mysql for MySQL and MariaDB, store/sqlite) is a
+// dialect that passes it.
 //
 // Rules every backend keeps:
 //   - Every change of state is one transaction, guarded by the state it
 //     expects and, for a running job, by its lease_token. A guard that does
 //     not match changes nothing and is reported (ErrStaleLease, ErrConflict,
 //     or the id in a Stale list for batch calls).
-//   - Times are supplied by the caller (the Now fields) and stored in UTC
-//     with at least microsecond precision.
+//   - The database's clock decides every due, expired and retention
+//     question, whatever the clocks of the agents' hosts say: a zero Now
+//     field means the database's now (the store's Clock), and callers send
+//     durations (a lease's length, a retry's delay) that the store adds to
+//     it. A non-zero Now replaces the database's now; tests inject it.
+//   - Times are stored in UTC with at least microsecond precision.
 //   - Batch calls are one round trip per statement, never one per job.
 package store
 
@@ -33,6 +38,7 @@ type Store interface {
 	Batches
 	QueueControls
 	Cleaner
+	DatabaseClock
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases connections. Safe to call twice.
@@ -61,14 +67,16 @@ type Leaser interface {
 	// attempts+1, started_at = Now, leased_by = AgentID, a fresh lease_token
 	// and lease_expires_at = Now + Duration. It returns the jobs as updated.
 	Lease(ctx context.Context, p LeaseParams) ([]*job.Job, error)
-	// Extend sets lease_expires_at = p.Until for each running job whose
+	// Extend sets lease_expires_at = p.ExpiresAt(now) (the database's now +
+	// p.Duration, unless p.Until names the time) for each running job whose
 	// token matches and returns the ids that did not match.
 	Extend(ctx context.Context, p ExtendParams) (stale []uuid.UUID, err error)
 	// Release puts running jobs back to pending without spending the
-	// attempt (attempts-1, lease cleared, scheduled_at = p.ScheduledAt):
-	// for a drain or an app that is down. Returns ids that did not match.
+	// attempt (attempts-1, lease cleared, scheduled_at = p.DueAt(now): the
+	// database's now + p.Delay, unless p.ScheduledAt names the time): for a
+	// drain or an app that is down. Returns ids that did not match.
 	Release(ctx context.Context, p ReleaseParams) (stale []uuid.UUID, err error)
-	// RescueExpired finds running jobs whose lease_expires_at <= p.Now: each
+	// RescueExpired finds running jobs whose lease_expires_at <= now: each
 	// goes back to pending (scheduled_at = Now) or, when attempts >=
 	// max_attempts, to failed; either way an AttemptError with outcome
 	// "lease_expired" is appended and the lease cleared.
@@ -85,7 +93,8 @@ type Finisher interface {
 	Complete(ctx context.Context, p CompleteParams) (stale []uuid.UUID, err error)
 	// Fail records failed attempts in one transaction. A failure with Retry
 	// set on a job with attempts < max_attempts goes back to pending with
-	// scheduled_at = RetryAt; any other becomes failed with failed_at = Now.
+	// scheduled_at = RetryDue(now) (the database's now + RetryDelay, unless
+	// RetryAt names the time); any other becomes failed with failed_at = now.
 	// Either way error_message is set, an AttemptError is appended and the
 	// lease cleared.
 	Fail(ctx context.Context, p FailParams) (FailResult, error)
@@ -97,8 +106,12 @@ type Admin interface {
 	// lease, so a late answer is stale). Any other status: ErrConflict.
 	Cancel(ctx context.Context, p CancelParams) (*job.Job, error)
 	// Retry moves a failed or cancelled job back to pending with attempts
-	// reset to 0 and scheduled_at = Now; the error history is kept. Any other
-	// status: ErrConflict.
+	// reset to 0 and scheduled_at = now; the error history is kept. Any other
+	// status: ErrConflict. A job with a failed or cancelled parent is
+	// ErrConflict naming that parent (retry it, or the workflow, first). The
+	// one failed job of a failed fail_fast workflow also re-pends the jobs
+	// its failure cancelled, and the workflow runs again; reopening a
+	// finished workflow renews its deadline (now + its timeout).
 	Retry(ctx context.Context, p RetryParams) (*job.Job, error)
 }
 
@@ -199,12 +212,13 @@ type ExtendParams struct {
 // ReleaseParams returns leased jobs without spending their attempt.
 type ReleaseParams struct {
 	Leases []LeaseRef
-	// ScheduledAt, when set, is when the jobs are due again. Zero means Now
-	// + Delay.
+	// ScheduledAt, when set, is when the jobs are due again. Zero means the
+	// database's now + Delay, which is what agents send.
 	ScheduledAt time.Time
 	// Delay is how long after the database's now the jobs are due again.
 	Delay time.Duration
-	Now   time.Time
+	// Now replaces the database's now; injected for tests.
+	Now time.Time
 }
 
 // RescueParams drives one pass of the expired-lease rescuer.
@@ -244,9 +258,9 @@ type Failure struct {
 	Outcome string
 	// Retry is false for a permanent failure.
 	Retry bool
-	// RetryAt, when set, is when the retry is due. Zero means Now +
-	// RetryDelay: agents send the delay, so the database's clock, not
-	// theirs, says when the job is due.
+	// RetryAt, when set, is when the retry is due. Zero means the
+	// database's now + RetryDelay: agents send the delay, so the database's
+	// clock, not theirs, says when the job is due.
 	RetryAt    time.Time
 	RetryDelay time.Duration
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
-// Workflows persists workflows and resolves their dependencies. The rules
-// are DESIGN.md's "Workflows" section; the parts that live inside other
-// transitions are these:
+// Workflows persists workflows and resolves their dependencies. Its own
+// methods' docs hold the workflow-wide rules; the parts that live inside
+// other transitions are these:
 //
 //   - Complete: in the same transaction, each child of a completed job has
 //     pending_dependencies decremented once per completed parent (aggregated

@@ -46,7 +46,8 @@ func withParam(rawURL, key, value string) string {
 	return rawURL + sep + key + "=" + url.QueryEscape(value)
 }
 
-// seedQuery is the query of DESIGN.md, verbatim but for the placeholder.
+// seedQuery is an operator's hand-written query for a queue's due jobs, as
+// hammerwork documents it, verbatim but for the placeholder.
 const seedQuery = `SELECT * FROM hammerwork_jobs
 WHERE queue_name = ? AND status = 'pending' AND scheduled_at <= NOW()
   AND (dependency_status = 'none' OR dependency_status = 'satisfied')

@@ -33,9 +33,7 @@ var clockTests = []struct {
 // dbNow is the database's current time as the store reads it.
 func dbNow(t *testing.T, s store.Store) time.Time {
 	t.Helper()
-	c, ok := s.(store.DatabaseClock)
-	require.True(t, ok, "the store reads its database's clock (store.DatabaseClock)")
-	now, err := c.DatabaseNow(t.Context())
+	now, err := s.DatabaseNow(t.Context())
 	require.NoError(t, err, "read the database's time")
 	require.Equal(t, time.UTC, now.Location(), "the database's time is in UTC")
 	return now
@@ -163,15 +161,13 @@ func testReleaseDelay(t *testing.T, s store.Store) {
 }
 
 func testNextDueIn(t *testing.T, s store.Store) {
-	src, ok := s.(store.DueSource)
-	require.True(t, ok, "the store answers NextDueIn")
 	p := store.NextDueParams{Queues: []string{"q"}}
-	_, ok, err := store.NextDueIn(t.Context(), src, p)
+	_, ok, err := store.NextDueIn(t.Context(), s, p)
 	require.NoError(t, err)
 	require.False(t, ok, "no delayed job")
 
 	enqueue(t, s, time.Time{}, scheduledJob("q", dbNow(t, s).Add(time.Hour)))
-	d, ok, err := store.NextDueIn(t.Context(), src, p)
+	d, ok, err := store.NextDueIn(t.Context(), s, p)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.LessOrEqual(t, d, time.Hour)
@@ -180,7 +176,7 @@ func testNextDueIn(t *testing.T, s store.Store) {
 	// A lease that began before a job fell due still finds it: zero delay.
 	since := dbNow(t, s).Add(-time.Minute)
 	enqueue(t, s, time.Time{}, scheduledJob("q", since.Add(time.Second)))
-	d, ok, err = store.NextDueIn(t.Context(), src, store.NextDueParams{Queues: []string{"q"}, Now: since})
+	d, ok, err = store.NextDueIn(t.Context(), s, store.NextDueParams{Queues: []string{"q"}, Now: since})
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Zero(t, d, "a job that fell due since the lease began is due at once")

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of store.Store: the semantics
-// documented in package store and in DESIGN.md's "Job states", written once as
-// tests. Every backend's test calls Run with a factory for fresh, migrated
+// documented in package store (the rules of its package doc and of each
+// interface, the job states among them), written once as tests. Every backend's test calls Run with a factory for fresh, migrated
 // stores; a backend is correct when the suite passes.
 //
 // Where the contract in package store leaves a choice open, the suite takes
@@ -39,7 +39,9 @@
 //
 // Every test supplies its own Now values, built from one fixed base time far
 // in the future (so results with a TTL stay unexpired on the database's
-// clock), and never sleeps.
+// clock), except the clock tests (clock.go): they leave Now zero, as the
+// agent does, so they run on the database's real clock and, where a job must
+// fall due, poll for it with a deadline instead of sleeping a fixed time.
 package storetest
 
 import (

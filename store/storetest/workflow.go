@@ -15,7 +15,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
-// Workflow cases read the rules of DESIGN.md's "Workflows": the store
+// Workflow cases read the rules of package store's Workflows: the store
 // resolves dependencies, applies failure policies and keeps counters in the
 // same transactions as the job changes, so after every step the suite
 // checks that the workflow's counters equal the counts of its jobs.

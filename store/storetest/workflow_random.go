@@ -56,7 +56,7 @@ func init() {
 // testRandomDAGs is a property test: rapid draws workflows run under
 // continue_on_failure with some steps answered as failures, and each one is
 // leased round after round as an agent would. Each round checks the
-// properties DESIGN.md's "Workflows" promises: exactly the steps whose
+// properties package store's Workflows promises: exactly the steps whose
 // parents have all completed are leasable (so no job runs before a parent)
 // and the workflow's counters equal its jobs' states; at the end exactly
 // the descendants of a failed step are cancelled with dependency_status
