@@ -54,8 +54,11 @@ var (
 
 // Agent leases jobs and delivers them to the app. Run it once.
 type Agent struct {
-	cfg        Config
-	store      store.Store
+	cfg   Config
+	store store.Store
+	// due answers "how long until the next delayed job" by the database's
+	// clock: the store with its DatabaseNow.
+	due        store.DueSource
 	log        *slog.Logger
 	dispatcher *dispatch.Dispatcher
 	acquirer   lease.Acquirer
@@ -68,10 +71,13 @@ type Agent struct {
 	expirer    *workflowExpirer
 	cleaner    *cleaner // nil when retention.interval is 0
 	completer  *completer
-	tracer     *tracing.Tracer
-	metrics    *metrics.Metrics
-	clock      func() time.Time
-	ended      recentIDs // workflows whose end was counted
+	// db is the agent's one database outage tracker: every loop that
+	// reports to it shares it, so an outage is logged and counted once.
+	db      *dbOutage
+	tracer  *tracing.Tracer
+	metrics *metrics.Metrics
+	clock   func() time.Time
+	ended   recentIDs // workflows whose end was counted
 
 	ran atomic.Bool
 	// bg carries store calls that must finish even while stopping; work is
@@ -98,6 +104,10 @@ func New(p Params) (*Agent, error) {
 	if p.Store == nil {
 		return nil, errors.New("agent: no store")
 	}
+	due, ok := p.Store.(store.DueSource)
+	if !ok {
+		return nil, fmt.Errorf("agent: store %T cannot read its database's clock", p.Store)
+	}
 	log := p.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -108,27 +118,30 @@ func New(p Params) (*Agent, error) {
 	if clock == nil {
 		clock = time.Now
 	}
+	db := &dbOutage{log: log, metrics: p.Metrics}
 	a := &Agent{
 		cfg:        cfg,
 		store:      p.Store,
+		due:        due,
 		log:        log,
-		dispatcher: dispatch.New(p.HTTPClient),
+		dispatcher: dispatch.New(p.HTTPClient, dispatch.WithLogger(log)),
 		acquirer:   lease.Acquirer{Store: p.Store, AgentID: cfg.Agent.ID, Duration: leaseFor},
 		slots:      &slots{free: cfg.Agent.Concurrency},
 		heartbeat:  lease.NewHeartbeat(lease.HeartbeatConfig{Store: p.Store, Duration: leaseFor, Logger: log}),
 		rescuer:    lease.NewRescuer(lease.RescuerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log}),
-		expirer:    newWorkflowExpirer(p.Store, cfg.Agent.RescueInterval.D(), log),
+		expirer:    newWorkflowExpirer(p.Store, cfg.Agent.RescueInterval.D(), db, log),
 		completer:  newCompleter(p.Store, cfg.Agent.CompleteFlushInterval.D(), log),
 		tracer:     p.Tracer,
 		metrics:    p.Metrics,
 		clock:      clock,
+		db:         db,
 	}
 	a.dispatcher.UseClock(clock)
 	if a.tracer == nil {
 		a.tracer = tracing.NewTracer(nil)
 	}
 	if cfg.Retention.Interval > 0 {
-		a.cleaner = newCleaner(p.Store, cfg.Retention, log)
+		a.cleaner = newCleaner(p.Store, due, cfg.Retention, db, log)
 	}
 	a.completer.count = a.countFinished
 	a.completer.dbError = a.metrics.DBError
@@ -141,11 +154,11 @@ func New(p Params) (*Agent, error) {
 		a.health.metrics = p.Metrics
 	}
 	for _, sel := range cfg.selections() {
-		a.producers = append(a.producers, newProducer(a, sel))
+		a.producers = append(a.producers, newProducer(a, sel, a.db))
 	}
 	a.slots.producers = a.producers
 	if w, ok := p.Store.(jobWaiter); ok {
-		a.listener = &enqueueListener{src: w, producers: a.producers, retry: cfg.Agent.PollInterval.D(), log: log}
+		a.listener = newEnqueueListener(w, p.Store.Ping, a.producers, cfg.Agent.PollInterval.D(), a.db, log)
 	}
 	return a, nil
 }

@@ -28,18 +28,24 @@ type cleanResult struct {
 // concurrent passes are safe, at the cost of a few redundant queries. Work
 // goes in batches of retention.batch_size rows per statement, so a large
 // backlog never holds locks (or SQLite's single writer) for long; the trade
-// is more round trips while a backlog lasts.
+// is more round trips while a backlog lasts. Ages count by the database's
+// clock, read once per pass, so an agent whose host clock runs ahead
+// deletes nothing early.
 type cleaner struct {
 	store store.Cleaner
+	clock store.DatabaseClock
 	cfg   RetentionConfig
-	log   *slog.Logger
+	// outage is the agent's tracker: a pass failing during an outage is
+	// logged at DEBUG, since the outage is logged once.
+	outage *dbOutage
+	log    *slog.Logger
 	lease.Loop
 	// passes, when set by tests, receives each pass's result.
 	passes chan cleanResult
 }
 
-func newCleaner(s store.Cleaner, cfg RetentionConfig, log *slog.Logger) *cleaner {
-	return &cleaner{store: s, cfg: cfg, log: log}
+func newCleaner(s store.Cleaner, clock store.DatabaseClock, cfg RetentionConfig, outage *dbOutage, log *slog.Logger) *cleaner {
+	return &cleaner{store: s, clock: clock, cfg: cfg, outage: outage, log: log}
 }
 
 // Start runs a pass at once and then every interval until Stop.
@@ -62,12 +68,18 @@ func (c *cleaner) Start(ctx context.Context) error {
 func (c *cleaner) Stop() { c.Loop.Stop() }
 
 // pass runs each step until it comes back short of a full batch. A failed
-// step is logged and the pass moves on: the next interval tries again.
+// step is logged and the pass moves on: the next interval tries again. The
+// retention cutoffs count back from the database's now, read once, so every
+// step of a pass agrees on them.
 func (c *cleaner) pass(ctx context.Context) {
-	now := time.Now()
+	now, err := c.clock.DatabaseNow(ctx)
+	if err != nil {
+		c.failed(ctx, "read the database's clock", err)
+		return
+	}
 	res := cleanResult{deleted: map[job.Status]int{}}
 	res.expired = c.drain(ctx, "expire results", func() (int, error) {
-		return c.store.ExpireResults(ctx, store.ExpireResultsParams{Now: now, Limit: c.cfg.BatchSize})
+		return c.store.ExpireResults(ctx, store.ExpireResultsParams{Limit: c.cfg.BatchSize})
 	})
 	for _, s := range store.FinishedStatuses {
 		keep := c.cfg.For(s)
@@ -111,9 +123,7 @@ func (c *cleaner) drain(ctx context.Context, what string, step func() (int, erro
 	for ctx.Err() == nil {
 		n, err := step()
 		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Error("cleaner step failed; retrying at the next interval", "step", what, "error", err)
-			}
+			c.failed(ctx, what, err)
 			return total
 		}
 		total += n
@@ -122,4 +132,17 @@ func (c *cleaner) drain(ctx context.Context, what string, step func() (int, erro
 		}
 	}
 	return total
+}
+
+// failed logs a failed step: at ERROR, or at DEBUG during a database outage
+// the agent has already logged; not at all when the agent is stopping.
+func (c *cleaner) failed(ctx context.Context, what string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	level := slog.LevelError
+	if c.outage.isDown() {
+		level = slog.LevelDebug
+	}
+	c.log.Log(ctx, level, "cleaner step failed; retrying at the next interval", "step", what, "error", err)
 }

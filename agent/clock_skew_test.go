@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/mysql"
 	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
@@ -196,4 +199,67 @@ func TestAgentsWithSkewedClocksOnSQLiteNeitherRescueLiveLeasesNorDeliverEarly(t 
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "shared.db")
 	runSkewedAgents(t, openSQLite(t, path), openSQLite(t, path))
+}
+
+// A cleaner whose host runs 30 days ahead of the database, with the agent's
+// clock 30 days further ahead still, counts retention by the database's
+// clock: a job completed just now by that clock stays, one completed past
+// retention by it goes. MariaDB's session timestamp sets the database's
+// clock apart from the host's (and freezes it, which a cleaner's pass never
+// notices); counting from the host's clock would delete both jobs.
+func TestCleanerOnAHostAheadOfTheDatabaseDeletesOnlyWhatIsPastRetentionByTheDatabasesClock(t *testing.T) {
+	t.Parallel()
+	const ahead = 30 * 24 * time.Hour
+	u := mysqltest.URL(t)
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	u += sep + "timestamp=" + strconv.FormatInt(time.Now().Add(-ahead).Unix(), 10)
+	s, err := mysql.Open(t.Context(), mysql.Config{URL: u, MaxConns: 4})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.Migrate(t.Context())
+	require.NoError(t, err)
+	dbNow, err := s.DatabaseNow(t.Context())
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now().Add(-ahead), dbNow, time.Hour, "the database's clock is 30 days behind the host's")
+
+	// Now zero: due by the database's clock (the enqueue helper names the
+	// host's, 30 days in the database's future).
+	jobs, err := s.Enqueue(t.Context(), store.EnqueueParams{Jobs: []store.NewJob{
+		{Queue: "q", Payload: []byte(`{}`)}, {Queue: "q", Payload: []byte(`{}`)}}})
+	require.NoError(t, err)
+	leased, err := s.Lease(t.Context(), store.LeaseParams{AgentID: "test", Limit: 2, Duration: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, leased, 2)
+	byID := map[uuid.UUID]*job.Job{leased[0].ID: leased[0], leased[1].ID: leased[1]}
+	fresh, old := byID[jobs[0].ID], byID[jobs[1].ID]
+	_, err = s.Complete(t.Context(), store.CompleteParams{Completions: []store.Completion{{LeaseRef: lease.Ref(fresh)}}})
+	require.NoError(t, err)
+	_, err = s.Complete(t.Context(), store.CompleteParams{Completions: []store.Completion{{LeaseRef: lease.Ref(old)}},
+		Now: dbNow.Add(-8 * 24 * time.Hour)})
+	require.NoError(t, err)
+
+	cfg := testConfig(t, nil)
+	cfg.App.HandlerURL = "http://127.0.0.1:1/jobs/{queue}"
+	cfg.Agent.Queues = []string{"none"}
+	cfg.Retention.Interval = job.Duration(10 * time.Millisecond)
+	require.Equal(t, 7*24*time.Hour, cfg.Retention.For(job.StatusCompleted))
+	passes := startCleaning(t, cfg, s, offBy(ahead))
+	deleted := 0
+	for range 3 {
+		select {
+		case p := <-passes:
+			deleted += p.deleted[job.StatusCompleted]
+		case <-time.After(waitFor):
+			t.Fatal("no cleaner pass")
+		}
+	}
+	require.Equal(t, 1, deleted, "only the job past retention by the database's clock is deleted")
+	_, err = s.Get(t.Context(), old.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the job completed 8 days ago by the database's clock went")
+	got, err := s.Get(t.Context(), fresh.ID)
+	require.NoError(t, err, "the job completed just now by the database's clock stays")
+	require.Equal(t, job.StatusCompleted, got.Status)
 }

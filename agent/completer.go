@@ -161,14 +161,13 @@ func (c *completer) write(ctx context.Context, batch []outcome) ([]outcome, erro
 			failed = append(failed, o)
 		}
 	}
-	now := time.Now()
 	if len(done) > 0 {
-		if rest, err := c.writeBatch(ctx, done, "complete", func(os []outcome) error { return c.complete(ctx, os, now) }); err != nil {
+		if rest, err := c.writeBatch(ctx, done, "complete", func(os []outcome) error { return c.complete(ctx, os) }); err != nil {
 			return append(rest, failed...), err
 		}
 	}
 	if len(failed) > 0 {
-		if rest, err := c.writeBatch(ctx, failed, "record failed attempts of", func(os []outcome) error { return c.fail(ctx, os, now) }); err != nil {
+		if rest, err := c.writeBatch(ctx, failed, "record failed attempts of", func(os []outcome) error { return c.fail(ctx, os) }); err != nil {
 			return rest, err
 		}
 	}
@@ -235,8 +234,10 @@ func (c *completer) unreachable(ctx context.Context, err error) bool {
 	return c.store.Ping(ctx) != nil
 }
 
-func (c *completer) complete(ctx context.Context, done []outcome, now time.Time) error {
-	p := store.CompleteParams{Completions: make([]store.Completion, len(done)), Now: now}
+// complete writes completions; Now stays zero, so finished_at is the
+// database's time.
+func (c *completer) complete(ctx context.Context, done []outcome) error {
+	p := store.CompleteParams{Completions: make([]store.Completion, len(done))}
 	for i, o := range done {
 		p.Completions[i] = *o.completion
 	}
@@ -248,8 +249,10 @@ func (c *completer) complete(ctx context.Context, done []outcome, now time.Time)
 	return nil
 }
 
-func (c *completer) fail(ctx context.Context, failed []outcome, now time.Time) error {
-	p := store.FailParams{Failures: make([]store.Failure, len(failed)), Now: now}
+// fail writes failures; Now stays zero, so each retry's RetryDelay is added
+// to the database's time.
+func (c *completer) fail(ctx context.Context, failed []outcome) error {
+	p := store.FailParams{Failures: make([]store.Failure, len(failed))}
 	for i, o := range failed {
 		p.Failures[i] = *o.failure
 	}
@@ -288,7 +291,7 @@ func (c *completer) logFailed(failed []outcome, res store.FailResult) {
 		case stale[o.job.ID]:
 			c.log.Warn("late answer rejected: the lease was lost before the failure was recorded", attrs...)
 		case retried[o.job.ID]:
-			c.log.Info("job attempt failed; retrying", append(attrs, "retry_at", o.failure.RetryAt)...)
+			c.log.Info("job attempt failed; retrying", append(attrs, "retry_in", o.failure.RetryDelay)...)
 		default:
 			c.log.Warn("job failed", attrs...)
 		}

@@ -72,8 +72,9 @@ func (r RetentionConfig) For(s job.Status) time.Duration {
 
 // DatabaseConfig says where jobs live.
 type DatabaseConfig struct {
-	// URL is postgres://..., postgresql://..., sqlite://path or sqlite::memory:.
-	// Defaults to sqlite://hammerwork.db.
+	// URL is postgres://..., postgresql://..., mysql://... (or a
+	// go-sql-driver DSN, user:pass@tcp(host:port)/db), sqlite://path or
+	// sqlite::memory:. Defaults to sqlite://hammerwork.db.
 	URL string `toml:"url"`
 	// MaxConns caps the connection pool. Defaults to 10.
 	MaxConns int `toml:"max_conns"`
@@ -88,8 +89,8 @@ type AgentConfig struct {
 	// Concurrency caps in-flight requests to the app, all queues together. Defaults to 50.
 	Concurrency int `toml:"concurrency"`
 	// LeaseDuration is extended while a request is in flight; it must exceed
-	// every request timeout. Defaults to 90s (DESIGN.md's 30s could not exceed
-	// its own 60s request_timeout default).
+	// every request timeout. Defaults to 90s, so that it exceeds the 60s
+	// app.request_timeout default.
 	LeaseDuration job.Duration `toml:"lease_duration"`
 	// PollInterval is the pause between lease attempts when queues are empty,
 	// with ±20% jitter. Defaults to 1s.

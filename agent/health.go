@@ -138,12 +138,14 @@ func (h *healthChecker) set(ok bool, why string) {
 	h.metrics.AppHealthy(ok)
 }
 
-// dbOutage turns the failing lease calls of an agent's producers into one
-// outage: the first failure after a success is logged once at ERROR with
-// its cause and counted in hammerwork_db_outages_total, the first success
-// after it once at INFO with how long it lasted, and hammerwork_db_up is 0
-// in between. Failed calls in between are only counted and logged at
-// DEBUG: one ERROR per poll would bury the outage's cause and its end.
+// dbOutage turns the failing database calls of an agent's loops (its
+// producers' leases, the enqueue listener) into one outage: the first
+// failure after a success is logged once at ERROR with its cause and
+// counted in hammerwork_db_outages_total, the first success after it once
+// at INFO with how long it lasted, and hammerwork_db_up is 0 in between.
+// Failed calls in between are only counted and logged at DEBUG: one ERROR
+// per poll would bury the outage's cause and its end. The agent has one,
+// built by New and handed to each loop that reports to it.
 type dbOutage struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -156,8 +158,9 @@ type dbOutage struct {
 	failures int
 }
 
-// failed records a failed call; the first of an outage is logged.
-func (d *dbOutage) failed(err error) {
+// failed records a failed call, what the loop was doing; the first of an
+// outage is logged.
+func (d *dbOutage) failed(what string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.down.Load() {
@@ -167,8 +170,12 @@ func (d *dbOutage) failed(err error) {
 	d.since, d.failures = time.Now(), 1
 	d.down.Store(true)
 	d.metrics.DBDown()
-	d.log.Error("database unavailable: lease failed; leasing backs off until it answers", "error", err)
+	d.log.Error("database unavailable; leasing backs off until it answers", "failed", what, "error", err)
 }
+
+// isDown reports whether an outage is under way, so the agent's periodic
+// passes log their failures in it at DEBUG: the outage is logged once.
+func (d *dbOutage) isDown() bool { return d.down.Load() }
 
 // ok records a successful call, ending the outage if there was one.
 func (d *dbOutage) ok() {

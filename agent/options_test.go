@@ -212,11 +212,11 @@ func TestOversizedResultCompletesTheJobAndSaysWhyItWasDropped(t *testing.T) {
 }
 
 // startCleaning runs an agent whose cleaner reports each pass on the
-// returned channel.
-func startCleaning(t *testing.T, cfg Config, s store.Store) <-chan cleanResult {
+// returned channel; clock, when set, is the agent's host clock.
+func startCleaning(t *testing.T, cfg Config, s store.Store, clock func() time.Time) <-chan cleanResult {
 	t.Helper()
 	logs := &logBuffer{}
-	ag, err := New(Params{Config: cfg, Store: s, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	ag, err := New(Params{Config: cfg, Store: s, Clock: clock, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	require.NoError(t, err)
 	passes := make(chan cleanResult)
 	ag.cleaner.passes = passes
@@ -249,7 +249,7 @@ func TestCleanerExpiresResultsAndDeletesJobsPastTheirRetention(t *testing.T) {
 	cfg.Retention.BatchSize = 2
 	jobs := enqueue(t, s, store.NewJob{Queue: "q"}, store.NewJob{Queue: "q"}, store.NewJob{Queue: "q"},
 		store.NewJob{Queue: "bad", MaxAttempts: 1})
-	passes := startCleaning(t, cfg, s)
+	passes := startCleaning(t, cfg, s, nil)
 
 	deleted := 0
 	deadline := time.After(waitFor)
@@ -277,7 +277,7 @@ func TestCleanerClearsExpiredResults(t *testing.T) {
 	cfg.Retention.Interval = job.Duration(10 * time.Millisecond)
 	cfg.Retention.Completed = 0
 	jobs := enqueue(t, s, store.NewJob{Queue: "q", ResultTTL: time.Millisecond}, store.NewJob{Queue: "q"})
-	passes := startCleaning(t, cfg, s)
+	passes := startCleaning(t, cfg, s, nil)
 
 	expired := 0
 	deadline := time.After(waitFor)

@@ -262,6 +262,13 @@ func TestDatabaseOutageIsLoggedOnceAndLeasesBackOff(t *testing.T) {
 	require.Len(t, unavailable, 1, "one ERROR line for an outage of %s (%d poll intervals)", outage, outage/poll)
 	require.Contains(t, unavailable[0], "error=", "the line names the cause")
 	require.Empty(t, logLines(r.logs, `level=ERROR msg="lease failed`), "no ERROR line per failed poll")
+	// The enqueue listener (LISTEN on PostgreSQL) lost its connection too:
+	// it reports to the same outage and re-listens with the same backoff,
+	// not once per poll_interval, logging its attempts at DEBUG only.
+	require.Empty(t, logLines(r.logs, `level=(WARN|ERROR) msg="listening for enqueued jobs failed`), "no listener line above DEBUG during the outage")
+	listens := logLines(r.logs, `level=DEBUG msg="listening for enqueued jobs failed`)
+	require.NotEmpty(t, listens, "the listener tried to listen again during the outage")
+	require.Less(t, len(listens), int(outage/poll)/2, "the listener backs off instead of following poll_interval: %d attempts in %s", len(listens), outage)
 	total := 0
 	var first, last time.Time
 	for sel, failed := range failures {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -114,33 +115,32 @@ type producer struct {
 // poll_interval is longer.
 const maxLeaseBackoff = 5 * time.Second
 
-func newProducer(a *Agent, sel selection) *producer {
-	poll := a.cfg.Agent.PollInterval.D()
+// newDBBackoff spaces the calls of a loop while the database fails them:
+// poll after the first failure, twice as long after each further one, up
+// to maxLeaseBackoff (or poll when longer), ±20% so agents drift apart.
+func newDBBackoff(poll time.Duration) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(poll),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(max(poll, maxLeaseBackoff)),
+		backoff.WithRandomizationFactor(0.2),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// newProducer builds the producer of sel; outage is the agent's one
+// tracker, shared by all its producers.
+func newProducer(a *Agent, sel selection, outage *dbOutage) *producer {
 	p := &producer{
 		a: a, sel: sel.Selection, limit: sel.limit, gate: newDispatchGate(sel.rate, sel.burst), wake: make(chan struct{}, 1),
-		outage: outageOf(a),
-		backoff: backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(poll),
-			backoff.WithMultiplier(2),
-			backoff.WithMaxInterval(max(poll, maxLeaseBackoff)),
-			backoff.WithRandomizationFactor(0.2),
-			backoff.WithMaxElapsedTime(0),
-		),
+		outage:  outage,
+		backoff: newDBBackoff(a.cfg.Agent.PollInterval.D()),
 	}
 	if sel.weights.weighted() {
 		p.weights = sel.weights
 		p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	return p
-}
-
-// outageOf returns the outage tracker of a's producers: the one of the
-// first producer built, or a new one for the first.
-func outageOf(a *Agent) *dbOutage {
-	if len(a.producers) > 0 {
-		return a.producers[0].outage
-	}
-	return &dbOutage{log: a.log, metrics: a.metrics}
 }
 
 // Start leases until ctx ends or Stop. Jobs already leased are not stopped
@@ -185,7 +185,7 @@ func (p *producer) loop(ctx context.Context) {
 			}
 			n = allowed
 		}
-		leasedAt := time.Now()
+		since := p.databaseNow()
 		jobs, err := p.lease(n)
 		a.slots.unreserve(p, n-len(jobs))
 		if p.gate != nil {
@@ -216,7 +216,7 @@ func (p *producer) loop(ctx context.Context) {
 			continue
 		}
 		if len(jobs) < n {
-			if !p.idle(ctx, true, leasedAt) {
+			if !p.idle(ctx, true, since) {
 				return
 			}
 		}
@@ -230,7 +230,7 @@ func (p *producer) loop(ctx context.Context) {
 // stopping.
 func (p *producer) backOff(ctx context.Context, err error) bool {
 	p.a.metrics.DBError()
-	p.outage.failed(err)
+	p.outage.failed("lease", err)
 	if !p.backingOff {
 		p.backoff.Reset()
 		p.backingOff = true
@@ -253,7 +253,7 @@ func (p *producer) lease(n int) ([]*job.Job, error) {
 		return a.acquirer.Acquire(a.bg, p.sel, n)
 	}
 	ready, err := a.store.ReadyPriorities(a.bg, store.ReadyPrioritiesParams{
-		Queues: p.sel.Queues, ExcludeQueues: p.sel.Exclude, Now: time.Now(),
+		Queues: p.sel.Queues, ExcludeQueues: p.sel.Exclude,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find ready priorities of %s: %w", p.sel, err)
@@ -278,17 +278,31 @@ func (p *producer) lease(n int) ([]*job.Job, error) {
 	return jobs, nil
 }
 
+// databaseNow is the database's time before a lease, for idle's "since";
+// zero when the store cannot tell (the lease that follows then fails too,
+// or a zero since only costs the early wake-up of a job that fell due
+// during the lease).
+func (p *producer) databaseNow() time.Time {
+	now, err := p.a.due.DatabaseNow(p.a.bg)
+	if err != nil {
+		return time.Time{}
+	}
+	return now
+}
+
 // idle waits poll_interval ±20%, cut short by the next delayed job of p's
 // queues falling due (when checkDue) or one of p's jobs finishing; false
-// when the producer is stopping. leasedAt is when the lease that came up
-// short began: a job that fell due since then was not leased, so "next due"
-// counts from there and such a job ends the wait at once.
-func (p *producer) idle(ctx context.Context, checkDue bool, leasedAt time.Time) bool {
+// when the producer is stopping. since is the database's time when the
+// lease that came up short began: a job that fell due since then was not
+// leased, so "next due" counts from there and such a job ends the wait at
+// once. The wait is a delay by the database's clock, so an agent whose host
+// clock is off neither wakes early nor oversleeps.
+func (p *producer) idle(ctx context.Context, checkDue bool, since time.Time) bool {
 	d := p.a.cfg.Agent.PollInterval.D()
 	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 	if checkDue {
-		if at, ok := p.nextDue(leasedAt); ok {
-			d = min(d, max(time.Until(at), 0))
+		if in, ok := p.nextDue(since); ok {
+			d = min(d, in)
 		}
 	}
 	t := time.NewTimer(d)
@@ -302,19 +316,24 @@ func (p *producer) idle(ctx context.Context, checkDue bool, leasedAt time.Time) 
 	return true
 }
 
-// nextDue asks when the next delayed job of p's queues falls due after
-// since. An error only costs the early wake-up, so it is logged and the poll
-// goes on.
-func (p *producer) nextDue(since time.Time) (time.Time, bool) {
-	at, ok, err := p.a.store.NextDue(p.a.bg, store.NextDueParams{
+// nextDue asks how long until the next delayed job of p's queues that
+// falls due after since is due, by the database's clock. An error only
+// costs the early wake-up, so it is logged (at DEBUG while the agent is in
+// a database outage, which is logged once) and the poll goes on.
+func (p *producer) nextDue(since time.Time) (time.Duration, bool) {
+	in, ok, err := store.NextDueIn(p.a.bg, p.a.due, store.NextDueParams{
 		Queues: p.sel.Queues, ExcludeQueues: p.sel.Exclude, Now: since,
 	})
 	if err != nil {
 		p.a.metrics.DBError()
-		p.a.log.Warn("finding the next due job failed; polling at poll_interval", "queues", p.sel.String(), "error", err)
-		return time.Time{}, false
+		level := slog.LevelWarn
+		if p.outage.isDown() {
+			level = slog.LevelDebug
+		}
+		p.a.log.Log(p.a.bg, level, "finding the next due job failed; polling at poll_interval", "queues", p.sel.String(), "error", err)
+		return 0, false
 	}
-	return at, ok
+	return in, ok
 }
 
 // sleep waits d (the rate limit's next token, or a backoff); false when

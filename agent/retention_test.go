@@ -78,7 +78,7 @@ func cleanerWorkflow(t *testing.T, s store.Store, cfg func(*Config)) (*store.Wor
 		Build()
 	require.NoError(t, err)
 	res := enqueueWorkflow(t, s, def)
-	passes := startCleaning(t, c, s)
+	passes := startCleaning(t, c, s, nil)
 	eventually(t, "the workflow to fail", func() bool {
 		select {
 		case <-passes:

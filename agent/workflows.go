@@ -41,14 +41,17 @@ const workflowExpiryLimit = 100
 type workflowExpirer struct {
 	store    store.Workflows
 	interval time.Duration
-	log      *slog.Logger
+	// outage is the agent's tracker: a pass failing during an outage is
+	// logged at DEBUG, since the outage is logged once.
+	outage *dbOutage
+	log    *slog.Logger
 	lease.Loop
 	// passes, when set by tests, receives the ids each pass expired.
 	passes chan []uuid.UUID
 }
 
-func newWorkflowExpirer(s store.Workflows, interval time.Duration, log *slog.Logger) *workflowExpirer {
-	return &workflowExpirer{store: s, interval: interval, log: log}
+func newWorkflowExpirer(s store.Workflows, interval time.Duration, outage *dbOutage, log *slog.Logger) *workflowExpirer {
+	return &workflowExpirer{store: s, interval: interval, outage: outage, log: log}
 }
 
 // Start runs a pass every interval until Stop or ctx ends.
@@ -70,13 +73,18 @@ func (e *workflowExpirer) Start(ctx context.Context) error {
 // Stop ends the passes.
 func (e *workflowExpirer) Stop() { e.Loop.Stop() }
 
-// expire runs passes until one comes back short of the limit.
+// expire runs passes until one comes back short of the limit. Now stays
+// zero: a deadline is past by the database's clock.
 func (e *workflowExpirer) expire(ctx context.Context) {
 	for ctx.Err() == nil {
-		ids, err := e.store.ExpireWorkflows(ctx, store.ExpireWorkflowsParams{Now: time.Now(), Limit: workflowExpiryLimit})
+		ids, err := e.store.ExpireWorkflows(ctx, store.ExpireWorkflowsParams{Limit: workflowExpiryLimit})
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Error("expire timed-out workflows failed; retrying at the next interval", "error", err)
+				level := slog.LevelError
+				if e.outage.isDown() {
+					level = slog.LevelDebug
+				}
+				e.log.Log(ctx, level, "expire timed-out workflows failed; retrying at the next interval", "error", err)
 			}
 			return
 		}
