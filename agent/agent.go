@@ -345,13 +345,23 @@ func (a *Agent) work(p *producer, j *job.Job) {
 	defer a.slots.done(p)
 	ctx, cancel := context.WithCancelCause(a.workCtx)
 	defer cancel(nil)
+	// The lease is extended until the outcome is written, not only while
+	// the request runs: an outcome waiting for the database (a busy SQLite
+	// file, a slow flush) must not let the lease run out and the job run
+	// again elsewhere. Lost after the answer, the outcome is refused as
+	// stale when written, and the completer says so.
+	var answered atomic.Bool
 	a.heartbeat.Track(lease.Ref(j), func() {
+		if answered.Load() {
+			return
+		}
 		a.log.Warn("lease lost while the request was in flight; cancelling it", jobAttrs(j)...)
 		cancel(errLeaseLost)
 	})
+	forget := func() { a.heartbeat.Forget(j.ID) }
 	t, err := a.target(ctx, j)
 	if err != nil {
-		a.heartbeat.Forget(j.ID)
+		forget()
 		a.log.Warn("cannot build the request; releasing the job", jobAttrs(j, "error", err)...)
 		a.release([]*job.Job{j}, "parent results unavailable")
 		return
@@ -359,36 +369,42 @@ func (a *Agent) work(p *producer, j *job.Job) {
 	start := time.Now()
 	spanCtx, span := a.startAttempt(ctx, j)
 	res := a.deliver(spanCtx, j, t)
-	a.heartbeat.Forget(j.ID)
+	answered.Store(true)
 	a.endAttempt(span, j, res, context.Cause(ctx))
-	a.record(j, res, context.Cause(ctx), start)
+	a.record(j, res, context.Cause(ctx), start, forget)
 }
 
-// record turns one request's result into the job's next state.
-func (a *Agent) record(j *job.Job, res dispatch.Result, cause error, start time.Time) {
+// record turns one request's result into the job's next state. forget
+// stops extending the job's lease: at once, or once the completer has
+// written the outcome.
+func (a *Agent) record(j *job.Job, res dispatch.Result, cause error, start time.Time, forget func()) {
 	ref := lease.Ref(j)
 	switch {
 	case res.Outcome == dispatch.OutcomeCompleted:
-		a.completer.add(a.workCtx, outcome{job: j, res: res, completion: &store.Completion{LeaseRef: ref, Result: res.Result, Note: res.ResultNote}})
+		a.completer.add(a.workCtx, outcome{job: j, res: res, written: forget, completion: &store.Completion{LeaseRef: ref, Result: res.Result, Note: res.ResultNote}})
 	case res.Outcome == dispatch.OutcomeAccepted:
 		// The app finishes the job through the API; if it never does, the
 		// lease runs out and the rescuer retries it.
+		forget()
 		a.log.Info("job accepted by the app; awaiting its completion through the API", jobAttrs(j, "duration", res.Duration)...)
 	case res.Outcome == dispatch.OutcomeFailed:
-		a.completer.add(a.workCtx, outcome{job: j, res: res, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label}})
+		a.completer.add(a.workCtx, outcome{job: j, res: res, written: forget, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label}})
 	case errors.Is(cause, errDrain):
+		forget()
 		a.drainedMu.Lock()
 		a.drained = append(a.drained, j)
 		a.drainedMu.Unlock()
 	case errors.Is(cause, errLeaseLost):
 		// Whoever holds the job now records its outcome.
+		forget()
 	case res.ConnRefused && a.health != nil && !a.health.check(a.bg, start):
+		forget()
 		a.release([]*job.Job{j}, "app down: connection refused and health check failing")
 	default:
 		// A delay, not a time: the database adds it to its own now. The
 		// dispatcher read Retry-After on a.clock, so the delay is measured
 		// on that clock too.
 		delay := dispatch.RetryIn(a.cfg.RetryPolicyFor(j), j.Attempts, a.clock(), res.RetryAfter)
-		a.completer.add(a.workCtx, outcome{job: j, res: res, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label, Retry: true, RetryDelay: delay}})
+		a.completer.add(a.workCtx, outcome{job: j, res: res, written: forget, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label, Retry: true, RetryDelay: delay}})
 	}
 }

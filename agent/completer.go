@@ -31,6 +31,19 @@ type outcome struct {
 	res        dispatch.Result
 	completion *store.Completion
 	failure    *store.Failure
+	// written, when set, runs once the completer is done with the outcome
+	// (written, refused or given up): the agent extends the job's lease
+	// until then, so a slow write cannot let it run out.
+	written func()
+}
+
+// settle runs the written callbacks of os.
+func settle(os ...outcome) {
+	for _, o := range os {
+		if o.written != nil {
+			o.written()
+		}
+	}
 }
 
 // completer writes outcomes in batches: one store.Complete and one
@@ -74,6 +87,7 @@ func (c *completer) add(ctx context.Context, o outcome) {
 	select {
 	case c.in <- o:
 	case <-ctx.Done():
+		settle(o)
 		c.log.Warn("outcome not recorded: agent stopping; the job is retried when its lease expires", jobAttrs(o.job)...)
 	}
 }
@@ -146,6 +160,7 @@ func (c *completer) final(ctx context.Context, batch []outcome) {
 	ctx, cancel := context.WithTimeout(ctx, finalFlushTimeout)
 	defer cancel()
 	if rest, err := c.write(ctx, batch); err != nil {
+		settle(rest...)
 		c.log.Error("outcomes not recorded at shutdown; their jobs are retried when the leases expire", "outcomes", len(rest), "error", err)
 	}
 }
@@ -185,6 +200,7 @@ func (c *completer) writeBatch(ctx context.Context, os []outcome, what string, w
 	err := write(os)
 	switch {
 	case err == nil:
+		settle(os...)
 		return nil, nil
 	case c.unreachable(ctx, err):
 		return os, fmt.Errorf("%s %d jobs: %w", what, len(os), err)
@@ -197,6 +213,7 @@ func (c *completer) writeBatch(ctx context.Context, os []outcome, what string, w
 		err := write([]outcome{o})
 		switch {
 		case err == nil:
+			settle(o)
 		case c.unreachable(ctx, err):
 			return os[i:], fmt.Errorf("%s %d jobs: %w", what, len(os)-i, err)
 		default:
@@ -208,6 +225,7 @@ func (c *completer) writeBatch(ctx context.Context, os []outcome, what string, w
 
 // drop gives up on an outcome the database refuses on its own.
 func (c *completer) drop(o outcome, err error) {
+	settle(o)
 	if c.dbError != nil {
 		c.dbError()
 	}

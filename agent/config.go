@@ -350,11 +350,11 @@ func (c *Config) Validate() error {
 	case c.Agent.CompleteFlushInterval.D() <= 0:
 		bad("agent.complete_flush_interval must be positive")
 	case c.Agent.CompleteFlushInterval.D() >= c.Agent.LeaseDuration.D()/3:
-		// Heartbeats stop once the app has answered. The last one may be a
-		// third of the lease ago and the one before may have failed, so the
-		// outcome must be written within the remaining third, or the job is
-		// rescued and runs again.
-		bad("agent.complete_flush_interval (%s) must be below a third of agent.lease_duration (%s): the lease is not extended while an outcome waits to be written",
+		// The lease is extended while an outcome waits to be written, one
+		// beat every third of it; a flush interval that long would make
+		// every waiting outcome depend on a heartbeat succeeding, and keep
+		// finished jobs running for most of a lease.
+		bad("agent.complete_flush_interval (%s) must be below a third of agent.lease_duration (%s): an outcome waits that long for its write while only heartbeats keep its lease",
 			c.Agent.CompleteFlushInterval, c.Agent.LeaseDuration)
 	}
 	if c.Agent.MaxLeaseExtension.D() < c.Agent.LeaseDuration.D() {
