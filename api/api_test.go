@@ -82,7 +82,7 @@ func setup(t *testing.T, st store.Store, opts ...option) *env {
 	p := api.Params{
 		Store:         st,
 		LeaseDuration: 30 * time.Second,
-		RetryAt:       func(_ *job.Job, now time.Time) time.Time { return now.Add(retryDelay) },
+		RetryDelay:    func(*job.Job) time.Duration { return retryDelay },
 		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:           func() time.Time { return now },
 	}

@@ -150,14 +150,17 @@ func (s *Server) enqueue(c echo.Context) error {
 	if err := decodeJSON(c.Request().Body, &req); err != nil {
 		return err
 	}
-	now := s.now()
+	now, err := s.clock(c.Request().Context())
+	if err != nil {
+		return err
+	}
 	nj, err := req.newJob(now)
 	if err != nil {
 		return err
 	}
 	ctx, span, created := s.startCreate(c, tracing.CreateParams{Queue: nj.Queue, TraceID: nj.TraceID, CorrelationID: nj.CorrelationID})
 	nj.TraceID, nj.SpanContext, nj.ParentSpanID, nj.TraceState = created.TraceID, created.SpanContext, created.ParentSpanID, created.TraceState
-	jobs, err := s.p.Store.Enqueue(ctx, store.EnqueueParams{Jobs: []store.NewJob{nj}, Now: now})
+	jobs, err := s.p.Store.Enqueue(ctx, store.EnqueueParams{Jobs: []store.NewJob{nj}, Now: s.now()})
 	if err != nil {
 		endCreate(span, semconv.MessagingMessageID(""), err)
 		return fmt.Errorf("enqueue job on %q: %w", nj.Queue, err)
@@ -209,7 +212,10 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 	if err := store.CheckHeaderValue("name", req.Name); err != nil {
 		return err
 	}
-	now := s.now()
+	now, err := s.clock(c.Request().Context())
+	if err != nil {
+		return err
+	}
 	news := make([]store.NewJob, len(req.Jobs))
 	for i := range req.Jobs {
 		nj, err := req.Jobs[i].newJob(now)
@@ -227,7 +233,7 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 		news[i].TraceID, news[i].SpanContext, news[i].ParentSpanID, news[i].TraceState = created.TraceID, created.SpanContext, created.ParentSpanID, created.TraceState
 	}
 	got, err := s.p.Store.EnqueueBatch(c.Request().Context(), store.EnqueueBatchParams{
-		Name: req.Name, FailureMode: req.FailureMode, Jobs: news, Now: now})
+		Name: req.Name, FailureMode: req.FailureMode, Jobs: news, Now: s.now()})
 	if err != nil {
 		for _, span := range spans {
 			endCreate(span, semconv.MessagingMessageID(""), err)

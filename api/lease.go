@@ -22,7 +22,7 @@ import (
 // that changed nothing.
 
 // maxErrorBytes caps a reported error as dispatch caps a response body
-// (DESIGN.md: the first 4 KiB), so one chatty app cannot bloat every row.
+// (the first 4 KiB), so one chatty app cannot bloat every row.
 const maxErrorBytes = 4 << 10
 
 // failOutcome labels, in the job's error history, an attempt the app itself
@@ -105,7 +105,7 @@ func (s *Server) failJob(c echo.Context) error {
 	retry := req.Retry == nil || *req.Retry
 	msg := store.SafeText(truncateError(req.Error))
 
-	// The job is read first because RetryAt needs its attempt count and
+	// The job is read first because RetryDelay needs its attempt count and
 	// policy; the token check here only saves a write, the store's guard
 	// is what makes a stale answer harmless.
 	ctx := c.Request().Context()
@@ -116,20 +116,19 @@ func (s *Server) failJob(c echo.Context) error {
 	if j.Status != job.StatusRunning || j.LeaseToken != req.LeaseToken {
 		return staleLeaseError(j)
 	}
-	now := s.now()
-	retryAt := now
-	if retry && s.p.RetryAt != nil {
-		retryAt = s.p.RetryAt(j, now)
+	var delay time.Duration
+	if retry && s.p.RetryDelay != nil {
+		delay = s.p.RetryDelay(j)
 	}
 	res, err := s.p.Store.Fail(ctx, store.FailParams{
 		Failures: []store.Failure{{
-			LeaseRef: store.LeaseRef{ID: id, Token: req.LeaseToken},
-			Error:    msg,
-			Outcome:  failOutcome,
-			Retry:    retry,
-			RetryAt:  retryAt,
+			LeaseRef:   store.LeaseRef{ID: id, Token: req.LeaseToken},
+			Error:      msg,
+			Outcome:    failOutcome,
+			Retry:      retry,
+			RetryDelay: delay,
 		}},
-		Now: now,
+		Now: s.now(),
 	})
 	if err != nil {
 		return fmt.Errorf("fail job %s: %w", id, err)
@@ -168,11 +167,19 @@ func (s *Server) heartbeat(c echo.Context) error {
 			return invalid("extend %q exceeds the agent's max_lease_extension (%s): heartbeat again instead, so a job whose app died is still rescued", *req.Extend, s.p.MaxLeaseExtension)
 		}
 	}
-	until := store.UTC(s.now().Add(extend))
 	ctx := c.Request().Context()
+	// The answered expiry counts from the store's clock read just before
+	// Extend reads it again, so it is at most that moment earlier than the
+	// stored one: an app that trusts it heartbeats in time.
+	now, err := s.clock(ctx)
+	if err != nil {
+		return err
+	}
+	until := store.UTC(now.Add(extend))
 	stale, err := s.p.Store.Extend(ctx, store.ExtendParams{
-		Leases: []store.LeaseRef{{ID: id, Token: req.LeaseToken}},
-		Until:  until,
+		Leases:   []store.LeaseRef{{ID: id, Token: req.LeaseToken}},
+		Duration: extend,
+		Now:      s.now(),
 	})
 	if err != nil {
 		return fmt.Errorf("extend lease of job %s: %w", id, err)

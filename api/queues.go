@@ -45,8 +45,11 @@ type queueList struct {
 }
 
 func (s *Server) listQueues(c echo.Context) error {
-	now := s.now()
-	infos, err := s.p.Store.Queues(c.Request().Context(), store.QueuesParams{Now: now})
+	now, err := s.clock(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	infos, err := s.p.Store.Queues(c.Request().Context(), store.QueuesParams{Now: s.now()})
 	if err != nil {
 		return fmt.Errorf("list queues: %w", err)
 	}
@@ -117,8 +120,11 @@ func (s *Server) answerQueue(c echo.Context, name string) error {
 }
 
 func (s *Server) queueView(c echo.Context, name string) (QueueView, bool, error) {
-	now := s.now()
-	infos, err := s.p.Store.Queues(c.Request().Context(), store.QueuesParams{Queue: name, Now: now})
+	now, err := s.clock(c.Request().Context())
+	if err != nil {
+		return QueueView{}, false, err
+	}
+	infos, err := s.p.Store.Queues(c.Request().Context(), store.QueuesParams{Queue: name, Now: s.now()})
 	if err != nil {
 		return QueueView{}, false, fmt.Errorf("describe queue %q: %w", name, err)
 	}

@@ -1,4 +1,4 @@
-// Package api is the agent's HTTP API (DESIGN.md, "Agent API"): apps and
+// Package api is the agent's HTTP API (the /v1 routes): apps and
 // operators enqueue, inspect, cancel and retry jobs, and apps that answered a
 // dispatch with 202 Accepted finish the job here with its lease token.
 //
@@ -58,15 +58,20 @@ type Params struct {
 	// 422. Without a cap one heartbeat could make a job immune to rescue
 	// for good. Zero means 1h, the default of agent.max_lease_extension.
 	MaxLeaseExtension time.Duration
-	// RetryAt gives the next attempt time for /fail with retry; nil retries
-	// at once.
-	RetryAt func(j *job.Job, now time.Time) time.Time
+	// RetryDelay is how long after the database's now the next attempt of
+	// j is due, for /fail with retry (the agent's retry policy for the job,
+	// from its attempt count); nil retries at once.
+	RetryDelay func(j *job.Job) time.Duration
 	// Ready reports readiness for /readyz (database reachable, app
 	// healthy): nil error means ready. Nil Ready pings the store.
 	Ready func(ctx context.Context) error
 	// Logger receives internal errors; nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
+	// Now replaces the database's clock, as the store's Now fields do;
+	// injected for tests. Nil (production) leaves every store call's Now
+	// zero, so the database's clock decides what is due or expired, and the
+	// times the API computes itself (a delay's due time, a heartbeat's
+	// expiry, a queue's oldest pending age) count from the database's now.
 	Now func() time.Time
 	// Tracer opens the producer span of each job and workflow created; nil
 	// still stores a creation context, so the app sees one trace per
@@ -103,9 +108,6 @@ func New(p Params) *Server {
 	}
 	if p.MaxLeaseExtension <= 0 {
 		p.MaxLeaseExtension = defaultMaxLeaseExtension
-	}
-	if p.Now == nil {
-		p.Now = time.Now
 	}
 	s := &Server{p: p, log: p.Logger, tracer: p.Tracer}
 	if s.tracer == nil {
@@ -168,7 +170,28 @@ func New(p Params) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-func (s *Server) now() time.Time { return s.p.Now() }
+// now is the injected clock's time, or zero for the database's clock: what
+// the handlers pass as a store call's Now.
+func (s *Server) now() time.Time {
+	if s.p.Now == nil {
+		return time.Time{}
+	}
+	return store.UTC(s.p.Now())
+}
+
+// clock is the time the API counts from where it computes a time itself:
+// the injected clock's, else the database's, so that a delay or an age
+// agrees with the clock that decides the same question in the store.
+func (s *Server) clock(ctx context.Context) (time.Time, error) {
+	if t := s.now(); !t.IsZero() {
+		return t, nil
+	}
+	t, err := s.p.Store.DatabaseNow(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the database's time: %w", err)
+	}
+	return t, nil
+}
 
 // limitBody rejects bodies over MaxBodyBytes: at once when Content-Length
 // says so, otherwise when reading crosses the limit (chunked uploads), which

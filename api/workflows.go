@@ -39,7 +39,7 @@ type workflowList struct {
 	NextCursor string             `json:"next_cursor"`
 }
 
-// createWorkflow writes a definition document (DESIGN.md, "Workflows") as
+// createWorkflow writes a workflow definition document (workflow.Workflow) as
 // one transaction. A body that is not JSON is a 400 like every other route;
 // a definition that does not validate is a 422 whose details list every
 // problem with its path, and writes nothing.

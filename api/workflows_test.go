@@ -82,7 +82,7 @@ func TestCreateWorkflowEnqueuesEveryStepAndReportsProgress(t *testing.T) {
 			require.NotEqual(t, uuid.Nil, c.Jobs[step], step)
 		}
 
-		// The raw shape is DESIGN.md's, field for field.
+		// The raw shape is the documented one, field for field.
 		r := e.get(t, "/v1/workflows/"+c.ID.String())
 		require.Equal(t, http.StatusOK, r.status, string(r.body))
 		var raw map[string]json.RawMessage

@@ -15,6 +15,8 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/agent"
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/tracing"
@@ -150,7 +152,9 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 		MaxBodyBytes:      cfg.API.MaxBodyBytes,
 		LeaseDuration:     cfg.Agent.LeaseDuration.D(),
 		MaxLeaseExtension: cfg.Agent.MaxLeaseExtension.D(),
-		RetryAt:           cfg.RetryAt,
+		RetryDelay: func(j *job.Job) time.Duration {
+			return dispatch.RetryDelay(cfg.RetryPolicyFor(j), j.Attempts)
+		},
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database unreachable: %w", err)
@@ -161,7 +165,6 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 			return nil
 		},
 		Logger:   log,
-		Now:      time.Now,
 		Tracer:   tracer,
 		Metrics:  mets,
 		Finished: ag.CountFinished,
