@@ -210,7 +210,7 @@ func (c *cli) benchEnqueue(ctx context.Context, st store.Store, queue string, f 
 			batch[i] = store.NewJob{Queue: queue, Payload: []byte(`{}`), Priority: job.PriorityNormal}
 		}
 		t0 := time.Now()
-		if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: batch, Now: t0}); err != nil {
+		if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: batch}); err != nil {
 			return 0, fmt.Errorf("enqueue batch at %d: %w", done, err)
 		}
 		spent += time.Since(t0)

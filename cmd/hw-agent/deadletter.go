@@ -83,7 +83,7 @@ func (c *cli) bulkRetry(cmd *cobra.Command, queue string, status job.Status, yes
 		fmt.Fprintf(c.stdout, "%d %s would be retried; add --yes to retry them\n", n, where)
 		return nil
 	}
-	n, err := store.RetryMatching(ctx, st, store.RetryMatchingParams{Status: status, Queue: queue, Now: time.Now()})
+	n, err := store.RetryMatching(ctx, st, store.RetryMatchingParams{Status: status, Queue: queue})
 	if err != nil {
 		return fmt.Errorf("retry %s (%d retried before the error): %w", where, n, err)
 	}
@@ -99,7 +99,14 @@ func (c *cli) jobPurgeCommand() *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
 		Use:   "purge --status failed --older-than 7d [--queue Q] [--yes]",
-		Short: "Delete finished jobs older than a given age (never a job of a running or paused workflow)",
+		Short: "Delete finished jobs older than a given age, outside workflows",
+		Long: `Delete finished jobs of one status that finished longer ago than --older-than,
+counted from the database's clock. Without --yes it only counts them.
+
+Jobs of a workflow are not purged: a workflow's retry and its jobs' conditions
+read every job of it, so a finished workflow is deleted whole, with all its
+jobs, by the agent's retention once every one of its jobs is past the
+retention of its status ([retention] in the configuration).`,
 		Example: `  hw-agent job purge --status failed --older-than 7d          # says how many would be deleted
   hw-agent job purge --status failed --older-than 7d --yes    # deletes them`,
 		Args: cobra.NoArgs,
@@ -124,7 +131,7 @@ func (c *cli) jobPurgeCommand() *cobra.Command {
 			if queue != "" && !store.ValidQueueName(queue) {
 				return fmt.Errorf("--queue %q is not a valid queue name", queue)
 			}
-			return c.purge(cmd, store.FinishedFilter{Status: st, Queue: queue, Before: time.Now().Add(-age)}, olderThan, yes)
+			return c.purge(cmd, store.FinishedFilter{Status: st, Queue: queue}, age, olderThan, yes)
 		},
 	}
 	fl := cmd.Flags()
@@ -135,7 +142,9 @@ func (c *cli) jobPurgeCommand() *cobra.Command {
 	return cmd
 }
 
-func (c *cli) purge(cmd *cobra.Command, f store.FinishedFilter, olderThan string, yes bool) error {
+// purge deletes (or, without yes, counts) the jobs of f that finished more
+// than age before the database's now: the clock that stamped their finish.
+func (c *cli) purge(cmd *cobra.Command, f store.FinishedFilter, age time.Duration, olderThan string, yes bool) error {
 	ctx := cmd.Context()
 	st, err := c.openMigratedStore(ctx)
 	if err != nil {
@@ -143,6 +152,11 @@ func (c *cli) purge(cmd *cobra.Command, f store.FinishedFilter, olderThan string
 	}
 	defer st.Close()
 	where := describe(f.Status, f.Queue) + " older than " + olderThan
+	now, err := st.DatabaseNow(ctx)
+	if err != nil {
+		return fmt.Errorf("purge %s: %w", where, err)
+	}
+	f.Before = now.Add(-age)
 	if !yes {
 		n, err := st.CountFinished(ctx, f)
 		if err != nil {

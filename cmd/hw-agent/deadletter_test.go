@@ -10,6 +10,7 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 // failReadyJobs leases every ready job and fails it for good, as an agent
@@ -120,4 +121,56 @@ func TestParseAgeAcceptsGoDurationsAndDays(t *testing.T) {
 		_, err := parseAge(in)
 		require.Error(t, err, in)
 	}
+}
+
+func TestJobPurgeCountsAgeFromTheDatabaseAndLeavesWorkflowJobs(t *testing.T) {
+	t.Parallel()
+	db := newDB(t, true)
+	st := openTestStore(t, db)
+	ctx := context.Background()
+	dbNow, err := st.DatabaseNow(ctx)
+	require.NoError(t, err)
+	created, failed := dbNow.Add(-3*time.Hour), dbNow.Add(-2*time.Hour)
+
+	_, err = st.Enqueue(ctx, store.EnqueueParams{Now: created, Jobs: []store.NewJob{{Queue: "emails"}}})
+	require.NoError(t, err)
+	wf, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Now: created, Workflow: workflow.Workflow{
+		Name: "w", Steps: []workflow.Step{{Name: "a", Queue: "emails"}}}})
+	require.NoError(t, err)
+	jobs, err := st.Lease(ctx, store.LeaseParams{AgentID: "test", Limit: 10, Duration: time.Minute, Now: failed})
+	require.NoError(t, err)
+	require.Len(t, jobs, 2)
+	fs := make([]store.Failure, len(jobs))
+	for i, j := range jobs {
+		fs[i] = store.Failure{LeaseRef: store.LeaseRef{ID: j.ID, Token: j.LeaseToken}, Error: "400 Bad Request", Outcome: "http_400"}
+	}
+	_, err = st.Fail(ctx, store.FailParams{Failures: fs, Now: failed})
+	require.NoError(t, err)
+	enqueueJSON(t, db, "--queue", "emails")
+	require.Equal(t, 1, failReadyJobs(t, st), "a job failed just now")
+	require.Len(t, listJSON(t, db, "--status", "failed"), 3)
+
+	r := hw(t, nil, "job", "purge", "--database-url", db, "--status", "failed", "--older-than", "1h")
+	requireOK(t, r)
+	require.Equal(t, "1 failed jobs older than 1h would be deleted; add --yes to delete them\n", r.stdout,
+		"the job failed 2h ago counts, the one failed now does not, nor the workflow's")
+
+	r = hw(t, nil, "job", "purge", "--database-url", db, "--status", "failed", "--older-than", "1h", "--yes")
+	requireOK(t, r)
+	require.Equal(t, "deleted 1 failed jobs older than 1h\n", r.stdout)
+	left := listJSON(t, db, "--status", "failed")
+	require.Len(t, left, 2)
+	var inWorkflow int
+	for _, j := range left {
+		if j.WorkflowID != nil {
+			require.Equal(t, wf.Workflow.ID, *j.WorkflowID)
+			inWorkflow++
+		}
+	}
+	require.Equal(t, 1, inWorkflow, "the workflow's job stays with its workflow")
+
+	r = hw(t, nil, "job", "purge", "--help")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "Jobs of a workflow are not purged", "the help says what purge leaves")
+	require.Contains(t, r.stdout, "deleted whole, with all its\njobs, by the agent's retention")
 }

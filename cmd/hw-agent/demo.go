@@ -128,14 +128,14 @@ func (c *cli) runDemo(ctx context.Context) error {
 	}
 
 	newJobs := demoJobs()
-	if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: newJobs, Now: time.Now()}); err != nil {
+	if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: newJobs}); err != nil {
 		return fmt.Errorf("enqueue demo jobs: %w", err)
 	}
 	def, err := demoWorkflow()
 	if err != nil {
 		return fmt.Errorf("build demo workflow: %w", err)
 	}
-	wf, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def, Now: time.Now()})
+	wf, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def})
 	if err != nil {
 		return fmt.Errorf("enqueue demo workflow: %w", err)
 	}

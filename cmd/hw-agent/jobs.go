@@ -40,8 +40,9 @@ type enqueueFlags struct {
 }
 
 // newJob checks every flag before anything touches the database, so bad input
-// writes nothing and the error names the flag to fix.
-func (f enqueueFlags) newJob(now time.Time) (store.NewJob, error) {
+// writes nothing and the error names the flag to fix. A --delay is applied by
+// the caller, from the database's now.
+func (f enqueueFlags) newJob() (store.NewJob, error) {
 	if f.queue == "" {
 		return store.NewJob{}, errors.New("--queue is required")
 	}
@@ -73,9 +74,6 @@ func (f enqueueFlags) newJob(now time.Time) (store.NewJob, error) {
 		Timeout:     f.timeout,
 		UniqueKey:   f.uniqueKey,
 	}
-	if f.delay > 0 {
-		nj.ScheduledAt = now.Add(f.delay)
-	}
 	return nj, nil
 }
 
@@ -87,8 +85,7 @@ func (c *cli) jobEnqueueCommand() *cobra.Command {
 		Example: `  hw-agent job enqueue --queue emails --payload '{"to":"ada@example.com"}' --priority high`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			now := time.Now()
-			nj, err := f.newJob(now)
+			nj, err := f.newJob()
 			if err != nil {
 				return err
 			}
@@ -98,7 +95,16 @@ func (c *cli) jobEnqueueCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			jobs, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: []store.NewJob{nj}, Now: now})
+			if f.delay > 0 {
+				// Counted from the database's now: its clock decides when
+				// the job is due.
+				now, err := st.DatabaseNow(ctx)
+				if err != nil {
+					return fmt.Errorf("--delay: %w", err)
+				}
+				nj.ScheduledAt = now.Add(f.delay)
+			}
+			jobs, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: []store.NewJob{nj}})
 			if err != nil {
 				return fmt.Errorf("enqueue on queue %q: %w", f.queue, err)
 			}
@@ -291,14 +297,14 @@ func (c *cli) printJob(j *job.Job) {
 func (c *cli) jobRetryCommand() *cobra.Command {
 	return c.withBulkRetry(c.jobTransitionCommand("retry", "Re-run a failed or cancelled job, or every one of a queue (attempts start again from 0)",
 		func(st store.Store, cmd *cobra.Command, id uuid.UUID) (*job.Job, error) {
-			return st.Retry(cmd.Context(), store.RetryParams{ID: id, Now: time.Now()})
+			return st.Retry(cmd.Context(), store.RetryParams{ID: id})
 		}))
 }
 
 func (c *cli) jobCancelCommand() *cobra.Command {
 	return c.jobTransitionCommand("cancel", "Cancel a pending or running job",
 		func(st store.Store, cmd *cobra.Command, id uuid.UUID) (*job.Job, error) {
-			return st.Cancel(cmd.Context(), store.CancelParams{ID: id, Now: time.Now()})
+			return st.Cancel(cmd.Context(), store.CancelParams{ID: id})
 		})
 }
 

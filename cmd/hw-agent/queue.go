@@ -32,8 +32,11 @@ func (c *cli) queueViews(ctx context.Context, name string) ([]api.QueueView, err
 		return nil, err
 	}
 	defer st.Close()
-	now := time.Now()
-	infos, err := st.Queues(ctx, store.QueuesParams{Queue: name, Now: now})
+	infos, err := st.Queues(ctx, store.QueuesParams{Queue: name})
+	if err != nil {
+		return nil, fmt.Errorf("describe queues: %w", err)
+	}
+	now, err := st.DatabaseNow(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("describe queues: %w", err)
 	}
@@ -169,11 +172,10 @@ func (c *cli) setPaused(ctx context.Context, name string, paused bool) error {
 		return err
 	}
 	defer st.Close()
-	now := time.Now()
 	op, done := "resume", "resumed"
 	if paused {
 		op, done = "pause", "paused"
-		err = st.PauseQueue(ctx, store.PauseQueueParams{Queue: name, By: "cli", Now: now})
+		err = st.PauseQueue(ctx, store.PauseQueueParams{Queue: name, By: "cli"})
 	} else {
 		err = st.ResumeQueue(ctx, store.ResumeQueueParams{Queue: name})
 	}
@@ -184,7 +186,11 @@ func (c *cli) setPaused(ctx context.Context, name string, paused bool) error {
 		fmt.Fprintf(c.stdout, "queue %s %s\n", name, done)
 		return nil
 	}
-	infos, err := st.Queues(ctx, store.QueuesParams{Queue: name, Now: now})
+	infos, err := st.Queues(ctx, store.QueuesParams{Queue: name})
+	if err != nil {
+		return fmt.Errorf("describe queue %q: %w", name, err)
+	}
+	now, err := st.DatabaseNow(ctx)
 	if err != nil {
 		return fmt.Errorf("describe queue %q: %w", name, err)
 	}

@@ -35,8 +35,9 @@ func (c *cli) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "hw-agent",
 		Short: "Job queue and workflow sidecar: leases jobs from a database and POSTs them to your app",
-		Long: `hw-agent runs next to your app. It leases ready jobs from PostgreSQL or SQLite,
-POSTs each job's payload to your app's HTTP handler and records the outcome.
+		Long: `hw-agent runs next to your app. It leases ready jobs from PostgreSQL,
+MySQL/MariaDB or SQLite, POSTs each job's payload to your app's HTTP handler and
+records the outcome.
 
 Try it first with:  hw-agent demo`,
 		SilenceErrors: true,

@@ -245,7 +245,7 @@ definition (a cycle, an unknown dependency, a duplicate step) writes nothing.`,
 			}
 			ctx := cmd.Context()
 			return c.withStore(ctx, func(st store.Store) error {
-				res, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def, Now: time.Now()})
+				res, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def})
 				if err != nil {
 					return err
 				}
@@ -433,7 +433,7 @@ func (c *cli) workflowTransitionCommand(verb, short string,
 			}
 			ctx := cmd.Context()
 			return c.withStore(ctx, func(st store.Store) error {
-				wf, err := apply(ctx, st, store.WorkflowParams{ID: id, Now: time.Now()})
+				wf, err := apply(ctx, st, store.WorkflowParams{ID: id})
 				if err != nil {
 					return err
 				}
