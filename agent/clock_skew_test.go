@@ -100,14 +100,14 @@ func runSkewedAgents(t *testing.T, behindStore, aheadStore store.Store) {
 	a := newApp(t, func(w http.ResponseWriter, r *http.Request, c call) {
 		at, err := dbNow()
 		arrivals.add(c.id, at, err)
-		switch {
-		case c.queue == "slow":
+		switch c.queue {
+		case "slow":
 			select {
 			case <-time.After(hold):
 			case <-r.Context().Done():
 				return
 			}
-		case c.queue == "retry-behind" || c.queue == "retry-ahead":
+		case "retry-behind", "retry-ahead":
 			if c.attempt == 1 {
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusServiceUnavailable)

@@ -281,7 +281,7 @@ func TestEnqueueRejectsBadRequestsAndWritesNothing(t *testing.T) {
 		{"array body", `[{"queue": "q"}]`, 400, "bad_request", "request body must be an object", ""},
 		{"trailing data", `{"queue": "q"} {"queue": "r"}`, 400, "bad_request", "single JSON object", ""},
 		{"unknown field", `{"queue": "q", "max_attempt": 3}`, 400, "bad_request", `"max_attempt"`, "max_attempt"},
-		{"unknown retry field", `{"queue": "q", "retry": {"strat": "fixed"}}`, 400, "bad_request", `"retry.strat"`, "retry.strat"},
+		{"unknown retry field", `{"queue": "q", "retry": {"kind": "fixed"}}`, 400, "bad_request", `"retry.kind"`, "retry.kind"},
 		{"wrong type", `{"queue": 5}`, 400, "bad_request", "queue must be a string", "queue"},
 		{"duration as number", `{"queue": "q", "timeout": 10}`, 400, "bad_request", "timeout must be a string", "timeout"},
 		{"missing queue", `{"payload": {}}`, 422, "invalid", "queue is required", ""},

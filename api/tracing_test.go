@@ -60,7 +60,7 @@ func TestEnqueueStoresTheProducerSpanUnderTheCallersTrace(t *testing.T) {
 	require.Equal(t, "00-"+callerTraceID+"-"+sp.SpanContext().SpanID().String()+"-01", j.SpanContext)
 	attrs := map[string]string{}
 	for _, kv := range sp.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	require.Equal(t, j.ID.String(), attrs["messaging.message.id"])
 	require.Equal(t, "c-9", attrs["messaging.message.conversation_id"])
@@ -213,7 +213,7 @@ func TestAPIAnswersAreCountedAndTraced(t *testing.T) {
 func spanAttrs(sp sdktrace.ReadOnlySpan) map[string]string {
 	attrs := map[string]string{}
 	for _, kv := range sp.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	return attrs
 }

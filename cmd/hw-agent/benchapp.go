@@ -39,7 +39,7 @@ func (c *cli) benchAppCommand() *cobra.Command {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithCancel(ctx)
 				go func() {
-					io.Copy(io.Discard, os.Stdin)
+					_, _ = io.Copy(io.Discard, os.Stdin) // any end of stdin, EOF or error, means bench is gone
 					cancel()
 				}()
 			}
@@ -48,9 +48,14 @@ func (c *cli) benchAppCommand() *cobra.Command {
 				ReadHeaderTimeout: 5 * time.Second,
 				ErrorLog:          slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 			}
-			go srv.Serve(ln)
-			<-ctx.Done()
-			return srv.Close()
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ln) }()
+			select {
+			case <-ctx.Done():
+				return srv.Close()
+			case err := <-served:
+				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			}
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
@@ -63,7 +68,8 @@ func noopHandler(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
-	io.Copy(io.Discard, r.Body)
+	// A client that hangs up mid-request is the bench's business, not the app's.
+	_, _ = io.Copy(io.Discard, r.Body)
 	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, "{}")
+	_, _ = io.WriteString(w, "{}")
 }

@@ -330,7 +330,7 @@ func TestDeadlockIsRetriedAndCounted(t *testing.T) {
 
 	other, err := s.DB().BeginTx(ctx, nil)
 	require.NoError(t, err)
-	defer other.Rollback()
+	defer func() { _ = other.Rollback() }() // the test ends holding the lock; rolling back releases it
 	_, err = other.ExecContext(ctx, `UPDATE hammerwork_jobs SET max_attempts = max_attempts + 1 WHERE queue_name = 'filler'`)
 	require.NoError(t, err)
 	_, err = other.ExecContext(ctx, `SELECT id FROM hammerwork_jobs WHERE id = ? FOR UPDATE`, b.ID.String())
@@ -377,7 +377,7 @@ func TestLockWaitTimeoutIsRetried(t *testing.T) {
 
 	other, err := s.DB().BeginTx(ctx, nil)
 	require.NoError(t, err)
-	defer other.Rollback()
+	defer func() { _ = other.Rollback() }() // the test ends holding the lock; rolling back releases it
 	_, err = other.ExecContext(ctx, `SELECT id FROM hammerwork_jobs WHERE id = ? FOR UPDATE`, a.ID.String())
 	require.NoError(t, err)
 
