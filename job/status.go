@@ -2,7 +2,8 @@ package job
 
 import "fmt"
 
-// Status is a job's place in the state machine of DESIGN.md.
+// Status is a job's place in its state machine (docs/ARCHITECTURE.md, "State
+// machines").
 type Status string
 
 const (

@@ -9,7 +9,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/job"
 )
 
-// Builder assembles a Workflow in stages, as DESIGN.md fixes: Add and
+// Builder assembles a Workflow in stages, as the README's Workflows section describes: Add and
 // AddParallel put steps into the current stage; Then makes its step depend
 // on every step of the current stage and starts a new stage holding only
 // it. So New("etl").Add(a).Then(b).Then(c) is the chain a -> b -> c (2

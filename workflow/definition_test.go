@@ -11,7 +11,8 @@ import (
 	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
-// designExample is DESIGN.md's definition, with a real trace id for "...".
+// designExample is the documented workflow definition (the shape of
+// hammerwork's guide), with a real trace id for "...".
 const designExample = `{"name": "data_pipeline", "description": "...", "failure_policy": "continue_on_failure",
  "priority": "high", "timeout": "2h", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "correlation_id": "daily-001",
  "jobs": [
