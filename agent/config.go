@@ -15,7 +15,6 @@ import (
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/mysql"
 )
 
 // Config is the whole configuration of an agent. Every key is optional; the
@@ -323,7 +322,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
-	if _, err := ParseDatabaseURL(c.Database.URL); err != nil {
+	if _, err := store.ParseDatabaseURL(c.Database.URL); err != nil {
 		bad("database.url: %v", err)
 	}
 	if c.Database.MaxConns < 1 {
@@ -490,59 +489,6 @@ func (c *Config) Queue(name string) (QueueConfig, bool) {
 		}
 	}
 	return QueueConfig{}, false
-}
-
-// DatabaseKind is the backend a database URL selects.
-type DatabaseKind string
-
-const (
-	DatabasePostgres DatabaseKind = "postgres"
-	DatabaseSQLite   DatabaseKind = "sqlite"
-	DatabaseMySQL    DatabaseKind = "mysql"
-)
-
-// ParseDatabaseURL tells which backend a URL selects.
-func ParseDatabaseURL(raw string) (DatabaseKind, error) {
-	switch {
-	case raw == "":
-		return "", errors.New("is empty")
-	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
-		return DatabasePostgres, nil
-	case raw == "sqlite::memory:", strings.HasPrefix(raw, "sqlite://"):
-		return DatabaseSQLite, nil
-	case isMySQL(raw):
-		return DatabaseMySQL, nil
-	}
-	return "", fmt.Errorf("%q has an unknown scheme (want postgres://, postgresql://, sqlite://path, sqlite::memory: or mysql://)", RedactURL(raw))
-}
-
-// isMySQL reports a mysql:// URL or the go-sql-driver DSN form
-// (user:pass@tcp(host:port)/db), accepted bare too because MySQL users copy
-// it from their apps.
-func isMySQL(raw string) bool {
-	return strings.HasPrefix(raw, "mysql://") || strings.Contains(raw, "@tcp(") || strings.Contains(raw, "@unix(")
-}
-
-// RedactURL hides a password in a database URL, for logs and errors.
-func RedactURL(raw string) string {
-	if isMySQL(raw) && !strings.Contains(raw, "://") {
-		// A bare DSN parses as a URL without user info: only the driver's
-		// parser finds its password.
-		return mysql.RedactURL(raw)
-	}
-	u, err := url.Parse(raw)
-	if err != nil && strings.Contains(raw, "@") {
-		// Unparseable, the URL may still hold a password: show only the scheme.
-		scheme, _, _ := strings.Cut(raw, "://")
-		return scheme + "://(redacted)"
-	}
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 // defaultAgentID is hostname-pid, unique per process on a host.

@@ -98,7 +98,7 @@ func (c *cli) runBench(ctx context.Context, f benchFlags) error {
 		defer os.RemoveAll(dir)
 		dbURL = "sqlite://" + filepath.Join(dir, "bench.db")
 	}
-	kind, err := agent.ParseDatabaseURL(dbURL)
+	kind, err := store.ParseDatabaseURL(dbURL)
 	if err != nil {
 		return fmt.Errorf("--database-url: %w", err)
 	}
@@ -112,7 +112,7 @@ func (c *cli) runBench(ctx context.Context, f benchFlags) error {
 	}
 	defer st.Close()
 	if _, err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate %s: %w", agent.RedactURL(dbURL), err)
+		return fmt.Errorf("migrate %s: %w", store.RedactURL(dbURL), err)
 	}
 
 	app, err := c.startBenchApp()

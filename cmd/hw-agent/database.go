@@ -16,31 +16,31 @@ import (
 // callers decide whether an unmigrated database is an error. The backends'
 // errors name the database, with any password already redacted.
 func openStore(ctx context.Context, db agent.DatabaseConfig) (store.Store, error) {
-	kind, err := agent.ParseDatabaseURL(db.URL)
+	kind, err := store.ParseDatabaseURL(db.URL)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
 	switch kind {
-	case agent.DatabasePostgres:
+	case store.DatabasePostgres:
 		s, err := postgres.Open(ctx, postgres.Config{URL: db.URL, MaxConns: db.MaxConns})
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 		return s, nil
-	case agent.DatabaseSQLite:
+	case store.DatabaseSQLite:
 		s, err := sqlite.Open(ctx, sqlite.Config{URL: db.URL})
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 		return s, nil
-	case agent.DatabaseMySQL:
+	case store.DatabaseMySQL:
 		s, err := mysql.Open(ctx, mysql.Config{URL: db.URL, MaxConns: db.MaxConns})
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("database url %s: no backend for %q", agent.RedactURL(db.URL), kind)
+	return nil, fmt.Errorf("database url %s: no backend for %q", store.RedactURL(db.URL), kind)
 }
 
 // checkMigrated refuses a database with unapplied migrations, naming them and

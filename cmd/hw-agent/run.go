@@ -117,7 +117,7 @@ func (c *cli) runAgent(ctx context.Context, migrate bool) error {
 	}()
 	defer func() { cancel(); <-depthDone }()
 
-	log.Info("hw-agent starting", "version", buildVersion(), "database", agent.RedactURL(cfg.Database.URL),
+	log.Info("hw-agent starting", "version", buildVersion(), "database", store.RedactURL(cfg.Database.URL),
 		"handler_url", cfg.App.HandlerURL, "api", cfg.API.Listen)
 	runErr := ag.Run(runCtx)
 	if apiSrv != nil {

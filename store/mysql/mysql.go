@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,11 +78,11 @@ var _ store.Store = (*Store)(nil)
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	mcfg, err := parseURL(cfg.URL)
 	if err != nil {
-		return nil, redact(fmt.Errorf("parse mysql url %s: %w", RedactURL(cfg.URL), err), urlPassword(cfg.URL))
+		return nil, store.RedactError(fmt.Errorf("parse mysql url %s: %w", store.RedactURL(cfg.URL), err), store.URLPassword(cfg.URL))
 	}
 	secret := mcfg.Passwd
 	fail := func(format string, err error) error {
-		return redact(fmt.Errorf(format, RedactURL(cfg.URL), err), secret)
+		return store.RedactError(fmt.Errorf(format, store.RedactURL(cfg.URL), err), secret)
 	}
 	isolation, err := isolationVariable(ctx, mcfg)
 	if err != nil {
@@ -342,59 +341,5 @@ func wrap(err error, format string, a ...any) error {
 }
 
 // RedactURL returns rawURL (either form) with any password replaced by
-// "xxxxx", for logs and error messages.
-func RedactURL(rawURL string) string {
-	if p := urlPassword(rawURL); p != "" {
-		return strings.Replace(rawURL, ":"+rawPassword(rawURL)+"@", ":xxxxx@", 1)
-	}
-	return rawURL
-}
-
-// userinfo matches the user:password@ part of either form: everything up to
-// the last '@' before the address, since a password may hold '@' or '/'.
-var userinfo = regexp.MustCompile(`^(?:mysql://)?([^:@]*):(.*)@(?:tcp\(|unix\(|[^@]*$)`)
-
-// rawPassword is the password as typed in the URL (maybe percent-encoded).
-func rawPassword(raw string) string {
-	if m := userinfo.FindStringSubmatch(raw); m != nil {
-		return m[2]
-	}
-	return ""
-}
-
-// urlPassword is the decoded password, so even a parse error that quotes it
-// can be scrubbed.
-func urlPassword(raw string) string {
-	p := rawPassword(raw)
-	if strings.HasPrefix(raw, "mysql://") && !isDSN(strings.TrimPrefix(raw, "mysql://")) {
-		if d, err := url.PathUnescape(p); err == nil {
-			return d
-		}
-	}
-	return p
-}
-
-// redactedError hides a secret from the text of an error while keeping the
-// chain for errors.Is and errors.As.
-type redactedError struct {
-	err    error
-	secret string
-}
-
-func (e *redactedError) Error() string {
-	msg := e.err.Error()
-	// The password may appear as typed or percent-encoded.
-	for _, form := range []string{e.secret, url.PathEscape(e.secret), url.QueryEscape(e.secret)} {
-		msg = strings.ReplaceAll(msg, form, "xxxxx")
-	}
-	return msg
-}
-
-func (e *redactedError) Unwrap() error { return e.err }
-
-func redact(err error, secret string) error {
-	if secret == "" {
-		return err
-	}
-	return &redactedError{err: err, secret: secret}
-}
+// "xxxxx", for logs and error messages: store.RedactURL, the one redactor.
+func RedactURL(rawURL string) string { return store.RedactURL(rawURL) }

@@ -11,9 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,10 +68,10 @@ var _ store.Store = (*Store)(nil)
 // migrate: call Migrate (or check PendingMigrations) before use. Errors
 // never contain the password of cfg.URL.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	secret := urlPassword(cfg.URL)
+	secret := store.URLPassword(cfg.URL)
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		return nil, redact(fmt.Errorf("parse postgres url %s: %w", RedactURL(cfg.URL), err), secret)
+		return nil, store.RedactError(fmt.Errorf("parse postgres url %s: %w", store.RedactURL(cfg.URL), err), secret)
 	}
 	if pcfg.ConnConfig.Password != "" {
 		secret = pcfg.ConnConfig.Password
@@ -86,18 +83,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	pcfg.MaxConns = int32(maxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, redact(fmt.Errorf("open postgres %s: %w", RedactURL(cfg.URL), err), secret)
+		return nil, store.RedactError(fmt.Errorf("open postgres %s: %w", store.RedactURL(cfg.URL), err), secret)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, redact(fmt.Errorf("connect to postgres %s: %w", RedactURL(cfg.URL), err), secret)
+		return nil, store.RedactError(fmt.Errorf("connect to postgres %s: %w", store.RedactURL(cfg.URL), err), secret)
 	}
 	closing, stop := context.WithCancel(context.Background())
 	s := &Store{pool: pool, closing: closing, stop: stop}
 	s.clock = store.NewClock(s.readClock, store.DefaultClockSync)
 	if _, err := s.clock.Now(ctx); err != nil {
 		s.Close()
-		return nil, redact(fmt.Errorf("connect to postgres %s: %w", RedactURL(cfg.URL), err), secret)
+		return nil, store.RedactError(fmt.Errorf("connect to postgres %s: %w", store.RedactURL(cfg.URL), err), secret)
 	}
 	return s, nil
 }
@@ -164,88 +161,8 @@ func (s *Store) Close() error {
 }
 
 // RedactURL returns rawURL with any password replaced by "xxxxx", for logs
-// and error messages. Strings that are not URLs come back with a
-// password=... keyword redacted.
-func RedactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil && userinfo.MatchString(rawURL) {
-		return userinfo.ReplaceAllString(rawURL, "${1}:xxxxx@")
-	}
-	if err != nil || u.Scheme == "" {
-		return redactDSN(rawURL)
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
-func redactDSN(dsn string) string {
-	fields := strings.Fields(dsn)
-	for i, f := range fields {
-		if strings.HasPrefix(f, "password=") {
-			fields[i] = "password=xxxxx"
-		}
-	}
-	return strings.Join(fields, " ")
-}
-
-// userinfo matches scheme://user:password@ in a URL that net/url rejects
-// (a bad port, say), so even that one is redacted.
-var userinfo = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):([^@/]*)@`)
-
-// urlPassword finds the password in a URL or DSN before parsing, so that
-// even a parse error can be scrubbed of it.
-func urlPassword(raw string) string {
-	if m := userinfo.FindStringSubmatch(raw); m != nil {
-		if p, err := url.PathUnescape(m[2]); err == nil {
-			return p
-		}
-		return m[2]
-	}
-	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
-		if p, ok := u.User.Password(); ok {
-			return p
-		}
-		return u.Query().Get("password")
-	}
-	for _, f := range strings.Fields(raw) {
-		if v, ok := strings.CutPrefix(f, "password="); ok {
-			return strings.Trim(v, "'")
-		}
-	}
-	return ""
-}
-
-// redactedError hides a secret from the text of an error while keeping the
-// chain for errors.Is and errors.As.
-type redactedError struct {
-	err    error
-	secret string
-}
-
-func (e *redactedError) Error() string {
-	msg := e.err.Error()
-	// The password may appear as typed or percent-encoded.
-	for _, form := range []string{e.secret, url.PathEscape(e.secret), url.QueryEscape(e.secret)} {
-		msg = strings.ReplaceAll(msg, form, "xxxxx")
-	}
-	return msg
-}
-
-func (e *redactedError) Unwrap() error { return e.err }
-
-func redact(err error, secret string) error {
-	if secret == "" {
-		return err
-	}
-	return &redactedError{err: err, secret: secret}
-}
+// and error messages: store.RedactURL, the one redactor.
+func RedactURL(rawURL string) string { return store.RedactURL(rawURL) }
 
 // wrap adds what was being done to err and, when a hammerwork table does not
 // exist, says the database is not migrated (store.ErrNotMigrated).
