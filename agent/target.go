@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"time"
-
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
 )
@@ -17,11 +15,6 @@ func (c Config) RetryPolicyFor(j *job.Job) job.RetryPolicy {
 		p = *q.Retry
 	}
 	return dispatch.WithDefaults(p)
-}
-
-// RetryAt is when j's next attempt is due after a retryable failure at now.
-func (c Config) RetryAt(j *job.Job, now time.Time) time.Time {
-	return dispatch.RetryAt(c.RetryPolicyFor(j), j.Attempts, now, time.Time{})
 }
 
 // TargetFor says where and how j is delivered: the queue's handler_url or

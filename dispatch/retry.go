@@ -83,11 +83,6 @@ func RetryDelay(p job.RetryPolicy, attempt int) time.Duration {
 	return min(jittered(base, jitter), limit)
 }
 
-// RetryAt is when the next attempt may run: now + RetryIn.
-func RetryAt(p job.RetryPolicy, attempt int, now, retryAfter time.Time) time.Time {
-	return now.Add(RetryIn(p, attempt, now, retryAfter))
-}
-
 // RetryIn is how long to wait before the next attempt: RetryDelay, or until
 // the time an app's Retry-After named, never negative and never more than
 // Max, so a misbehaving app cannot park a job for a year. now is the clock

@@ -114,7 +114,7 @@ func TestWithDefaults(t *testing.T) {
 	require.Equal(t, dur(7*time.Second), WithDefaults(job.RetryPolicy{Initial: dur(7 * time.Second)}).Increment)
 }
 
-func TestRetryAt(t *testing.T) {
+func TestRetryInHonoursRetryAfterWithinMax(t *testing.T) {
 	t.Parallel()
 	now := fixedNow
 	policy := job.RetryPolicy{Strategy: job.StrategyFixed, Initial: dur(30 * time.Second), Max: dur(5 * time.Minute)}
@@ -130,9 +130,9 @@ func TestRetryAt(t *testing.T) {
 		{"Retry-After in the past means now", now.Add(-time.Hour), now},
 	}
 	for _, tt := range tests {
-		require.True(t, tt.want.Equal(RetryAt(policy, 3, now, tt.retryAfter)), tt.name)
+		require.True(t, tt.want.Equal(now.Add(RetryIn(policy, 3, now, tt.retryAfter))), tt.name)
 	}
-	require.Equal(t, now.Add(10*time.Minute), RetryAt(job.RetryPolicy{}, 1, now, now.Add(24*time.Hour)), "default max caps Retry-After")
+	require.Equal(t, now.Add(10*time.Minute), now.Add(RetryIn(job.RetryPolicy{}, 1, now, now.Add(24*time.Hour))), "default max caps Retry-After")
 }
 
 func TestRetryInIsADelayMeasuredOnTheClockThatReadTheAnswer(t *testing.T) {
