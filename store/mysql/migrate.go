@@ -7,43 +7,17 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/hammerwork-go/hw-agent/store"
 )
 
+// migrationFiles are the schema versions store.Migrate applies.
+//
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-type migration struct {
-	version    string   // the file name without .sql: "0001_init"
-	statements []string // run one by one: the driver runs one statement per call
-}
-
-// migrations lists the embedded files in version order, each split into its
-// statements.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list embedded migrations: %w", err)
-	}
-	slices.Sort(names)
-	out := make([]migration, 0, len(names))
-	for _, name := range names {
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("read embedded migration %s: %w", name, err)
-		}
-		out = append(out, migration{
-			version:    strings.TrimSuffix(path.Base(name), ".sql"),
-			statements: splitStatements(string(b)),
-		})
-	}
-	return out, nil
-}
 
 // splitStatements cuts a migration file at each ';' that ends a line, and
 // drops pieces that hold only comments. The files are ours: they keep ';' out
@@ -89,10 +63,6 @@ const migrationLockTimeout = 30
 // and its version is recorded only after all of them succeeded, so a
 // migration interrupted by a crash is simply run again.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
-	all, err := migrations()
-	if err != nil {
-		return nil, err
-	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -108,29 +78,55 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	if _, err := conn.ExecContext(ctx, createMigrationsTable); err != nil {
-		return nil, fmt.Errorf("create hammerwork_migrations: %w", err)
-	}
-	done, err := appliedVersions(ctx, conn)
-	if err != nil {
+	return store.Migrate(ctx, migrationFiles, migrator{s: s, conn: conn})
+}
+
+// PendingMigrations returns the embedded versions not yet applied; on an
+// empty database that is all of them.
+func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
+	return store.PendingMigrations(ctx, migrationFiles, migrator{s: s})
+}
+
+// migrator is MySQL's store.MigrationDialect. Its steps run on the one
+// connection that holds the migration lock, outside a transaction.
+type migrator struct {
+	s    *Store
+	conn *sql.Conn
+}
+
+func (m migrator) InTx(_ context.Context, fn func(store.MigrationTx) error) error { return fn(m) }
+
+func (m migrator) AppliedVersions(ctx context.Context) ([]string, error) {
+	var n int
+	err := m.s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables
+		WHERE table_schema = DATABASE() AND table_name = 'hammerwork_migrations'`).Scan(&n)
+	if err != nil || n == 0 {
 		return nil, err
 	}
-	var applied []string
-	for _, m := range all {
-		if done[m.version] {
-			continue
-		}
-		for i, stmt := range m.statements {
-			if _, err := conn.ExecContext(ctx, stmt); err != nil && !alreadyApplied(err) {
-				return applied, fmt.Errorf("apply migration %s, statement %d: %w", m.version, i+1, err)
-			}
-		}
-		if _, err := conn.ExecContext(ctx, `INSERT INTO hammerwork_migrations (version, applied_at) VALUES (?, UTC_TIMESTAMP(6))`, m.version); err != nil {
-			return applied, fmt.Errorf("record migration %s: %w", m.version, err)
-		}
-		applied = append(applied, m.version)
+	return store.QueryStrings(ctx, m.s.db, `SELECT version FROM hammerwork_migrations`)
+}
+
+func (m migrator) Applied(ctx context.Context, version string) (bool, error) {
+	if _, err := m.conn.ExecContext(ctx, createMigrationsTable); err != nil {
+		return false, fmt.Errorf("create hammerwork_migrations: %w", err)
 	}
-	return applied, nil
+	var n int
+	err := m.conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM hammerwork_migrations WHERE version = ?`, version).Scan(&n)
+	return n > 0, err
+}
+
+// Run runs the file one statement at a time (the driver runs one per call)
+// and records the version once all of them succeeded.
+func (m migrator) Run(ctx context.Context, mg store.Migration) error {
+	for i, stmt := range splitStatements(mg.SQL) {
+		if _, err := m.conn.ExecContext(ctx, stmt); err != nil && !alreadyApplied(err) {
+			return fmt.Errorf("statement %d: %w", i+1, err)
+		}
+	}
+	if _, err := m.conn.ExecContext(ctx, `INSERT INTO hammerwork_migrations (version, applied_at) VALUES (?, UTC_TIMESTAMP(6))`, mg.Version); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
 }
 
 // alreadyApplied reports the errors a DDL statement returns when a previous,
@@ -156,56 +152,4 @@ func lockMigrations(ctx context.Context, conn *sql.Conn) error {
 		return fmt.Errorf("take migration lock: another migrator held it for %ds", migrationLockTimeout)
 	}
 	return nil
-}
-
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func appliedVersions(ctx context.Context, q queryer) (map[string]bool, error) {
-	rows, err := q.QueryContext(ctx, `SELECT version FROM hammerwork_migrations`)
-	if err != nil {
-		return nil, fmt.Errorf("read hammerwork_migrations: %w", err)
-	}
-	defer rows.Close()
-	done := map[string]bool{}
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("read hammerwork_migrations: %w", err)
-		}
-		done[v] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read hammerwork_migrations: %w", err)
-	}
-	return done, nil
-}
-
-// PendingMigrations returns the embedded versions not yet applied; on an
-// empty database that is all of them.
-func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
-	all, err := migrations()
-	if err != nil {
-		return nil, err
-	}
-	var n int
-	err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables
-		WHERE table_schema = DATABASE() AND table_name = 'hammerwork_migrations'`).Scan(&n)
-	if err != nil {
-		return nil, fmt.Errorf("look for hammerwork_migrations: %w", err)
-	}
-	done := map[string]bool{}
-	if n > 0 {
-		if done, err = appliedVersions(ctx, s.db); err != nil {
-			return nil, err
-		}
-	}
-	var pending []string
-	for _, m := range all {
-		if !done[m.version] {
-			pending = append(pending, m.version)
-		}
-	}
-	return pending, nil
 }

@@ -170,7 +170,7 @@ func (r resolveTx) ParentResults(ctx context.Context, children []uuid.UUID) (map
 	return parentResults(ctx, r.tx, children)
 }
 
-func parentResults(ctx context.Context, q queryer, children []uuid.UUID) (map[uuid.UUID]map[string]json.RawMessage, error) {
+func parentResults(ctx context.Context, q store.SQLQueryer, children []uuid.UUID) (map[uuid.UUID]map[string]json.RawMessage, error) {
 	out := map[uuid.UUID]map[string]json.RawMessage{}
 	if len(children) == 0 {
 		return out, nil

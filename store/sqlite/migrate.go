@@ -5,40 +5,15 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strings"
 	"time"
+
+	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// migrationFiles are the schema versions, applied in file name order. A
-// version is its file name without ".sql"; a released file never changes.
+// migrationFiles are the schema versions store.Migrate applies.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-type migration struct {
-	version string
-	sql     string
-}
-
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list embedded migrations: %w", err)
-	}
-	sort.Strings(names)
-	ms := make([]migration, 0, len(names))
-	for _, name := range names {
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("read embedded migration %s: %w", name, err)
-		}
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		ms = append(ms, migration{version: version, sql: string(b)})
-	}
-	return ms, nil
-}
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS hammerwork_migrations (
 	version    TEXT NOT NULL PRIMARY KEY,
@@ -50,80 +25,62 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS hammerwork_migrations 
 // the version again under the write lock, so processes migrating the same
 // file at once apply each version exactly once.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
-	ms, err := migrations()
-	if err != nil {
-		return nil, err
-	}
-	var applied []string
-	for _, m := range ms {
-		var did bool
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
-				return fmt.Errorf("create hammerwork_migrations: %w", err)
-			}
-			var n int
-			err := tx.QueryRowContext(ctx,
-				`SELECT count(*) FROM hammerwork_migrations WHERE version = ?`, m.version).Scan(&n)
-			if err != nil || n > 0 {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO hammerwork_migrations (version, applied_at) VALUES (?, ?)`,
-				m.version, ts(time.Now())); err != nil {
-				return err
-			}
-			did = true
-			return nil
-		})
-		if err != nil {
-			return applied, fmt.Errorf("apply sqlite migration %s: %w", m.version, err)
-		}
-		if did {
-			applied = append(applied, m.version)
-		}
-	}
-	return applied, nil
+	return store.Migrate(ctx, migrationFiles, migrator{s})
 }
 
 // PendingMigrations returns the versions not yet applied; on an empty
 // database that is every version.
 func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
-	ms, err := migrations()
-	if err != nil {
+	return store.PendingMigrations(ctx, migrationFiles, migrator{s})
+}
+
+// migration is one embedded version as the migration tests list them.
+type migration struct{ version string }
+
+// migrations lists the embedded versions in order.
+func migrations() ([]migration, error) {
+	all, err := store.Migrations(migrationFiles)
+	out := make([]migration, len(all))
+	for i, m := range all {
+		out[i] = migration{version: m.Version}
+	}
+	return out, err
+}
+
+// migrator is SQLite's store.MigrationDialect: the write connection's
+// BEGIN IMMEDIATE is the migration lock.
+type migrator struct{ s *Store }
+
+func (m migrator) InTx(ctx context.Context, fn func(store.MigrationTx) error) error {
+	return m.s.inTx(ctx, func(tx *sql.Tx) error { return fn(migrationTx{tx}) })
+}
+
+func (m migrator) AppliedVersions(ctx context.Context) ([]string, error) {
+	var exists int
+	err := m.s.read.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'hammerwork_migrations'`).Scan(&exists)
+	if err != nil || exists == 0 {
 		return nil, err
 	}
-	done := map[string]bool{}
-	var exists int
-	err = s.read.QueryRowContext(ctx,
-		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'hammerwork_migrations'`).Scan(&exists)
-	if err != nil {
-		return nil, fmt.Errorf("look for hammerwork_migrations: %w", err)
+	return store.QueryStrings(ctx, m.s.read, `SELECT version FROM hammerwork_migrations`)
+}
+
+type migrationTx struct{ tx *sql.Tx }
+
+func (t migrationTx) Applied(ctx context.Context, version string) (bool, error) {
+	if _, err := t.tx.ExecContext(ctx, createMigrationsTable); err != nil {
+		return false, fmt.Errorf("create hammerwork_migrations: %w", err)
 	}
-	if exists > 0 {
-		rows, err := s.read.QueryContext(ctx, `SELECT version FROM hammerwork_migrations`)
-		if err != nil {
-			return nil, fmt.Errorf("read applied migrations: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var v string
-			if err := rows.Scan(&v); err != nil {
-				return nil, fmt.Errorf("read applied migrations: %w", err)
-			}
-			done[v] = true
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read applied migrations: %w", err)
-		}
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM hammerwork_migrations WHERE version = ?`, version).Scan(&n)
+	return n > 0, err
+}
+
+func (t migrationTx) Run(ctx context.Context, m store.Migration) error {
+	if _, err := t.tx.ExecContext(ctx, m.SQL); err != nil {
+		return err
 	}
-	var pending []string
-	for _, m := range ms {
-		if !done[m.version] {
-			pending = append(pending, m.version)
-		}
-	}
-	return pending, nil
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO hammerwork_migrations (version, applied_at) VALUES (?, ?)`,
+		m.Version, ts(time.Now()))
+	return err
 }
