@@ -317,154 +317,198 @@ func setFromString(f reflect.Value, val string) error {
 	return nil
 }
 
-// Validate checks every key and names the first bad one with its value.
+// Validate checks every key and reports every bad one, each message naming
+// its key and value, so one run shows everything to fix.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	v := &problems{}
+	c.validateDatabase(v)
+	c.validateAgent(v)
+	c.validateApp(v)
+	c.validateAPI(v)
+	c.validateRetention(v)
+	if err := c.Retry.Validate(); err != nil {
+		v.add("%v", err)
+	}
+	c.validateLog(v)
+	c.validateTracing(v)
+	c.validateQueues(v)
+	return v.err()
+}
 
+// problems gathers the configuration's problems, so Validate reports them
+// all at once.
+type problems struct{ errs []error }
+
+func (p *problems) add(format string, a ...any) { p.errs = append(p.errs, fmt.Errorf(format, a...)) }
+
+func (p *problems) err() error { return errors.Join(p.errs...) }
+
+func (c *Config) validateDatabase(v *problems) {
 	if _, err := store.ParseDatabaseURL(c.Database.URL); err != nil {
-		bad("database.url: %v", err)
+		v.add("database.url: %v", err)
 	}
 	if c.Database.MaxConns < 1 {
-		bad("database.max_conns (%d) must be at least 1", c.Database.MaxConns)
+		v.add("database.max_conns (%d) must be at least 1", c.Database.MaxConns)
 	}
+}
+
+func (c *Config) validateAgent(v *problems) {
 	if len(c.Agent.Queues) == 0 {
-		bad("agent.queues must name at least one queue or \"*\"")
+		v.add("agent.queues must name at least one queue or \"*\"")
 	}
 	for _, q := range c.Agent.Queues {
 		if q != "*" && !store.ValidQueueName(q) {
-			bad("agent.queues: %q is not a valid queue name", q)
+			v.add("agent.queues: %q is not a valid queue name", q)
 		}
 	}
 	if c.Agent.Concurrency < 1 {
-		bad("agent.concurrency (%d) must be at least 1", c.Agent.Concurrency)
+		v.add("agent.concurrency (%d) must be at least 1", c.Agent.Concurrency)
 	}
 	if c.Agent.PollInterval.D() <= 0 {
-		bad("agent.poll_interval must be positive")
+		v.add("agent.poll_interval must be positive")
 	}
 	if c.Agent.RescueInterval.D() <= 0 {
-		bad("agent.rescue_interval must be positive")
+		v.add("agent.rescue_interval must be positive")
 	}
 	switch {
 	case c.Agent.CompleteFlushInterval.D() <= 0:
-		bad("agent.complete_flush_interval must be positive")
+		v.add("agent.complete_flush_interval must be positive")
 	case c.Agent.CompleteFlushInterval.D() >= c.Agent.LeaseDuration.D()/3:
 		// The lease is extended while an outcome waits to be written, one
 		// beat every third of it; a flush interval that long would make
 		// every waiting outcome depend on a heartbeat succeeding, and keep
 		// finished jobs running for most of a lease.
-		bad("agent.complete_flush_interval (%s) must be below a third of agent.lease_duration (%s): an outcome waits that long for its write while only heartbeats keep its lease",
+		v.add("agent.complete_flush_interval (%s) must be below a third of agent.lease_duration (%s): an outcome waits that long for its write while only heartbeats keep its lease",
 			c.Agent.CompleteFlushInterval, c.Agent.LeaseDuration)
 	}
 	if c.Agent.MaxLeaseExtension.D() < c.Agent.LeaseDuration.D() {
-		bad("agent.max_lease_extension (%s) must be at least agent.lease_duration (%s), the extension of a heartbeat that names none",
+		v.add("agent.max_lease_extension (%s) must be at least agent.lease_duration (%s), the extension of a heartbeat that names none",
 			c.Agent.MaxLeaseExtension, c.Agent.LeaseDuration)
 	}
 	if err := c.Agent.PriorityWeights.validate(); err != nil {
-		bad("agent.%v", err)
+		v.add("agent.%v", err)
 	}
+}
+
+func (c *Config) validateApp(v *problems) {
 	if err := checkURL(c.App.HandlerURL); err != nil {
-		bad("app.handler_url: %v", err)
+		v.add("app.handler_url: %v", err)
 	}
 	if c.App.HealthURL != "" {
 		if err := checkURL(c.App.HealthURL); err != nil {
-			bad("app.health_url: %v", err)
+			v.add("app.health_url: %v", err)
 		}
 	}
 	if c.App.HealthInterval.D() <= 0 {
-		bad("app.health_interval must be positive")
+		v.add("app.health_interval must be positive")
 	}
 	if c.App.RequestTimeout.D() <= 0 {
-		bad("app.request_timeout must be positive")
+		v.add("app.request_timeout must be positive")
 	}
 	if c.Agent.LeaseDuration.D() <= c.App.RequestTimeout.D() {
-		bad("agent.lease_duration (%s) must exceed app.request_timeout (%s)", c.Agent.LeaseDuration, c.App.RequestTimeout)
+		v.add("agent.lease_duration (%s) must exceed app.request_timeout (%s)", c.Agent.LeaseDuration, c.App.RequestTimeout)
 	}
 	if c.App.SigningSecret != "" {
 		// Checked here so a bad secret stops start-up instead of failing
 		// every dispatch.
 		if _, err := dispatch.SigningKey(c.App.SigningSecret); err != nil {
-			bad("app.signing_secret: %v", err)
+			v.add("app.signing_secret: %v", err)
 		}
 	}
 	if c.App.MaxResultBytes < 0 {
-		bad("app.max_result_bytes (%d) must not be negative", c.App.MaxResultBytes)
+		v.add("app.max_result_bytes (%d) must not be negative", c.App.MaxResultBytes)
 	}
+}
+
+func (c *Config) validateAPI(v *problems) {
 	if c.API.MaxBodyBytes < 1 {
-		bad("api.max_body_bytes (%d) must be positive", c.API.MaxBodyBytes)
+		v.add("api.max_body_bytes (%d) must be positive", c.API.MaxBodyBytes)
 	}
+}
+
+func (c *Config) validateRetention(v *problems) {
 	for _, r := range []struct {
 		key string
 		d   job.Duration
 	}{{"interval", c.Retention.Interval}, {"completed", c.Retention.Completed}, {"failed", c.Retention.Failed},
 		{"cancelled", c.Retention.Cancelled}, {"skipped", c.Retention.Skipped}} {
 		if r.d < 0 {
-			bad("retention.%s (%s) must not be negative (0: off or kept forever)", r.key, r.d)
+			v.add("retention.%s (%s) must not be negative (0: off or kept forever)", r.key, r.d)
 		}
 	}
 	if c.Retention.BatchSize < 1 || c.Retention.BatchSize > 10000 {
-		bad("retention.batch_size (%d) must be between 1 and 10000", c.Retention.BatchSize)
+		v.add("retention.batch_size (%d) must be between 1 and 10000", c.Retention.BatchSize)
 	}
-	if err := c.Retry.Validate(); err != nil {
-		bad("%v", err)
-	}
+}
+
+func (c *Config) validateLog(v *problems) {
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		bad("log.format %q must be text or json", c.Log.Format)
+		v.add("log.format %q must be text or json", c.Log.Format)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level %q must be debug, info, warn or error", c.Log.Level)
+		v.add("log.level %q must be debug, info, warn or error", c.Log.Level)
 	}
+}
+
+func (c *Config) validateTracing(v *problems) {
 	switch c.Tracing.Exporter {
 	case "", "otlp", "stdout", "none":
 	default:
-		bad("tracing.exporter %q must be otlp, stdout or none (empty: OTEL_TRACES_EXPORTER decides)", c.Tracing.Exporter)
+		v.add("tracing.exporter %q must be otlp, stdout or none (empty: OTEL_TRACES_EXPORTER decides)", c.Tracing.Exporter)
 	}
+}
+
+// validateQueues checks each [[queue]] and that no name is configured twice.
+func (c *Config) validateQueues(v *problems) {
 	seen := map[string]bool{}
 	for i, q := range c.Queues {
-		key := fmt.Sprintf("queue[%d]", i)
 		if !store.ValidQueueName(q.Name) {
-			bad("%s.name %q is not a valid queue name", key, q.Name)
+			v.add("queue[%d].name %q is not a valid queue name", i, q.Name)
 			continue
 		}
-		key = fmt.Sprintf("queue %q", q.Name)
+		key := fmt.Sprintf("queue %q", q.Name)
 		if seen[q.Name] {
-			bad("%s is configured twice", key)
+			v.add("%s is configured twice", key)
 		}
 		seen[q.Name] = true
-		if q.Concurrency < 0 {
-			bad("%s: concurrency (%d) must not be negative", key, q.Concurrency)
-		}
-		if q.HandlerURL != "" {
-			if err := checkURL(q.HandlerURL); err != nil {
-				bad("%s: handler_url: %v", key, err)
-			}
-		}
-		if q.RequestTimeout.D() >= c.Agent.LeaseDuration.D() {
-			bad("agent.lease_duration (%s) must exceed %s request_timeout (%s)", c.Agent.LeaseDuration, key, q.RequestTimeout)
-		}
-		if q.Retry != nil {
-			if err := q.Retry.Validate(); err != nil {
-				bad("%s: %v", key, err)
-			}
-		}
-		if err := q.PriorityWeights.validate(); err != nil {
-			bad("%s: %v", key, err)
-		}
-		if q.Burst < 0 {
-			bad("%s: burst (%d) must not be negative", key, q.Burst)
-		}
-		if q.Burst > 0 && q.RateLimit == "" {
-			bad("%s: burst needs a rate_limit", key)
-		}
-		if _, _, err := q.RateLimit.Parse(); err != nil {
-			bad("%s: rate_limit: %v", key, err)
+		c.validateQueue(v, key, q)
+	}
+}
+
+// validateQueue checks one [[queue]]; key names it in messages.
+func (c *Config) validateQueue(v *problems, key string, q QueueConfig) {
+	if q.Concurrency < 0 {
+		v.add("%s: concurrency (%d) must not be negative", key, q.Concurrency)
+	}
+	if q.HandlerURL != "" {
+		if err := checkURL(q.HandlerURL); err != nil {
+			v.add("%s: handler_url: %v", key, err)
 		}
 	}
-	return errors.Join(errs...)
+	if q.RequestTimeout.D() >= c.Agent.LeaseDuration.D() {
+		v.add("agent.lease_duration (%s) must exceed %s request_timeout (%s)", c.Agent.LeaseDuration, key, q.RequestTimeout)
+	}
+	if q.Retry != nil {
+		if err := q.Retry.Validate(); err != nil {
+			v.add("%s: %v", key, err)
+		}
+	}
+	if err := q.PriorityWeights.validate(); err != nil {
+		v.add("%s: %v", key, err)
+	}
+	if q.Burst < 0 {
+		v.add("%s: burst (%d) must not be negative", key, q.Burst)
+	}
+	if q.Burst > 0 && q.RateLimit == "" {
+		v.add("%s: burst needs a rate_limit", key)
+	}
+	if _, _, err := q.RateLimit.Parse(); err != nil {
+		v.add("%s: rate_limit: %v", key, err)
+	}
 }
 
 func checkURL(raw string) error {
