@@ -1,4 +1,4 @@
-package pgtest_test
+package testkit_test
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 )
 
-func TestURLGivesAFreshSchemaAndDropsIt(t *testing.T) {
+func TestPostgresURLGivesAFreshSchemaAndDropsIt(t *testing.T) {
 	t.Parallel()
 	var schema string
 	t.Run("user", func(t *testing.T) {
-		raw := pgtest.URL(t)
+		raw := testkit.PostgresURL(t)
 		u, err := url.Parse(raw)
 		require.NoError(t, err)
 		schema = u.Query().Get("search_path")
@@ -33,7 +33,7 @@ func TestURLGivesAFreshSchemaAndDropsIt(t *testing.T) {
 	if schema == "" {
 		t.Skip("the subtest was skipped: no server")
 	}
-	conn, err := pgx.Connect(t.Context(), pgtest.BaseURL())
+	conn, err := pgx.Connect(t.Context(), testkit.PostgresBaseURL())
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
 	var exists bool
@@ -45,9 +45,9 @@ func TestURLGivesAFreshSchemaAndDropsIt(t *testing.T) {
 // a closed port: without HW_TEST_REQUIRE_DBS the child skips, with it the
 // child fails, and either way it says which variable to set.
 func TestUnreachableServerSkipsOrFails(t *testing.T) {
-	if os.Getenv("PGTEST_CHILD") == "1" {
-		pgtest.URL(t)
-		t.Fatal("URL returned for an unreachable server")
+	if os.Getenv("TESTKIT_CHILD") == "1" {
+		testkit.PostgresURL(t)
+		t.Fatal("PostgresURL returned for an unreachable server")
 	}
 	t.Parallel()
 	for _, tc := range []struct {
@@ -60,7 +60,7 @@ func TestUnreachableServerSkipsOrFails(t *testing.T) {
 	} {
 		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestUnreachableServerSkipsOrFails$", "-test.v")
 		cmd.Env = append(os.Environ(),
-			"PGTEST_CHILD=1",
+			"TESTKIT_CHILD=1",
 			"HW_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5",
 			"HW_TEST_REQUIRE_DBS="+tc.require,
 		)
