@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,9 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,42 +19,24 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
-	"github.com/hammerwork-go/hw-agent/store/sqlite"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // backends lists every store the API is tested on: the same requests must
 // mean the same thing on each.
-var backends = []struct {
-	name string
-	open func(t *testing.T) store.Store
-}{
-	{"sqlite", openSQLite},
-	{"postgres", func(t *testing.T) store.Store { return pgtest.New(t) }},
-}
-
-func openSQLite(t *testing.T) store.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "hw.db")})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.Migrate(ctx)
-	require.NoError(t, err)
-	return st
-}
+var backends = []testkit.Backend{testkit.SQLiteBackend, testkit.PostgresBackend}
 
 // forEachBackend runs test once per backend, in parallel.
 func forEachBackend(t *testing.T, test func(t *testing.T, st store.Store)) {
 	t.Helper()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			test(t, b.open(t))
+			test(t, b.Store(t))
 		})
 	}
 }
@@ -71,14 +50,14 @@ const retryDelay = time.Minute
 type env struct {
 	st   store.Store
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *testkit.Buffer
 }
 
 type option func(*api.Params)
 
 func setup(t *testing.T, st store.Store, opts ...option) *env {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	p := api.Params{
 		Store:         st,
 		LeaseDuration: 30 * time.Second,
@@ -97,23 +76,6 @@ func setup(t *testing.T, st store.Store, opts ...option) *env {
 		}
 	})
 	return &env{st: st, srv: srv, logs: logs}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type response struct {

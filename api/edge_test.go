@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
 )
 
 // forEveryBackend is forEachBackend with MariaDB too, for the rules about
@@ -23,7 +23,7 @@ func forEveryBackend(t *testing.T, test func(t *testing.T, st store.Store)) {
 	forEachBackend(t, test)
 	t.Run("mysql", func(t *testing.T) {
 		t.Parallel()
-		test(t, mysqltest.New(t))
+		test(t, testkit.MySQL(t))
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 )
@@ -128,7 +129,7 @@ func TestQueuePauseOfQueueWithoutJobsHoldsForLaterJobs(t *testing.T) {
 
 func TestQueueRoutesRejectInvalidNames(t *testing.T) {
 	t.Parallel()
-	e := setup(t, openSQLite(t))
+	e := setup(t, testkit.SQLite(t))
 	e.post(t, "/v1/queues/bad%20name/pause", "").requireError(t, http.StatusUnprocessableEntity, "invalid")
 	e.post(t, "/v1/queues/-dash/resume", "").requireError(t, http.StatusUnprocessableEntity, "invalid")
 	e.get(t, "/v1/queues/bad%20name").requireError(t, http.StatusUnprocessableEntity, "invalid")
@@ -138,7 +139,7 @@ func TestQueueRoutesRejectInvalidNames(t *testing.T) {
 
 func TestQueueRoutesNeedTheToken(t *testing.T) {
 	t.Parallel()
-	e := setup(t, openSQLite(t), func(p *api.Params) { p.Token = "secret" })
+	e := setup(t, testkit.SQLite(t), func(p *api.Params) { p.Token = "secret" })
 	e.get(t, "/v1/queues").requireError(t, http.StatusUnauthorized, "unauthorized")
 	e.post(t, "/v1/queues/q/pause", "").requireError(t, http.StatusUnauthorized, "unauthorized")
 	r := e.post(t, "/v1/queues/q/pause", "", "Authorization", "Bearer secret")

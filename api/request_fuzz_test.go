@@ -2,19 +2,16 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hammerwork-go/hw-agent/api"
-	"github.com/hammerwork-go/hw-agent/store/sqlite"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 )
 
 // fuzzRoutes are the routes whose bodies FuzzRequestBody sends; the job
@@ -33,40 +30,14 @@ var fuzzRoutes = []string{
 // exercised too.
 const fuzzMaxBody = 16 << 10
 
-// lastLog keeps what the server logged for the request under test.
-type lastLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lastLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lastLog) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.buf.String()
-	l.buf.Reset()
-	return s
-}
-
 // FuzzRequestBody posts any body to each route of an in-process server on
 // a real SQLite store. Whatever the body, the answer is never a 5xx, and a
 // rejection is the documented error shape with a code and a message that
 // is the API's own words, not a bare Go error.
 func FuzzRequestBody(f *testing.F) {
-	st, err := sqlite.Open(context.Background(), sqlite.Config{URL: "sqlite://" + filepath.Join(f.TempDir(), "hw.db")})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = st.Close() })
-	if _, err := st.Migrate(context.Background()); err != nil {
-		f.Fatal(err)
-	}
-	logs := &lastLog{}
+	st := testkit.SQLite(f)
+	// logs keeps what the server logged for the request under test.
+	logs := &testkit.Buffer{}
 	srv := api.New(api.Params{
 		Store:        st,
 		MaxBodyBytes: fuzzMaxBody,
@@ -79,11 +50,11 @@ func FuzzRequestBody(f *testing.F) {
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
-		logs.take()
+		logs.Take()
 		srv.ServeHTTP(rec, req)
 
 		if rec.Code >= 500 {
-			t.Fatalf("POST %s %q: %d %s\nserver log: %s", path, body, rec.Code, rec.Body, logs.take())
+			t.Fatalf("POST %s %q: %d %s\nserver log: %s", path, body, rec.Code, rec.Body, logs.Take())
 		}
 		if rec.Code < 400 {
 			return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/api"
 	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/tracing"
@@ -51,7 +52,7 @@ func TestCallersTracestateReachesTheApp(t *testing.T) {
 	for name, tr := range map[string]*tracing.Tracer{"tracing on": tracing.NewTracer(tp), "tracing off": tracing.NewTracer(nil)} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := setup(t, openSQLite(t), func(p *api.Params) { p.Tracer = tr })
+			e := setup(t, testkit.SQLite(t), func(p *api.Params) { p.Tracer = tr })
 			trace := []string{"traceparent", callerParent, "tracestate", callerState}
 
 			r := e.post(t, "/v1/jobs", `{"queue": "one", "payload": {}}`, trace...)

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -44,7 +45,7 @@ func withTracing(t *testing.T) (option, *tracetest.SpanRecorder) {
 func TestEnqueueStoresTheProducerSpanUnderTheCallersTrace(t *testing.T) {
 	t.Parallel()
 	opt, rec := withTracing(t)
-	e := setup(t, openSQLite(t), opt)
+	e := setup(t, testkit.SQLite(t), opt)
 	r := e.post(t, "/v1/jobs", `{"queue": "emails", "payload": {}, "correlation_id": "c-9"}`, "traceparent", callerParent, "tracestate", "v=1")
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	j := e.stored(t, r.job(t).ID)
@@ -70,7 +71,7 @@ func TestEnqueueStoresTheProducerSpanUnderTheCallersTrace(t *testing.T) {
 func TestEnqueueHonoursAValidExplicitTraceID(t *testing.T) {
 	t.Parallel()
 	opt, _ := withTracing(t)
-	e := setup(t, openSQLite(t), opt)
+	e := setup(t, testkit.SQLite(t), opt)
 	j := e.stored(t, e.enqueue(t, `{"queue": "q", "payload": {}, "trace_id": "`+namedTraceID+`"}`).ID)
 	require.Equal(t, namedTraceID, j.TraceID)
 	tp, err := tracing.ParseTraceparent(j.SpanContext)
@@ -83,7 +84,7 @@ func TestEnqueueHonoursAValidExplicitTraceID(t *testing.T) {
 func TestEnqueueIgnoresAnInvalidTraceparent(t *testing.T) {
 	t.Parallel()
 	opt, rec := withTracing(t)
-	e := setup(t, openSQLite(t), opt)
+	e := setup(t, testkit.SQLite(t), opt)
 	r := e.post(t, "/v1/jobs", `{"queue": "q", "payload": {}}`, "traceparent", "00-"+callerTraceID+"-zz-01", "tracestate", "v=1")
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	j := e.stored(t, r.job(t).ID)
@@ -99,7 +100,7 @@ func TestEnqueueIgnoresAnInvalidTraceparent(t *testing.T) {
 func TestWorkflowJobsCarryTheWorkflowsTraceAndCorrelation(t *testing.T) {
 	t.Parallel()
 	opt, rec := withTracing(t)
-	st := openSQLite(t)
+	st := testkit.SQLite(t)
 	e := setup(t, st, opt)
 	r := e.post(t, "/v1/workflows", `{"name": "wf", "jobs": [
 		{"name": "a", "queue": "q", "payload": {}},
@@ -128,7 +129,7 @@ func TestWorkflowJobsCarryTheWorkflowsTraceAndCorrelation(t *testing.T) {
 func TestMetricsAreServedWithoutTheToken(t *testing.T) {
 	t.Parallel()
 	m := metrics.New()
-	e := setup(t, openSQLite(t), func(p *api.Params) { p.Metrics = m; p.Token = "secret" })
+	e := setup(t, testkit.SQLite(t), func(p *api.Params) { p.Metrics = m; p.Token = "secret" })
 	r := e.post(t, "/v1/jobs", `{"queue": "q", "payload": {}}`, "Authorization", "Bearer secret")
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	id := r.job(t).ID
@@ -150,7 +151,7 @@ func TestAPIAnswersAreCountedAndTraced(t *testing.T) {
 	t.Parallel()
 	opt, rec := withTracing(t)
 	m := metrics.New()
-	e := setup(t, openSQLite(t), opt, func(p *api.Params) { p.Metrics = m })
+	e := setup(t, testkit.SQLite(t), opt, func(p *api.Params) { p.Metrics = m })
 
 	done := e.enqueue(t, `{"queue": "async", "payload": {}, "correlation_id": "c-1"}`)
 	token := e.lease(t, done.ID, "async")
