@@ -119,3 +119,18 @@ func (c *Clock) sync(ctx context.Context) error {
 	c.mu.Unlock()
 	return nil
 }
+
+// At is the time a store call works at: injected (tests send one) in UTC,
+// else the database's now as Now estimates it. An estimate carried past a
+// failed reading is still an answer; only a clock that never read the
+// database returns the error.
+func (c *Clock) At(ctx context.Context, injected time.Time) (time.Time, error) {
+	if !injected.IsZero() {
+		return UTC(injected), nil
+	}
+	at, err := c.Now(ctx)
+	if at.IsZero() {
+		return time.Time{}, err
+	}
+	return at, nil
+}

@@ -43,7 +43,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	if len(p.Completions) == 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "complete %d jobs", len(p.Completions))
 	}
@@ -132,54 +132,41 @@ type failure struct {
 // datetimeLayout is how a DATETIME(6) is written inside a JSON document.
 const datetimeLayout = "2006-01-02 15:04:05.000000"
 
-// Fail records failed attempts and says which jobs were retried, which
-// failed for good and which were stale.
+// Fail records failed attempts: it locks the running jobs, lets
+// store.PlanFailures decide each one and writes the plan in one statement.
 func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult, error) {
-	var res store.FailResult
+	plan := store.PlanFailures(p, time.Time{}, nil)
 	if len(p.Failures) == 0 {
-		return res, nil
+		return plan.Result, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.FailResult{}, wrap(err, "fail %d jobs", len(p.Failures))
 	}
 	refs := make([]store.LeaseRef, len(p.Failures))
-	byID := make(map[uuid.UUID]store.Failure, len(p.Failures))
 	for i, f := range p.Failures {
 		refs[i] = f.LeaseRef
-		byID[f.ID] = f
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res = store.FailResult{}
 		locked, err := lockRunning(ctx, tx, refs)
 		if err != nil {
 			return err
 		}
-		if len(locked) == 0 {
-			res.Stale = staleRefs(refs, locked)
+		ids := matched(locked)
+		rows := make([]store.Locked, len(ids))
+		for i, id := range ids {
+			l := locked[id]
+			rows[i] = store.Locked{Attempts: l.attempts, MaxAttempts: l.maxAttempts, Change: l.change(id, "", "")}
+		}
+		plan = store.PlanFailures(p, at, rows)
+		if len(ids) == 0 {
 			return nil
 		}
-		ids := matched(locked)
-		table := make([]failure, len(ids))
-		outcome := make(map[uuid.UUID]job.Status, len(ids))
-		var failed []store.JobChange
-		for i, id := range ids {
-			f, l := byID[id], locked[id]
-			row := failure{ID: id.String(), Status: string(job.StatusFailed), Error: f.Error, Outcome: f.Outcome}
-			if f.Retry && l.attempts < l.maxAttempts {
-				row.Status = string(job.StatusPending)
-				row.RetryAt = f.RetryDue(at).Format(datetimeLayout)
-			}
-			if row.Outcome == "" {
-				row.Outcome = "failed"
-				if row.Status == string(job.StatusPending) {
-					row.Outcome = "retry"
-				}
-			}
-			table[i] = row
-			outcome[id] = job.Status(row.Status)
-			if row.Status == string(job.StatusFailed) {
-				failed = append(failed, l.change(id, job.StatusRunning, job.StatusFailed))
+		table := make([]failure, len(plan.Decisions))
+		for i, d := range plan.Decisions {
+			table[i] = failure{ID: d.ID.String(), Status: string(job.StatusFailed), Error: d.Error, Outcome: d.Outcome}
+			if d.Retry {
+				table[i].Status, table[i].RetryAt = string(job.StatusPending), d.RetryAt.Format(datetimeLayout)
 			}
 		}
 		doc, err := json.Marshal(table)
@@ -188,34 +175,13 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 		}
 		_, err = tx.ExecContext(ctx, fmt.Sprintf(failUpdate, placeholders(len(ids))),
 			append([]any{string(doc), at, at.Format(time.RFC3339Nano)}, idArgs(ids)...)...)
-		if err != nil {
+		if err != nil || !needsResolution(plan.Failed) {
 			return err
 		}
-		if needsResolution(failed) {
-			if err := store.Resolve(ctx, resolveTx{tx}, at, failed); err != nil {
-				return err
-			}
-		}
-		// Report in input order, each id once.
-		seen := make(map[uuid.UUID]bool, len(refs))
-		for _, r := range refs {
-			if seen[r.ID] {
-				continue
-			}
-			seen[r.ID] = true
-			switch st, ok := outcome[r.ID]; {
-			case !ok:
-				res.Stale = append(res.Stale, r.ID)
-			case st == job.StatusPending:
-				res.Retried = append(res.Retried, r.ID)
-			default:
-				res.Failed = append(res.Failed, r.ID)
-			}
-		}
-		return nil
+		return store.Resolve(ctx, resolveTx{tx}, at, plan.Failed)
 	})
 	if err != nil {
 		return store.FailResult{}, wrap(err, "fail %d jobs", len(p.Failures))
 	}
-	return res, nil
+	return plan.Result, nil
 }

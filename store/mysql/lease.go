@@ -52,7 +52,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
 	}
@@ -262,7 +262,7 @@ func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, 
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "extend %d leases", len(p.Leases))
 	}
@@ -280,7 +280,7 @@ func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "release %d leases", len(p.Leases))
 	}
@@ -294,24 +294,20 @@ WHERE id IN (%s) ORDER BY id`, p.DueAt(at))
 	return stale, nil
 }
 
-// rescueMessage is the error recorded for an expired lease.
-const rescueMessage = "lease expired before the attempt finished"
-
-// DefaultRescueLimit bounds a rescue pass when RescueParams.Limit is zero.
-const DefaultRescueLimit = 1000
-
-// rescueUpdate sends the locked rows back to pending or, with attempts used
-// up, to failed. MySQL evaluates single-table assignments left to right on
-// the updated row, so every assignment reads only columns not yet assigned,
-// and the lease is cleared last, after the error has quoted leased_by.
+// rescueUpdate writes a rescue plan to the locked rows: the ids that fail
+// (a comma-separated list, the first argument and again in failed_at and
+// status) go to failed, the others back to pending. MySQL evaluates
+// single-table assignments left to right on the updated row, so every
+// assignment reads only columns not yet assigned, and the lease is cleared
+// last, after the error has quoted leased_by.
 const rescueUpdate = `UPDATE hammerwork_jobs SET
-    failed_at = IF(attempts >= max_attempts, ?, failed_at),
-    scheduled_at = IF(attempts >= max_attempts, scheduled_at, ?),
+    failed_at = IF(FIND_IN_SET(id, ?), ?, failed_at),
+    scheduled_at = IF(FIND_IN_SET(id, ?), scheduled_at, ?),
     error_message = ?,
     errors = JSON_ARRAY_APPEND(errors, '$', JSON_OBJECT(
-        'attempt', attempts, 'at', ?, 'outcome', 'lease_expired',
+        'attempt', attempts, 'at', ?, 'outcome', ?,
         'message', CONCAT(?, COALESCE(CONCAT(' (held by ', leased_by, ')'), '')))),
-    status = IF(attempts >= max_attempts, 'failed', 'pending'),
+    status = IF(FIND_IN_SET(id, ?), 'failed', 'pending'),
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 WHERE id IN (%s) AND status = 'running'
 ORDER BY id`
@@ -319,29 +315,25 @@ ORDER BY id`
 // RescueExpired requeues (or fails, when attempts are used up) running jobs
 // whose lease expired: at most p.Limit of them in one pass, oldest expiry
 // first, skipping rows another rescuer or a late Complete holds.
+// store.PlanRescue decides; the update writes its decision per row.
 func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.RescueResult, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultRescueLimit
-	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.RescueResult{}, wrap(err, "rescue expired leases")
 	}
-	var res store.RescueResult
+	var plan store.RescuePlan
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res = store.RescueResult{}
 		rows, err := tx.QueryContext(ctx, `SELECT j.id, j.attempts, j.max_attempts, `+changeColumns+`
 FROM hammerwork_jobs j
 WHERE j.status = 'running' AND j.lease_expires_at <= ?
 ORDER BY j.lease_expires_at, j.id
 LIMIT ?
-FOR UPDATE SKIP LOCKED`, at, limit)
+FOR UPDATE SKIP LOCKED`, at, p.RescueLimit())
 		if err != nil {
 			return err
 		}
+		var expired []store.Locked
 		var ids []uuid.UUID
-		var failed []store.JobChange
 		for rows.Next() {
 			var id uuid.UUID
 			var l lockedJob
@@ -350,31 +342,32 @@ FOR UPDATE SKIP LOCKED`, at, limit)
 				return err
 			}
 			ids = append(ids, id)
-			if l.attempts >= l.maxAttempts {
-				res.Failed = append(res.Failed, id)
-				failed = append(failed, l.change(id, job.StatusRunning, job.StatusFailed))
-			} else {
-				res.Requeued = append(res.Requeued, id)
-			}
+			expired = append(expired, store.Locked{Attempts: l.attempts, MaxAttempts: l.maxAttempts, Change: l.change(id, "", "")})
 		}
 		if err := rows.Close(); err != nil {
 			return err
 		}
+		plan = store.PlanRescue(expired)
 		if err := rows.Err(); err != nil || len(ids) == 0 {
 			return err
 		}
-		ids = sortedIDs(ids)
-		args := append([]any{at, at, rescueMessage, at.Format(time.RFC3339Nano), rescueMessage}, idArgs(ids)...)
+		failed := make([]string, len(plan.Result.Failed))
+		for i, id := range plan.Result.Failed {
+			failed[i] = id.String()
+		}
+		fails := strings.Join(failed, ",")
+		args := append([]any{fails, at, fails, at, store.LeaseExpiredMessage, at.Format(time.RFC3339Nano),
+			store.LeaseExpiredOutcome, store.LeaseExpiredMessage, fails}, idArgs(sortedIDs(ids))...)
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(rescueUpdate, placeholders(len(ids))), args...); err != nil {
 			return err
 		}
-		if !needsResolution(failed) {
+		if !needsResolution(plan.Failed) {
 			return nil
 		}
-		return store.Resolve(ctx, resolveTx{tx}, at, failed)
+		return store.Resolve(ctx, resolveTx{tx}, at, plan.Failed)
 	})
 	if err != nil {
 		return store.RescueResult{}, wrap(err, "rescue expired leases")
 	}
-	return res, nil
+	return plan.Result, nil
 }

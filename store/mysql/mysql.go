@@ -126,25 +126,10 @@ func (s *Store) readClock(ctx context.Context) (time.Time, error) {
 	return t, nil
 }
 
-// now returns t when the caller injected one (tests do), else the
-// database's current time as the store's clock estimates it. The estimate
-// survives a failed reading of the database's clock; only a store that
-// never read it returns the error.
-func (s *Store) now(ctx context.Context, t time.Time) (time.Time, error) {
-	if !t.IsZero() {
-		return store.UTC(t), nil
-	}
-	at, err := s.clock.Now(ctx)
-	if at.IsZero() {
-		return time.Time{}, err
-	}
-	return at, nil
-}
-
 // DatabaseNow is the database's current time as the store's clock
 // estimates it.
 func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
-	at, err := s.now(ctx, time.Time{})
+	at, err := s.clock.At(ctx, time.Time{})
 	if err != nil {
 		return time.Time{}, wrap(err, "read the database's time")
 	}

@@ -49,7 +49,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 		}
 		notes[i] = nullStr(c.Note)
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "complete %d jobs", n)
 	}
@@ -101,7 +101,7 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 	if len(p.Failures) == 0 {
 		return res, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return res, wrap(err, "fail %d jobs", len(p.Failures))
 	}

@@ -89,7 +89,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
 	}
@@ -139,7 +139,7 @@ func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, 
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "extend %d leases", len(p.Leases))
 	}
@@ -165,7 +165,7 @@ func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID
 	if len(p.Leases) == 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "release %d leases", len(p.Leases))
 	}
@@ -224,7 +224,7 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	if limit <= 0 {
 		limit = DefaultRescueLimit
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.RescueResult{}, wrap(err, "rescue expired leases")
 	}

@@ -25,7 +25,7 @@ func (s *Store) PauseQueue(ctx context.Context, p store.PauseQueueParams) error 
 	if p.By != "" {
 		by = &p.By
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return wrap(err, "pause queue %q", p.Queue)
 	}
@@ -64,7 +64,7 @@ GROUP BY queue_name`
 
 // Queues describes every queue with jobs or a pause, or only p.Queue.
 func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "describe queues")
 	}
@@ -150,7 +150,7 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 			fmt.Sprintf(leasableSQL, filter), l)
 	}
 	b.WriteString(") n")
-	since, err := s.now(ctx, p.Now)
+	since, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
 	}
@@ -176,7 +176,7 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 		fmt.Fprintf(&b, "SELECT %d WHERE EXISTS (SELECT 1 FROM hammerwork_jobs WHERE %s\n    AND scheduled_at <= $1 AND priority = %d)",
 			l, fmt.Sprintf(leasableSQL, filter), l)
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
 	}

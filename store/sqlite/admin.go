@@ -17,7 +17,7 @@ import (
 // so a late answer from the agent that held it is stale. In a workflow (or
 // with children) its descendants are cancelled too and the counters follow.
 func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("cancel job %s: %w", p.ID, err)
 	}
@@ -40,7 +40,7 @@ func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, err
 // reset and its dependencies recomputed from its parents; the error history
 // stays.
 func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("retry job %s: %w", p.ID, err)
 	}

@@ -11,7 +11,7 @@ import (
 // ExpireResults clears results whose result_expires_at has passed. Stored
 // times are fixed-width UTC text, so comparing strings compares times.
 func (s *Store) ExpireResults(ctx context.Context, p store.ExpireResultsParams) (int, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return 0, fmt.Errorf("expire results: %w", err)
 	}

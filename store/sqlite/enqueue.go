@@ -32,7 +32,7 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if len(p.Jobs) == 0 {
 		return []*job.Job{}, nil
 	}
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue %d jobs: %w", len(p.Jobs), err)
 	}

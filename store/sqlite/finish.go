@@ -34,7 +34,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	if len(p.Completions) == 0 {
 		return stale, nil
 	}
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("complete %d jobs: %w", len(p.Completions), err)
 	}
@@ -99,7 +99,7 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 	if len(p.Failures) == 0 {
 		return res, nil
 	}
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.FailResult{}, fmt.Errorf("fail %d jobs: %w", len(p.Failures), err)
 	}

@@ -35,7 +35,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if p.Limit <= 0 {
 		return []*job.Job{}, nil
 	}
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("lease jobs from %s: %w", queuesLabel(p.Queues), err)
 	}
@@ -163,7 +163,7 @@ func (s *Store) perLease(ctx context.Context, refs []store.LeaseRef, query strin
 // p.Duration) on every running job whose token matches and returns the ids
 // that did not match.
 func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("extend %d leases: %w", len(p.Leases), err)
 	}
@@ -181,7 +181,7 @@ func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, 
 // Release puts running jobs back to pending without spending their attempt.
 // A zero p.ScheduledAt means the database's now + p.Delay.
 func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("release %d leases: %w", len(p.Leases), err)
 	}
@@ -213,7 +213,7 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	if limit <= 0 {
 		limit = defaultRescueLimit
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)
 	}

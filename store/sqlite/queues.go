@@ -21,7 +21,7 @@ func (s *Store) PauseQueue(ctx context.Context, p store.PauseQueueParams) error 
 	if err := store.ValidateQueueName(p.Queue); err != nil {
 		return fmt.Errorf("pause queue: %w", err)
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return fmt.Errorf("pause queue %q: %w", p.Queue, err)
 	}
@@ -54,7 +54,7 @@ func (s *Store) ResumeQueue(ctx context.Context, p store.ResumeQueueParams) erro
 // Queues describes every queue with jobs or a pause, or only p.Queue, with
 // one aggregate pass over the jobs.
 func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("describe queues: %w", err)
 	}
@@ -158,7 +158,7 @@ func leasable(queues, exclude []string) (string, []any) {
 // priority level into the lease index, whatever the backlog of delayed jobs.
 func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, bool, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	since, err := s.now(ctx, p.Now)
+	since, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", queuesLabel(p.Queues), err)
 	}
@@ -192,7 +192,7 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 // ReadyPriorities probes each level with an EXISTS on the lease index.
 func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesParams) ([]job.Priority, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), err)
 	}

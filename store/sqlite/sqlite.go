@@ -55,18 +55,9 @@ func newStore(write, read *sql.DB) *Store {
 // hostClock is SQLite's clock: the one strftime('now') reads.
 func hostClock(context.Context) (time.Time, error) { return time.Now(), nil }
 
-// now returns t when the caller injected one (tests do), else the
-// database's current time.
-func (s *Store) now(ctx context.Context, t time.Time) (time.Time, error) {
-	if !t.IsZero() {
-		return store.UTC(t), nil
-	}
-	return s.clock.Now(ctx)
-}
-
 // DatabaseNow is the database's current time: the host's, for SQLite.
 func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
-	return s.now(ctx, time.Time{})
+	return s.clock.At(ctx, time.Time{})
 }
 
 // MemoryURL opens a private in-memory database.

@@ -92,7 +92,7 @@ func (s *Store) enqueueInTx(ctx context.Context, p store.EnqueueParams, now time
 // EnqueueWorkflow validates the definition, then writes the workflow, its
 // jobs and its edges in one transaction.
 func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowParams) (*store.WorkflowEnqueued, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue workflow %q: %w", p.Workflow.Name, err)
 	}
@@ -295,7 +295,7 @@ func (s *Store) workflowEdges(ctx context.Context, id uuid.UUID) (map[uuid.UUID]
 // transaction and reads the workflow back.
 func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParams,
 	fn func(tx resolveTx, now time.Time) error) (*workflow.Record, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("%s workflow %s: %w", op, p.ID, err)
 	}
@@ -332,7 +332,7 @@ func (s *Store) RetryWorkflow(ctx context.Context, p store.WorkflowParams) (*wor
 // ExpireWorkflows fails the live workflows whose deadline passed, all in
 // one write transaction.
 func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsParams) ([]uuid.UUID, error) {
-	now, err := s.now(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("expire workflows: %w", err)
 	}
