@@ -16,17 +16,17 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/mysql"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
 	"github.com/hammerwork-go/hw-agent/store/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return mysqltest.New(t) })
+	storetest.Run(t, func(t *testing.T) store.Store { return testkit.MySQL(t) })
 }
 
 func open(t *testing.T, rawURL string) *mysql.Store {
@@ -79,7 +79,7 @@ func seedIDs(t *testing.T, db *sql.DB, queue string) []uuid.UUID {
 
 func TestSeedQueryRunsVerbatimAndMeansWhatItSays(t *testing.T) {
 	t.Parallel()
-	s := mysqltest.New(t)
+	s := testkit.MySQL(t)
 	ctx := t.Context()
 	clock := store.UTC(time.Now())
 	nj := func(queue string, p job.Priority, at time.Time) store.NewJob {
@@ -114,7 +114,7 @@ func TestSeedQueryRunsVerbatimAndMeansWhatItSays(t *testing.T) {
 // touched.
 func TestTimesAreUTCWhateverTheSessionZone(t *testing.T) {
 	t.Parallel()
-	dbURL := mysqltest.URL(t)
+	dbURL := testkit.MySQLURL(t)
 	plus5 := withParam(dbURL, "time_zone", "'+05:00'")
 	s := open(t, plus5)
 	_, err := s.Migrate(t.Context())
@@ -176,7 +176,7 @@ func TestTimesAreUTCWhateverTheSessionZone(t *testing.T) {
 
 func TestMigrateIsIdempotentAcrossConcurrentMigrators(t *testing.T) {
 	t.Parallel()
-	dbURL := mysqltest.URL(t)
+	dbURL := testkit.MySQLURL(t)
 	const n = 5
 	stores := make([]*mysql.Store, n)
 	for i := range stores {
@@ -214,7 +214,7 @@ func TestMigrateIsIdempotentAcrossConcurrentMigrators(t *testing.T) {
 // commits DDL at once), and checks that Migrate finishes the job.
 func TestMigrateResumesAfterACrashMidMigration(t *testing.T) {
 	t.Parallel()
-	s := open(t, mysqltest.URL(t))
+	s := open(t, testkit.MySQLURL(t))
 	file, err := os.ReadFile("migrations/0001_init.sql")
 	require.NoError(t, err)
 	first := strings.SplitN(string(file), ";\n", 2)[0]
@@ -236,7 +236,7 @@ func TestMigrateResumesAfterACrashMidMigration(t *testing.T) {
 // column and index errors count as done.
 func TestMigrateReRunsAnInterruptedAlterMigration(t *testing.T) {
 	t.Parallel()
-	s := mysqltest.New(t)
+	s := testkit.MySQL(t)
 	_, err := s.DB().ExecContext(t.Context(), `DELETE FROM hammerwork_migrations WHERE version = '0002_workflows'`)
 	require.NoError(t, err)
 	applied, err := s.Migrate(t.Context())
@@ -249,7 +249,7 @@ func TestMigrateReRunsAnInterruptedAlterMigration(t *testing.T) {
 
 func TestOpenAcceptsBothURLFormsAndNeverShowsThePassword(t *testing.T) {
 	t.Parallel()
-	dbURL := mysqltest.URL(t)
+	dbURL := testkit.MySQLURL(t)
 	dsn := strings.TrimPrefix(dbURL, "mysql://")
 	if !strings.Contains(dsn, "@tcp(") {
 		u, err := url.Parse(dbURL)
@@ -318,7 +318,7 @@ func twoRunning(t *testing.T, s *mysql.Store, queue string) (a, b *job.Job) {
 // transaction, Complete's, and the store runs it again.
 func TestDeadlockIsRetriedAndCounted(t *testing.T) {
 	t.Parallel()
-	s := mysqltest.New(t)
+	s := testkit.MySQL(t)
 	ctx := t.Context()
 	a, b := twoRunning(t, s, "deadlock")
 	filler := make([]store.NewJob, 200)
@@ -368,7 +368,7 @@ func TestDeadlockIsRetriedAndCounted(t *testing.T) {
 // Extend times out, is retried, and succeeds once the lock is released.
 func TestLockWaitTimeoutIsRetried(t *testing.T) {
 	t.Parallel()
-	dbURL := mysqltest.URL(t)
+	dbURL := testkit.MySQLURL(t)
 	s := open(t, withParam(dbURL, "innodb_lock_wait_timeout", "1"))
 	_, err := s.Migrate(t.Context())
 	require.NoError(t, err)
@@ -404,7 +404,7 @@ func TestLockWaitTimeoutIsRetried(t *testing.T) {
 // database. Every job must be completed once, and no deadlock may surface.
 func TestFourAgentsCompleteEveryJobExactlyOnce(t *testing.T) {
 	t.Parallel()
-	dbURL := mysqltest.URL(t)
+	dbURL := testkit.MySQLURL(t)
 	const agents = 4
 	n := 5000
 	if testing.Short() {

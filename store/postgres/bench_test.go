@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
 // BenchmarkEnqueueLeaseComplete measures the store's share of the hot path:
@@ -23,7 +23,7 @@ func BenchmarkEnqueueLeaseComplete(b *testing.B) {
 		{"enqueue10/lease10/workers4", 10, 10, 4},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := pgtest.New(b)
+			s := testkit.Postgres(b)
 			ctx := b.Context()
 			b.ResetTimer()
 			for remaining := b.N; remaining > 0; remaining -= bc.enqueueBatch {

@@ -14,15 +14,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/postgres"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 	"github.com/hammerwork-go/hw-agent/store/storetest"
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return pgtest.New(t) })
+	storetest.Run(t, func(t *testing.T) store.Store { return testkit.Postgres(t) })
 }
 
 // seedQuery is the query of hammerwork's workflow guide, verbatim but for
@@ -42,7 +42,7 @@ func open(t *testing.T, url string) *postgres.Store {
 
 func TestSeedQueryReturnsExactlyTheLeasableJobsInOrder(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	ctx := t.Context()
 	now := time.Now().Add(-time.Minute) // NOW() in the query is the database's clock
 
@@ -98,7 +98,7 @@ func TestSeedQueryReturnsExactlyTheLeasableJobsInOrder(t *testing.T) {
 // still finds a plan through them.
 func TestLeaseAndSeedQueriesCanUseThePartialIndexes(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	ctx := t.Context()
 	// plan explains sql after setup, in a transaction it rolls back.
 	plan := func(setup, sql string, args ...any) string {
@@ -126,7 +126,7 @@ func TestLeaseAndSeedQueriesCanUseThePartialIndexes(t *testing.T) {
 
 func TestMigrateIsIdempotentUnderConcurrentMigrators(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
+	url := testkit.PostgresURL(t)
 	s := open(t, url)
 	ctx := t.Context()
 
@@ -179,7 +179,7 @@ func assertNoError(t *testing.T, err error) bool {
 
 func TestUnmigratedDatabaseIsErrNotMigrated(t *testing.T) {
 	t.Parallel()
-	s := open(t, pgtest.URL(t))
+	s := open(t, testkit.PostgresURL(t))
 	ctx := t.Context()
 	now := time.Now()
 
@@ -223,7 +223,7 @@ func TestOpenErrorsNeverShowThePassword(t *testing.T) {
 // and other tests' notifications are ignored.
 func TestEnqueueNotifiesOncePerQueuePerBatch(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
+	url := testkit.PostgresURL(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	s := open(t, url)
@@ -279,7 +279,7 @@ func TestEnqueueNotifiesOncePerQueuePerBatch(t *testing.T) {
 
 func TestEnqueueLargeBatchWithDuplicateIDWritesNothing(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	ctx := t.Context()
 	jobs := make([]store.NewJob, 200)
 	for i := range jobs {
@@ -296,7 +296,7 @@ func TestEnqueueLargeBatchWithDuplicateIDWritesNothing(t *testing.T) {
 
 func TestNotMigratedIsNotConfusedWithOtherErrors(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	_, err := s.Get(t.Context(), uuid.New())
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.False(t, errors.Is(err, store.ErrNotMigrated))
@@ -306,7 +306,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestWaitForJobsWakesOnEnqueueAndEndsWithContextOrClose(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
@@ -355,7 +355,7 @@ func requireClosed(ctx context.Context, t *testing.T, ch <-chan string) {
 // from both ends.
 func TestGetFillsDependsOnAndDependents(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	ctx := t.Context()
 	jobs, err := s.Enqueue(ctx, store.EnqueueParams{Now: time.Now(), Jobs: []store.NewJob{{Queue: "q"}, {Queue: "q"}, {Queue: "q"}}})
 	require.NoError(t, err)
@@ -391,7 +391,7 @@ func TestGetFillsDependsOnAndDependents(t *testing.T) {
 
 func TestCompleteRejectsAResultThatIsNotJSON(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	ctx := t.Context()
 	now := time.Now()
 	_, err := s.Enqueue(ctx, store.EnqueueParams{Now: now, Jobs: []store.NewJob{{Queue: "q"}}})
