@@ -55,6 +55,8 @@ func (l Locked) attemptsLeft() bool { return l.Attempts < l.MaxAttempts }
 // RescuePlan is what one rescue pass does with the expired leases it locked.
 type RescuePlan struct {
 	Result RescueResult
+	// Fails says, per expired lease in input order, whether it fails.
+	Fails []bool
 	// Failed are the jobs whose attempts are used up, for Resolve.
 	Failed []JobChange
 }
@@ -63,9 +65,10 @@ type RescuePlan struct {
 // remain, failed once they are used up. Result lists keep the input order
 // and are never nil.
 func PlanRescue(expired []Locked) RescuePlan {
-	p := RescuePlan{Result: RescueResult{Requeued: []uuid.UUID{}, Failed: []uuid.UUID{}}}
-	for _, l := range expired {
-		if l.attemptsLeft() {
+	p := RescuePlan{Result: RescueResult{Requeued: []uuid.UUID{}, Failed: []uuid.UUID{}}, Fails: make([]bool, len(expired))}
+	for i, l := range expired {
+		p.Fails[i] = !l.attemptsLeft()
+		if !p.Fails[i] {
 			p.Result.Requeued = append(p.Result.Requeued, l.Change.ID)
 			continue
 		}

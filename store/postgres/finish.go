@@ -75,96 +75,77 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	return missing(ids, done), nil
 }
 
-// failSQL records a batch of failed attempts in one statement: each row
-// goes back to pending (retry wanted and attempts left) or to failed, and
-// RETURNING says which.
+// lockFailingSQL locks the running jobs of a Fail call whose token matches,
+// in id order, for store.PlanFailures to decide.
+const lockFailingSQL = `SELECT j.id, j.attempts, j.max_attempts, ` + changeColumns + `
+FROM hammerwork_jobs j JOIN unnest($1::uuid[], $2::text[]) AS l(id, token)
+  ON j.id = l.id AND j.lease_token = l.token
+WHERE j.status = 'running'
+ORDER BY j.id
+FOR UPDATE OF j`
+
+// failSQL writes a failure plan to the locked rows in one statement: each
+// goes back to pending (retry) or to failed, as decided.
 const failSQL = `UPDATE hammerwork_jobs j SET
-    status = CASE WHEN f.retry AND j.attempts < j.max_attempts THEN 'pending' ELSE 'failed' END,
-    scheduled_at = CASE WHEN f.retry AND j.attempts < j.max_attempts THEN f.retry_at ELSE j.scheduled_at END,
-    failed_at = CASE WHEN f.retry AND j.attempts < j.max_attempts THEN j.failed_at ELSE $1::timestamptz END,
+    status = CASE WHEN f.retry THEN 'pending' ELSE 'failed' END,
+    scheduled_at = CASE WHEN f.retry THEN f.retry_at ELSE j.scheduled_at END,
+    failed_at = CASE WHEN f.retry THEN j.failed_at ELSE $1::timestamptz END,
     error_message = f.error,
     errors = j.errors || jsonb_build_array(jsonb_build_object(
-        'attempt', j.attempts, 'at', $2::text,
-        'outcome', coalesce(f.outcome,
-            CASE WHEN f.retry AND j.attempts < j.max_attempts THEN 'retry' ELSE 'failed' END),
-        'message', f.error)),
+        'attempt', j.attempts, 'at', $2::text, 'outcome', f.outcome, 'message', f.error)),
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::timestamptz[])
-    AS f(id, token, error, outcome, retry, retry_at)
-WHERE j.id = f.id AND j.status = 'running' AND j.lease_token = f.token
-RETURNING j.id, j.status, ` + changeColumns
+FROM unnest($3::uuid[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[])
+    AS f(id, error, outcome, retry, retry_at)
+WHERE j.id = f.id`
 
-// Fail records failed attempts and says which jobs were retried, which
-// failed for good and which were stale.
+// Fail records failed attempts: it locks the running jobs, lets
+// store.PlanFailures decide each one and writes the plan in one statement.
 func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult, error) {
-	var res store.FailResult
+	plan := store.PlanFailures(p, time.Time{}, nil)
 	if len(p.Failures) == 0 {
-		return res, nil
-	}
-	at, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return res, wrap(err, "fail %d jobs", len(p.Failures))
+		return plan.Result, nil
 	}
 	n := len(p.Failures)
-	ids := make([]uuid.UUID, n)
-	tokens := make([]string, n)
-	messages := make([]string, n)
-	outcomes := make([]*string, n)
-	retry := make([]bool, n)
-	retryAt := make([]time.Time, n)
-	for i, f := range p.Failures {
-		ids[i], tokens[i] = f.ID, f.Token
-		messages[i] = f.Error
-		outcomes[i] = nullStr(f.Outcome)
-		retry[i] = f.Retry
-		retryAt[i] = f.RetryDue(at)
+	at, err := s.clock.At(ctx, p.Now)
+	if err != nil {
+		return store.FailResult{}, wrap(err, "fail %d jobs", n)
 	}
-	outcome := make(map[uuid.UUID]string, n)
+	refs := make([]store.LeaseRef, n)
+	for i, f := range p.Failures {
+		refs[i] = f.LeaseRef
+	}
+	ids, tokens := splitLeases(refs)
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		clear(outcome)
-		rows, err := tx.Query(ctx, failSQL, at, at.Format(time.RFC3339Nano), ids, tokens, messages, outcomes, retry, retryAt)
+		rows, err := tx.Query(ctx, lockFailingSQL, ids, tokens)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		var failed []store.JobChange
-		for rows.Next() {
-			var c store.JobChange
-			var status string
-			if err := rows.Scan(&c.ID, &status, &c.WorkflowID, &c.BatchID, &c.Dependents); err != nil {
-				return err
-			}
-			outcome[c.ID] = status
-			if status == string(job.StatusFailed) {
-				c.From, c.To = job.StatusRunning, job.StatusFailed
-				failed = append(failed, c)
-			}
-		}
-		if err := rows.Err(); err != nil {
+		locked, err := collectLocked(rows)
+		if err != nil {
 			return err
 		}
-		if !needsResolution(failed) {
+		plan = store.PlanFailures(p, at, locked)
+		if len(locked) == 0 {
 			return nil
 		}
-		return store.Resolve(ctx, resolveTx{tx}, at, failed)
+		d := len(plan.Decisions)
+		fids, messages, outcomes, retry, retryAt := make([]uuid.UUID, d), make([]string, d), make([]string, d), make([]bool, d), make([]time.Time, d)
+		for i, dec := range plan.Decisions {
+			fids[i], messages[i], outcomes[i], retry[i], retryAt[i] = dec.ID, dec.Error, dec.Outcome, dec.Retry, at
+			if dec.Retry {
+				retryAt[i] = dec.RetryAt
+			}
+		}
+		if _, err := tx.Exec(ctx, failSQL, at, at.Format(time.RFC3339Nano), fids, messages, outcomes, retry, retryAt); err != nil {
+			return err
+		}
+		if !needsResolution(plan.Failed) {
+			return nil
+		}
+		return store.Resolve(ctx, resolveTx{tx}, at, plan.Failed)
 	})
 	if err != nil {
-		return res, wrap(err, "fail %d jobs", n)
+		return store.FailResult{}, wrap(err, "fail %d jobs", n)
 	}
-	// Report in input order, each id once.
-	for _, id := range ids {
-		status, ok := outcome[id]
-		switch {
-		case !ok:
-			res.Stale = append(res.Stale, id)
-		case status == "pending":
-			res.Retried = append(res.Retried, id)
-		case status != "":
-			res.Failed = append(res.Failed, id)
-		}
-		if ok {
-			outcome[id] = ""
-		}
-	}
-	return res, nil
+	return plan.Result, nil
 }

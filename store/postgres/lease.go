@@ -186,80 +186,74 @@ func (s *Store) updateIDs(ctx context.Context, sql string, args ...any) ([]uuid.
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
 
-// rescueSQL picks expired leases oldest first, skipping rows another rescuer
-// or a late Complete holds, and appends the lease_expired attempt. %s is
-// the outcome: the attempts guard and the new state.
+// lockExpiredSQL locks expired leases oldest first, skipping rows another
+// rescuer or a late Complete holds, for store.PlanRescue to decide.
+const lockExpiredSQL = `SELECT j.id, j.attempts, j.max_attempts, ` + changeColumns + `
+FROM hammerwork_jobs j
+WHERE j.status = 'running' AND j.lease_expires_at <= $1
+ORDER BY j.lease_expires_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED`
+
+// rescueSQL writes a rescue plan to the locked rows: each goes to failed or
+// back to pending, as decided, with the lease_expired attempt appended.
 const rescueSQL = `UPDATE hammerwork_jobs j SET
-    %s,
+    status = CASE WHEN r.fail THEN 'failed' ELSE 'pending' END,
+    scheduled_at = CASE WHEN r.fail THEN j.scheduled_at ELSE $1 END,
+    failed_at = CASE WHEN r.fail THEN $1 ELSE j.failed_at END,
     error_message = $3,
     errors = j.errors || jsonb_build_array(jsonb_build_object(
-        'attempt', j.attempts, 'at', $2::text, 'outcome', 'lease_expired',
+        'attempt', j.attempts, 'at', $2::text, 'outcome', $4::text,
         'message', $3 || coalesce(' (held by ' || j.leased_by || ')', ''))),
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-FROM (
-    SELECT id FROM hammerwork_jobs
-    WHERE status = 'running' AND lease_expires_at <= $1 AND %s
-    ORDER BY lease_expires_at
-    LIMIT $4
-    FOR UPDATE SKIP LOCKED
-) s
-WHERE j.id = s.id
-RETURNING j.id, ` + changeColumns
-
-var (
-	rescueRequeue = fmt.Sprintf(rescueSQL, "status = 'pending', scheduled_at = $1", "attempts < max_attempts")
-	rescueFail    = fmt.Sprintf(rescueSQL, "status = 'failed', failed_at = $1", "attempts >= max_attempts")
-)
-
-// rescueMessage is the error recorded for an expired lease.
-const rescueMessage = "lease expired before the attempt finished"
-
-// DefaultRescueLimit bounds a rescue pass when RescueParams.Limit is zero.
-const DefaultRescueLimit = 1000
+FROM unnest($5::uuid[], $6::bool[]) AS r(id, fail)
+WHERE j.id = r.id`
 
 // RescueExpired requeues (or fails, when attempts are used up) running jobs
 // whose lease expired: at most p.Limit of them in one pass.
 func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.RescueResult, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultRescueLimit
-	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.RescueResult{}, wrap(err, "rescue expired leases")
 	}
-	atText := at.Format(time.RFC3339Nano)
-	var res store.RescueResult
+	var plan store.RescuePlan
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		res = store.RescueResult{}
-		rows, err := tx.Query(ctx, rescueRequeue, at, atText, rescueMessage, limit)
+		rows, err := tx.Query(ctx, lockExpiredSQL, at, p.RescueLimit())
 		if err != nil {
-			return fmt.Errorf("requeue expired leases: %w", err)
+			return err
 		}
-		requeued, err := collectChanges(rows, job.StatusRunning, job.StatusPending)
+		expired, err := collectLocked(rows)
 		if err != nil {
-			return fmt.Errorf("requeue expired leases: %w", err)
+			return err
 		}
-		res.Requeued = changeIDs(requeued)
-		left := limit - len(requeued)
-		if left <= 0 {
+		plan = store.PlanRescue(expired)
+		if len(expired) == 0 {
 			return nil
 		}
-		if rows, err = tx.Query(ctx, rescueFail, at, atText, rescueMessage, left); err != nil {
-			return fmt.Errorf("fail expired leases: %w", err)
+		ids := make([]uuid.UUID, len(expired))
+		for i, l := range expired {
+			ids[i] = l.Change.ID
 		}
-		failed, err := collectChanges(rows, job.StatusRunning, job.StatusFailed)
-		if err != nil {
-			return fmt.Errorf("fail expired leases: %w", err)
+		if _, err := tx.Exec(ctx, rescueSQL, at, at.Format(time.RFC3339Nano), store.LeaseExpiredMessage,
+			store.LeaseExpiredOutcome, ids, plan.Fails); err != nil {
+			return err
 		}
-		res.Failed = changeIDs(failed)
-		if !needsResolution(failed) {
+		if !needsResolution(plan.Failed) {
 			return nil
 		}
-		return store.Resolve(ctx, resolveTx{tx}, at, failed)
+		return store.Resolve(ctx, resolveTx{tx}, at, plan.Failed)
 	})
 	if err != nil {
 		return store.RescueResult{}, wrap(err, "rescue expired leases")
 	}
-	return res, nil
+	return plan.Result, nil
+}
+
+// collectLocked reads rows of id, attempts, max_attempts and changeColumns.
+func collectLocked(rows pgx.Rows) ([]store.Locked, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Locked, error) {
+		var l store.Locked
+		err := row.Scan(&l.Change.ID, &l.Attempts, &l.MaxAttempts, &l.Change.WorkflowID, &l.Change.BatchID, &l.Change.Dependents)
+		return l, err
+	})
 }
