@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -77,71 +78,69 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	return stale, nil
 }
 
-// retrying is true when a failure goes back to pending: the caller asked for
-// a retry (?1) and attempts remain.
-const retrying = `(?1 AND attempts < max_attempts)`
+// lockFailing reads a failing job that is running under the given token,
+// for store.PlanFailures to decide; the transaction's write lock holds it.
+const lockFailing = `SELECT attempts, max_attempts, ` + changeColumns + `
+	FROM hammerwork_jobs WHERE id = ? AND status = 'running' AND lease_token = ?`
 
+// failJob writes one decided failure: back to pending (?1 retry) or failed.
 var failJob = `UPDATE hammerwork_jobs
-	SET status = CASE WHEN ` + retrying + ` THEN 'pending' ELSE 'failed' END,
-		scheduled_at = CASE WHEN ` + retrying + ` THEN ?2 ELSE scheduled_at END,
-		failed_at = CASE WHEN ` + retrying + ` THEN failed_at ELSE ?3 END,
+	SET status = CASE WHEN ?1 THEN 'pending' ELSE 'failed' END,
+		scheduled_at = CASE WHEN ?1 THEN ?2 ELSE scheduled_at END,
+		failed_at = CASE WHEN ?1 THEN failed_at ELSE ?3 END,
 		error_message = ?4,
-		errors = ` + appendError("?5", `coalesce(?6, CASE WHEN `+retrying+` THEN 'retry' ELSE 'failed' END)`, "coalesce(?4, '')") + `,
+		errors = ` + appendError("?5", "?6", "coalesce(?4, '')") + `,
 		leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-	WHERE id = ?7 AND status = 'running' AND lease_token = ?8
-	RETURNING status, ` + changeColumns
+	WHERE id = ?7`
 
-// Fail records failed attempts in one transaction: each goes back to pending
-// (Retry set and attempts left) or to failed. An empty Outcome is recorded
-// as "retry" or "failed", whichever happened.
+// Fail records failed attempts in one transaction: it reads the running
+// jobs, lets store.PlanFailures decide each one and writes the plan.
 func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult, error) {
-	res := store.FailResult{Retried: []uuid.UUID{}, Failed: []uuid.UUID{}, Stale: []uuid.UUID{}}
+	plan := store.PlanFailures(p, time.Time{}, nil)
 	if len(p.Failures) == 0 {
-		return res, nil
+		return plan.Result, nil
 	}
 	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.FailResult{}, fmt.Errorf("fail %d jobs: %w", len(p.Failures), err)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, failJob)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		var failed []store.JobChange
+		var locked []store.Locked
+		seen := make(map[uuid.UUID]bool, len(p.Failures))
 		for _, f := range p.Failures {
-			var status string
-			var wf, bt sql.NullString
-			ch := store.JobChange{ID: f.ID, From: job.StatusRunning, To: job.StatusFailed}
-			err := stmt.QueryRowContext(ctx,
-				f.Retry, ts(f.RetryDue(now)), ts(now), nullString(f.Error),
-				attemptAt(now), nullString(f.Outcome), f.ID.String(), f.Token,
-			).Scan(&status, &wf, &bt, &ch.Dependents)
-			if err == nil && status == string(job.StatusFailed) {
-				if err := setRefs(&ch, wf, bt); err != nil {
-					return err
-				}
-				failed = append(failed, ch)
+			if seen[f.ID] {
+				continue
 			}
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				res.Stale = append(res.Stale, f.ID)
-			case err != nil:
+			seen[f.ID] = true
+			l := store.Locked{Change: store.JobChange{ID: f.ID}}
+			var wf, bt sql.NullString
+			err := tx.QueryRowContext(ctx, lockFailing, f.ID.String(), f.Token).
+				Scan(&l.Attempts, &l.MaxAttempts, &wf, &bt, &l.Change.Dependents)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("job %s: %w", f.ID, err)
-			case status == "pending":
-				res.Retried = append(res.Retried, f.ID)
-			default:
-				res.Failed = append(res.Failed, f.ID)
+			}
+			if err := setRefs(&l.Change, wf, bt); err != nil {
+				return err
+			}
+			locked = append(locked, l)
+		}
+		plan = store.PlanFailures(p, now, locked)
+		for _, d := range plan.Decisions {
+			if _, err := tx.ExecContext(ctx, failJob, d.Retry, ts(d.RetryAt), ts(now), nullString(d.Error),
+				attemptAt(now), d.Outcome, d.ID.String()); err != nil {
+				return fmt.Errorf("job %s: %w", d.ID, err)
 			}
 		}
-		if !needsResolution(failed) {
+		if !needsResolution(plan.Failed) {
 			return nil
 		}
-		return store.Resolve(ctx, resolveTx{tx}, now, failed)
+		return store.Resolve(ctx, resolveTx{tx}, now, plan.Failed)
 	})
 	if err != nil {
 		return store.FailResult{}, fmt.Errorf("fail %d jobs: %w", len(p.Failures), err)
 	}
-	return res, nil
+	return plan.Result, nil
 }

@@ -198,69 +198,44 @@ func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID
 	return stale, nil
 }
 
-// defaultRescueLimit bounds a rescue pass when the caller names no limit.
-const defaultRescueLimit = 1000
-
-// leaseExpiredMessage is the error recorded for an attempt whose agent
-// stopped renewing its lease (crashed, partitioned or killed).
-const leaseExpiredMessage = "lease expired before the attempt finished"
-
 // RescueExpired sends running jobs whose lease ran out back to pending, or
-// to failed when their attempts are used up, in one UPDATE.
+// to failed when their attempts are used up: it reads the expired jobs
+// (the transaction's write lock holds them), lets store.PlanRescue decide
+// and writes each decision.
 func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.RescueResult, error) {
-	res := store.RescueResult{Requeued: []uuid.UUID{}, Failed: []uuid.UUID{}}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = defaultRescueLimit
-	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)
 	}
 	now := ts(at)
+	var plan store.RescuePlan
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE hammerwork_jobs
-			SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
-				scheduled_at = CASE WHEN attempts >= max_attempts THEN scheduled_at ELSE ?1 END,
-				failed_at = CASE WHEN attempts >= max_attempts THEN ?1 ELSE failed_at END,
-				error_message = ?2,
-				errors = `+appendError("?4", "?5", "?2")+`,
-				leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-			WHERE status = 'running' AND id IN (
-				SELECT id FROM hammerwork_jobs
-				WHERE status = 'running' AND lease_expires_at <= ?1
-				ORDER BY lease_expires_at, id
-				LIMIT ?3)
-			RETURNING id, status, `+changeColumns,
-			now, leaseExpiredMessage, limit, attemptAt(at), "lease_expired")
+		rows, err := tx.QueryContext(ctx, `SELECT id, attempts, max_attempts, `+changeColumns+`
+			FROM hammerwork_jobs
+			WHERE status = 'running' AND lease_expires_at <= ?
+			ORDER BY lease_expires_at, id
+			LIMIT ?`, now, p.RescueLimit())
 		if err != nil {
 			return err
 		}
-		var failed []store.JobChange
+		var expired []store.Locked
 		for rows.Next() {
-			var id, status string
+			var id string
 			var wf, bt sql.NullString
-			var dependents bool
-			if err := rows.Scan(&id, &status, &wf, &bt, &dependents); err != nil {
+			var l store.Locked
+			if err := rows.Scan(&id, &l.Attempts, &l.MaxAttempts, &wf, &bt, &l.Change.Dependents); err != nil {
 				rows.Close()
 				return err
 			}
-			uid, err := uuid.Parse(id)
-			if err != nil {
+			if l.Change.ID, err = uuid.Parse(id); err != nil {
 				rows.Close()
 				return fmt.Errorf("job id %q: %w", id, err)
 			}
-			if job.Status(status) != job.StatusFailed {
-				res.Requeued = append(res.Requeued, uid)
-				continue
-			}
-			res.Failed = append(res.Failed, uid)
-			c := store.JobChange{ID: uid, From: job.StatusRunning, To: job.StatusFailed, Dependents: dependents}
-			if err := setRefs(&c, wf, bt); err != nil {
+			if err := setRefs(&l.Change, wf, bt); err != nil {
 				rows.Close()
 				return err
 			}
-			failed = append(failed, c)
+			expired = append(expired, l)
 		}
 		if err := rows.Close(); err != nil {
 			return err
@@ -268,17 +243,32 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if !needsResolution(failed) {
+		plan = store.PlanRescue(expired)
+		for i, l := range expired {
+			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
+				SET status = CASE WHEN ?1 THEN 'failed' ELSE 'pending' END,
+					scheduled_at = CASE WHEN ?1 THEN scheduled_at ELSE ?2 END,
+					failed_at = CASE WHEN ?1 THEN ?2 ELSE failed_at END,
+					error_message = ?3,
+					errors = `+appendError("?4", "?5", "?3")+`,
+					leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
+				WHERE id = ?6`,
+				plan.Fails[i], now, store.LeaseExpiredMessage, attemptAt(at), store.LeaseExpiredOutcome,
+				l.Change.ID.String()); err != nil {
+				return fmt.Errorf("job %s: %w", l.Change.ID, err)
+			}
+		}
+		if !needsResolution(plan.Failed) {
 			return nil
 		}
-		return store.Resolve(ctx, resolveTx{tx}, at, failed)
+		return store.Resolve(ctx, resolveTx{tx}, at, plan.Failed)
 	})
 	if err != nil {
 		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)
 	}
-	sortIDs(res.Requeued)
-	sortIDs(res.Failed)
-	return res, nil
+	sortIDs(plan.Result.Requeued)
+	sortIDs(plan.Result.Failed)
+	return plan.Result, nil
 }
 
 func sortIDs(ids []uuid.UUID) {
