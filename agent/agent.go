@@ -19,6 +19,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/tracing"
@@ -67,9 +68,9 @@ type Agent struct {
 	health     *healthChecker   // nil without app.health_url
 	listener   *enqueueListener // nil when the store cannot announce enqueues
 	heartbeat  *lease.Heartbeat
-	rescuer    *lease.Rescuer
-	expirer    *workflowExpirer
-	cleaner    *cleaner // nil when retention.interval is 0
+	rescuer    *maintenance.Rescuer
+	expirer    *maintenance.Expirer
+	cleaner    *maintenance.Cleaner // nil when retention.interval is 0
 	completer  *completer
 	// db is the agent's one database outage tracker: every loop that
 	// reports to it shares it, so an outage is logged and counted once.
@@ -128,8 +129,8 @@ func New(p Params) (*Agent, error) {
 		acquirer:   lease.Acquirer{Store: p.Store, AgentID: cfg.Agent.ID, Duration: leaseFor},
 		slots:      &slots{free: cfg.Agent.Concurrency},
 		heartbeat:  lease.NewHeartbeat(lease.HeartbeatConfig{Store: p.Store, Duration: leaseFor, Logger: log}),
-		rescuer:    lease.NewRescuer(lease.RescuerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log}),
-		expirer:    newWorkflowExpirer(p.Store, cfg.Agent.RescueInterval.D(), db, log),
+		rescuer:    maintenance.NewRescuer(maintenance.RescuerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log, Outage: db}),
+		expirer:    maintenance.NewExpirer(maintenance.ExpirerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log, Outage: db}),
 		completer:  newCompleter(p.Store, cfg.Agent.CompleteFlushInterval.D(), log),
 		tracer:     p.Tracer,
 		metrics:    p.Metrics,
@@ -141,7 +142,10 @@ func New(p Params) (*Agent, error) {
 		a.tracer = tracing.NewTracer(nil)
 	}
 	if cfg.Retention.Interval > 0 {
-		a.cleaner = newCleaner(p.Store, due, cfg.Retention, db, log)
+		a.cleaner = maintenance.NewCleaner(maintenance.CleanerConfig{
+			Store: p.Store, Clock: due, Interval: cfg.Retention.Interval.D(), BatchSize: cfg.Retention.BatchSize,
+			Retention: cfg.Retention.For, Logger: log, Outage: db,
+		})
 	}
 	a.completer.count = a.countFinished
 	a.completer.dbError = a.metrics.DBError

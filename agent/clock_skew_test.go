@@ -251,7 +251,7 @@ func TestCleanerOnAHostAheadOfTheDatabaseDeletesOnlyWhatIsPastRetentionByTheData
 	for range 3 {
 		select {
 		case p := <-passes:
-			deleted += p.deleted[job.StatusCompleted]
+			deleted += p.Deleted[job.StatusCompleted]
 		case <-time.After(waitFor):
 			t.Fatal("no cleaner pass")
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
-	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -62,7 +62,7 @@ type completer struct {
 	count func(j *job.Job, completed, retried bool)
 	// dbError, when set, counts a failed write.
 	dbError func()
-	lease.Loop
+	maintenance.Loop
 }
 
 // finisher is the part of the store the completer writes through; Ping

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/metrics"
 )
 
@@ -40,7 +40,7 @@ type healthChecker struct {
 	// metrics mirrors the last answer in hammerwork_app_healthy.
 	metrics *metrics.Metrics
 
-	lease.Loop
+	maintenance.Loop
 }
 
 func newHealthChecker(url string, client *http.Client, interval time.Duration, log *slog.Logger) *healthChecker {
@@ -173,9 +173,10 @@ func (d *dbOutage) failed(what string, err error) {
 	d.log.Error("database unavailable; leasing backs off until it answers", "failed", what, "error", err)
 }
 
-// isDown reports whether an outage is under way, so the agent's periodic
-// passes log their failures in it at DEBUG: the outage is logged once.
-func (d *dbOutage) isDown() bool { return d.down.Load() }
+// Down reports whether an outage is under way, so the agent's periodic
+// passes (maintenance.Outage) and other loops log their failures in it at
+// DEBUG: the outage is logged once.
+func (d *dbOutage) Down() bool { return d.down.Load() }
 
 // ok records a successful call, ending the outage if there was one.
 func (d *dbOutage) ok() {

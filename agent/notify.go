@@ -8,7 +8,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
-	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/maintenance"
 )
 
 // jobWaiter is the optional store capability of announcing enqueues
@@ -39,7 +39,7 @@ type enqueueListener struct {
 	// failing is set from a failure logged at WARN to the next success;
 	// used by the loop's goroutine only.
 	failing bool
-	lease.Loop
+	maintenance.Loop
 }
 
 func newEnqueueListener(src jobWaiter, ping func(context.Context) error, producers []*producer, retry time.Duration, outage *dbOutage, log *slog.Logger) *enqueueListener {

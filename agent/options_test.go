@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -213,13 +214,12 @@ func TestOversizedResultCompletesTheJobAndSaysWhyItWasDropped(t *testing.T) {
 
 // startCleaning runs an agent whose cleaner reports each pass on the
 // returned channel; clock, when set, is the agent's host clock.
-func startCleaning(t *testing.T, cfg Config, s store.Store, clock func() time.Time) <-chan cleanResult {
+func startCleaning(t *testing.T, cfg Config, s store.Store, clock func() time.Time) <-chan maintenance.CleanResult {
 	t.Helper()
 	logs := &logBuffer{}
 	ag, err := New(Params{Config: cfg, Store: s, Clock: clock, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	require.NoError(t, err)
-	passes := make(chan cleanResult)
-	ag.cleaner.passes = passes
+	passes := ag.cleaner.Passed.Init()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{Agent: ag, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- ag.Run(ctx) }()
@@ -256,8 +256,8 @@ func TestCleanerExpiresResultsAndDeletesJobsPastTheirRetention(t *testing.T) {
 	for deleted < 3 {
 		select {
 		case p := <-passes:
-			deleted += p.deleted[job.StatusCompleted]
-			require.Zero(t, p.deleted[job.StatusFailed], "retention 0 keeps failed jobs")
+			deleted += p.Deleted[job.StatusCompleted]
+			require.Zero(t, p.Deleted[job.StatusFailed], "retention 0 keeps failed jobs")
 		case <-deadline:
 			t.Fatalf("the cleaner deleted %d of 3 completed jobs", deleted)
 		}
@@ -284,7 +284,7 @@ func TestCleanerClearsExpiredResults(t *testing.T) {
 	for expired < 1 {
 		select {
 		case p := <-passes:
-			expired += p.expired
+			expired += p.Expired
 		case <-deadline:
 			t.Fatal("the cleaner cleared no expired result")
 		}

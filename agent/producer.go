@@ -12,6 +12,7 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
+	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -108,7 +109,7 @@ type producer struct {
 	starved bool
 	wake    chan struct{}
 
-	lease.Loop
+	maintenance.Loop
 }
 
 // maxLeaseBackoff caps the wait between failing lease calls, unless
@@ -327,7 +328,7 @@ func (p *producer) nextDue(since time.Time) (time.Duration, bool) {
 	if err != nil {
 		p.a.metrics.DBError()
 		level := slog.LevelWarn
-		if p.outage.isDown() {
+		if p.outage.Down() {
 			level = slog.LevelDebug
 		}
 		p.a.log.Log(p.a.bg, level, "finding the next due job failed; polling at poll_interval", "queues", p.sel.String(), "error", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/workflow"
 )
@@ -60,7 +61,7 @@ jitter_mode = "additive"
 // app completes queue "q" and rejects queue "bad": step ok completes, step
 // broken (which depends on it) fails. It returns the enqueued workflow and
 // the cleaner's passes once the workflow has failed.
-func cleanerWorkflow(t *testing.T, s store.Store, cfg func(*Config)) (*store.WorkflowEnqueued, <-chan cleanResult) {
+func cleanerWorkflow(t *testing.T, s store.Store, cfg func(*Config)) (*store.WorkflowEnqueued, <-chan maintenance.CleanResult) {
 	t.Helper()
 	a := newApp(t, func(w http.ResponseWriter, r *http.Request, c call) {
 		if c.queue == "bad" {
@@ -101,8 +102,8 @@ func TestCleanerKeepsAFailedWorkflowWholeWhileItsFailedJobIsRetained(t *testing.
 	for range 2 { // the second pass starts after the workflow failed
 		select {
 		case p := <-passes:
-			require.Zero(t, p.workflows, "no workflow is past the failed retention")
-			require.Zero(t, p.deleted[job.StatusCompleted], "the completed step of a workflow never goes alone")
+			require.Zero(t, p.Workflows, "no workflow is past the failed retention")
+			require.Zero(t, p.Deleted[job.StatusCompleted], "the completed step of a workflow never goes alone")
 		case <-time.After(waitFor):
 			t.Fatal("no cleaner pass")
 		}
@@ -126,7 +127,7 @@ func TestCleanerDeletesAFinishedWorkflowWhole(t *testing.T) {
 	for deleted == 0 {
 		select {
 		case p := <-passes:
-			deleted += p.workflows
+			deleted += p.Workflows
 		case <-time.After(waitFor):
 			t.Fatal("the cleaner never deleted the workflow")
 		}

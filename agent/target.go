@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
 )
@@ -44,4 +46,21 @@ func (c Config) TargetFor(j *job.Job) dispatch.Target {
 		t.Envelope = *q.Envelope
 	}
 	return t
+}
+
+// target is where and how j is delivered, with its parents' results when
+// the envelope carries them. The results are read only for an envelope: a
+// bare payload has nowhere to put them, and most jobs have no parents, so
+// the common path costs no query.
+func (a *Agent) target(ctx context.Context, j *job.Job) (dispatch.Target, error) {
+	t := a.cfg.TargetFor(j)
+	if !t.Envelope || len(j.DependsOn) == 0 {
+		return t, nil
+	}
+	parents, err := a.store.ParentResults(ctx, j.ID)
+	if err != nil {
+		return t, err // names the job already
+	}
+	t.Parents = parents
+	return t, nil
 }

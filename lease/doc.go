@@ -4,8 +4,9 @@
 // the token, so once a lease is lost no late answer can overwrite a newer
 // outcome.
 //
-// The package holds the three parts of that: Acquirer takes leases in
-// batches sized to the free slots, Heartbeat extends the leases of requests
-// still in flight and reports the ones that were lost, and Rescuer returns
-// the jobs of agents that died to pending.
+// The package holds two parts of that: Acquirer takes leases in batches
+// sized to the free slots, and Heartbeat extends the leases of requests
+// still in flight and reports the ones that were lost. The third, returning
+// the jobs of agents that died, is a periodic pass every agent runs:
+// maintenance.Rescuer.
 package lease

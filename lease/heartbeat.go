@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -40,9 +41,10 @@ type Heartbeat struct {
 	mu     sync.Mutex
 	leases map[uuid.UUID]tracked
 
-	Loop
-	// beats, when set by tests, receives the number of leases each beat sent.
-	beats chan int
+	maintenance.Loop
+	// beats, once a test calls Init on it, receives the number of leases
+	// each beat sent.
+	beats maintenance.Signal[int]
 }
 
 type tracked struct {
@@ -94,13 +96,7 @@ func (h *Heartbeat) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				n := h.beat(ctx)
-				if h.beats != nil {
-					select {
-					case h.beats <- n:
-					case <-ctx.Done():
-					}
-				}
+				h.beats.Raise(ctx, h.beat(ctx))
 			}
 		}
 	})

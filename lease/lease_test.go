@@ -95,11 +95,11 @@ func TestHeartbeatExtendsTrackedLeases(t *testing.T) {
 	first := *jobs[0].LeaseExpiresAt
 
 	h := NewHeartbeat(HeartbeatConfig{Store: s, Duration: time.Hour, Interval: 10 * time.Millisecond})
-	h.beats = make(chan int)
+	beats := h.beats.Init()
 	h.Track(Ref(jobs[0]), func() { t.Error("lease reported lost") })
 	require.NoError(t, h.Start(ctx))
 	t.Cleanup(h.Stop)
-	require.Equal(t, 1, <-h.beats)
+	require.Equal(t, 1, <-beats)
 
 	got, err := s.Get(ctx, jobs[0].ID)
 	require.NoError(t, err)
@@ -108,8 +108,8 @@ func TestHeartbeatExtendsTrackedLeases(t *testing.T) {
 	h.Forget(jobs[0].ID)
 	require.Equal(t, 0, h.Len())
 	// One beat may have taken its snapshot before Forget; the next cannot.
-	if n := <-h.beats; n != 0 {
-		require.Equal(t, 0, <-h.beats, "a forgotten lease is not extended")
+	if n := <-beats; n != 0 {
+		require.Equal(t, 0, <-beats, "a forgotten lease is not extended")
 	}
 }
 
@@ -136,46 +136,16 @@ func TestHeartbeatReportsLostLeases(t *testing.T) {
 	require.Empty(t, lost, "the held lease is not reported")
 }
 
-func TestRescuerRequeuesExpiredLeases(t *testing.T) {
-	t.Parallel()
-	s, jobs := setup(t, 3)
-	ctx := context.Background()
-	leased, err := s.Lease(ctx, store.LeaseParams{AgentID: "dead", Limit: 2, Duration: time.Millisecond, Now: time.Now()})
-	require.NoError(t, err)
-	require.Len(t, leased, 2)
-
-	r := NewRescuer(RescuerConfig{Store: s, Interval: 10 * time.Millisecond, Limit: 1})
-	r.passes = make(chan store.RescueResult)
-	require.NoError(t, r.Start(ctx))
-	t.Cleanup(r.Stop)
-
-	// A limit of 1 makes a pass of two full batches and a short one.
-	var requeued []uuid.UUID
-	for len(requeued) < 2 {
-		res := <-r.passes
-		require.Empty(t, res.Failed)
-		requeued = append(requeued, res.Requeued...)
-	}
-	require.ElementsMatch(t, []uuid.UUID{leased[0].ID, leased[1].ID}, requeued)
-	for _, j := range jobs {
-		got, err := s.Get(ctx, j.ID)
-		require.NoError(t, err)
-		require.Equal(t, job.StatusPending, got.Status)
-	}
-}
-
-func TestLoopsStopTwiceAndBeforeStart(t *testing.T) {
+func TestHeartbeatStopsTwiceAndBeforeStart(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t, 0)
 	h := NewHeartbeat(HeartbeatConfig{Store: s, Duration: time.Minute})
-	r := NewRescuer(RescuerConfig{Store: s, Interval: time.Minute})
 	h.Stop()
-	r.Stop()
 	require.Error(t, h.Start(context.Background()), "a stopped loop stays stopped")
 
-	r2 := NewRescuer(RescuerConfig{Store: s, Interval: time.Minute})
-	require.NoError(t, r2.Start(context.Background()))
-	require.Error(t, r2.Start(context.Background()))
-	r2.Stop()
-	r2.Stop()
+	h2 := NewHeartbeat(HeartbeatConfig{Store: s, Duration: time.Minute})
+	require.NoError(t, h2.Start(context.Background()))
+	require.Error(t, h2.Start(context.Background()))
+	h2.Stop()
+	h2.Stop()
 }

@@ -1,4 +1,4 @@
-package lease
+package maintenance
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 // ErrStarted is returned by a second Run.
 var ErrStarted = errors.New("already started")
 
-// Loop is the Start/Stop plumbing of the agent's background loops (this
-// package's heartbeat and rescuer, the agent's producers, completer, health
-// checker and cleaners): one goroutine, cancelled and waited for by Stop.
-// Stop is safe to call twice and before Run; a Run after Stop fails, so a
-// stopped loop stays stopped.
+// Loop is the Start/Stop plumbing of a background goroutine, under Service
+// and the agent's other loops (its producers, completer, health checker and
+// enqueue listener, and the lease heartbeat): one goroutine, cancelled and
+// waited for by Stop. Stop is safe to call twice and before Run; a Run after
+// Stop fails, so a stopped loop stays stopped.
 type Loop struct {
 	mu      sync.Mutex
 	started bool
