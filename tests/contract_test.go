@@ -104,9 +104,9 @@ func (app *scriptedApp) requests(id string) []appRequest {
 func TestResponseTableAndHeadersEndToEnd(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testResponseTable(t, b.newDB(t))
+			testResponseTable(t, b.URL(t))
 		})
 	}
 }

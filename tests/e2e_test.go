@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -12,23 +11,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
-// backend names a database the agent runs against and makes a fresh,
-// empty (unmigrated) database URL for one test.
-type backend struct {
-	name  string
-	newDB func(t *testing.T) string
-}
-
-var backends = []backend{
-	{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "hammerwork.db") }},
-	{"postgres", func(t *testing.T) string { return pgtest.URL(t) }},
-	{"mysql", func(t *testing.T) string { return mysqltest.URL(t) }},
-}
+// backends are the databases the agent runs against; each test makes a
+// fresh, empty (unmigrated) database with URL.
+var backends = []testkit.Backend{testkit.SQLiteBackend, testkit.PostgresBackend, testkit.MySQLBackend}
 
 // Settings every dispatch test gives the agent. The request timeout is short
 // so the Hammerwork-Deadline header can be checked against it.
@@ -49,9 +38,9 @@ type enqueued struct {
 func TestAgentDispatchesJobsToTheApp(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testDispatch(t, b.newDB(t))
+			testDispatch(t, b.URL(t))
 		})
 	}
 }
@@ -245,10 +234,10 @@ func checkDispatch(t *testing.T, r appRequest, e enqueued, attempt int) {
 func TestRunRefusesUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			res := runCLI(t, map[string]string{
-				"HW_DATABASE_URL": b.newDB(t),
+				"HW_DATABASE_URL": b.URL(t),
 				"HW_API_LISTEN":   freeAddr(t),
 			}, "run")
 			code := exitCode(res.err)

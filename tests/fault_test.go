@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 )
 
 // The fault runs' settings. Leases are short so that a killed agent's jobs
@@ -52,7 +53,7 @@ func TestFaultsLoseNoJob(t *testing.T) {
 	})
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		runFaults(t, "sqlite://"+filepath.Join(t.TempDir(), "hammerwork.db"), nil)
+		runFaults(t, testkit.SQLiteURL(t), nil)
 	})
 }
 

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 )
 
 // waitLimit bounds every wait for the agent: start-up, a job reaching a
@@ -53,24 +55,6 @@ func childEnv(extra map[string]string) []string {
 		env = append(env, k+"="+v)
 	}
 	return env
-}
-
-// syncBuffer collects a child's output while the child writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // cliResult is what one finished hw-agent command printed and how it ended.
@@ -110,7 +94,7 @@ type agentProc struct {
 	base   string // http://host:port of the API
 	token  string
 	client *http.Client
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done is closed
@@ -124,7 +108,7 @@ func startAgent(t *testing.T, env map[string]string) *agentProc {
 	listen := env["HW_API_LISTEN"]
 	require.NotEmpty(t, listen, "startAgent needs HW_API_LISTEN")
 
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	cmd := exec.Command(binary(t), "run")
 	cmd.Env = childEnv(env)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -184,19 +168,7 @@ func (a *agentProc) waitReady() {
 // with cond's last description of what it saw once waitLimit has passed.
 func poll(t *testing.T, what string, cond func() (done bool, seen string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		done, seen := cond()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last seen: %s", waitLimit, what, seen)
-		}
-		<-tick.C
-	}
+	testkit.Poll(t, waitLimit, pollEvery, what, cond)
 }
 
 // call sends a JSON request to the agent's API with the bearer token and

@@ -13,9 +13,9 @@ import (
 func TestQueueControlsAcrossTwoAgents(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testQueueControls(t, b.newDB(t))
+			testQueueControls(t, b.URL(t))
 		})
 	}
 }

@@ -16,9 +16,9 @@ import (
 func TestRetentionAndDeadLetters(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testRetention(t, b.newDB(t))
+			testRetention(t, b.URL(t))
 		})
 	}
 }

@@ -100,9 +100,9 @@ func spanAttr(s *tracepb.Span, key string) string {
 func TestWorkflowTraceIsExportedOverOTLPAndMetricsCountTheRun(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testWorkflowTrace(t, b.newDB(t))
+			testWorkflowTrace(t, b.URL(t))
 		})
 	}
 }

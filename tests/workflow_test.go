@@ -205,9 +205,9 @@ func step(name string, dependsOn []string, condition string) map[string]any {
 func TestWorkflowRunsInDependencyOrder(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testWorkflowOrder(t, b.newDB(t))
+			testWorkflowOrder(t, b.URL(t))
 		})
 	}
 }
@@ -324,9 +324,9 @@ func testWorkflowOrder(t *testing.T, dbURL string) {
 func TestWorkflowFailFastCancelsTheRest(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testFailFast(t, b.newDB(t))
+			testFailFast(t, b.URL(t))
 		})
 	}
 }
@@ -415,19 +415,19 @@ func requireStepStatuses(t *testing.T, w workflowState, want map[string]string) 
 func TestWorkflowFailurePoliciesAndControls(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			t.Run("ContinueOnFailure", func(t *testing.T) {
 				t.Parallel()
-				testContinueOnFailure(t, b.newDB(t))
+				testContinueOnFailure(t, b.URL(t))
 			})
 			t.Run("ManualRetryAndCancel", func(t *testing.T) {
 				t.Parallel()
-				testManual(t, b.newDB(t))
+				testManual(t, b.URL(t))
 			})
 			t.Run("CancelMidRun", func(t *testing.T) {
 				t.Parallel()
-				testCancelMidRun(t, b.newDB(t))
+				testCancelMidRun(t, b.URL(t))
 			})
 		})
 	}
@@ -537,9 +537,9 @@ func testCancelMidRun(t *testing.T, dbURL string) {
 func TestTimedOutWorkflowRetriedRunsToCompletion(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			testTimeoutRetry(t, b.newDB(t))
+			testTimeoutRetry(t, b.URL(t))
 		})
 	}
 }

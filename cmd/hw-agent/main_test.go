@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,9 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) {
@@ -37,30 +35,11 @@ type cliResult struct {
 	code           int
 }
 
-// syncBuffer lets a test read the output of a command still running in
-// another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // hw runs one hw-agent command line in-process with an environment holding
 // only env, so the developer's HW_* variables cannot leak into a test.
 func hw(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	code := execute(context.Background(), args, &stdout, &stderr, env)
 	return cliResult{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
@@ -74,7 +53,7 @@ func requireOK(t *testing.T, r cliResult) {
 // newDB returns the URL of a fresh SQLite database, migrated unless told not to.
 func newDB(t *testing.T, migrate bool) string {
 	t.Helper()
-	url := "sqlite://" + filepath.Join(t.TempDir(), "hw.db")
+	url := testkit.SQLiteURL(t)
 	if migrate {
 		requireOK(t, hw(t, nil, "migrate", "--database-url", url))
 	}
@@ -223,7 +202,7 @@ func TestUnknownJobIsNotFound(t *testing.T) {
 
 func TestMySQLMigrateEnqueueAndList(t *testing.T) {
 	t.Parallel()
-	db := mysqltest.URL(t)
+	db := testkit.MySQLURL(t)
 	first := hw(t, nil, "migrate", "--database-url", db)
 	requireOK(t, first)
 	require.Contains(t, first.stdout, "applied ")
@@ -249,7 +228,7 @@ func TestMySQLBench(t *testing.T) {
 		t.Skip("bench starts a child process")
 	}
 	t.Parallel()
-	r := hw(t, nil, "bench", "--jobs", "300", "--json", "--database-url", mysqltest.URL(t))
+	r := hw(t, nil, "bench", "--jobs", "300", "--json", "--database-url", testkit.MySQLURL(t))
 	requireOK(t, r)
 	var res map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
@@ -374,7 +353,7 @@ func TestRunDispatchesJobsAndStopsCleanly(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- execute(ctx, []string{"run", "--migrate", "--database-url", db}, &stdout, &stderr, env)
@@ -446,7 +425,7 @@ func TestPostgresBackend(t *testing.T) {
 		t.Skip("bench starts a child process")
 	}
 	t.Parallel()
-	db := pgtest.URL(t)
+	db := testkit.PostgresURL(t)
 
 	r := hw(t, nil, "job", "list", "--database-url", db)
 	require.Equal(t, 1, r.code)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/sqlite"
@@ -293,7 +294,7 @@ func TestWorkflowStatusWatchExitsWhenTheWorkflowFinishes(t *testing.T) {
 	db := newDB(t, true)
 	c := createWorkflow(t, db, "images.json", chainJSON)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- execute(context.Background(), []string{"workflow", "status", c.ID.String(), "--watch", "--database-url", db},
