@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/sqlite"
@@ -36,16 +37,11 @@ const waitFor = 30 * time.Second
 // are two agents sharing a database.
 func openSQLite(t *testing.T, path string) store.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), sqlite.Config{URL: "sqlite://" + path})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	_, err = s.Migrate(t.Context())
-	require.NoError(t, err)
-	return s
+	return testkit.SQLiteAt(t, "sqlite://"+path)
 }
 
 func newSQLite(t *testing.T) store.Store {
-	return openSQLite(t, filepath.Join(t.TempDir(), "agent.db"))
+	return testkit.SQLite(t)
 }
 
 // app is the test's stand-in for the user's app: it records every request
@@ -152,28 +148,10 @@ func testConfig(t *testing.T, a *app) Config {
 	return cfg
 }
 
-// logBuffer collects an agent's logs; they are printed when the test fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is an agent started by start.
 type running struct {
 	*Agent
-	logs   *logBuffer
+	logs   *testkit.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -194,7 +172,7 @@ func (r *running) stop(t *testing.T) error {
 
 func start(t *testing.T, cfg Config, s store.Store) *running {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	a, err := New(Params{Config: cfg, Store: s, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -233,22 +211,7 @@ func many(n int, queue string) []store.NewJob {
 // until it holds, failing after waitFor.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	eventuallyWithin(t, waitFor, what, cond)
-}
-
-// eventuallyWithin is eventually with its own limit, for the tests that
-// work down thousands of jobs: a correctness bound, not a speed target.
-func eventuallyWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", limit, what)
-		}
-		<-tick.C
-	}
+	testkit.Eventually(t, waitFor, what, cond)
 }
 
 // waitStatus waits until every job is in status and returns them as stored.

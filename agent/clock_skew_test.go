@@ -14,13 +14,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/mysql"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
 	"github.com/hammerwork-go/hw-agent/store/postgres"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
 // skew is how far each agent's host clock is off: one is half an hour
@@ -30,7 +29,7 @@ const skew = 30 * time.Minute
 // startWithClock is start with the agent's host clock replaced.
 func startWithClock(t *testing.T, cfg Config, s store.Store, clock func() time.Time) *running {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	a, err := New(Params{Config: cfg, Store: s, Clock: clock,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
@@ -167,7 +166,7 @@ func runSkewedAgents(t *testing.T, behindStore, aheadStore store.Store) {
 
 func TestAgentsWithSkewedClocksOnPostgresNeitherRescueLiveLeasesNorDeliverEarly(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
+	url := testkit.PostgresURL(t)
 	open := func() store.Store {
 		s, err := postgres.Open(t.Context(), postgres.Config{URL: url, MaxConns: 4})
 		require.NoError(t, err)
@@ -182,7 +181,7 @@ func TestAgentsWithSkewedClocksOnPostgresNeitherRescueLiveLeasesNorDeliverEarly(
 
 func TestAgentsWithSkewedClocksOnMySQLNeitherRescueLiveLeasesNorDeliverEarly(t *testing.T) {
 	t.Parallel()
-	url := mysqltest.URL(t)
+	url := testkit.MySQLURL(t)
 	open := func() store.Store {
 		s, err := mysql.Open(t.Context(), mysql.Config{URL: url, MaxConns: 4})
 		require.NoError(t, err)
@@ -210,7 +209,7 @@ func TestAgentsWithSkewedClocksOnSQLiteNeitherRescueLiveLeasesNorDeliverEarly(t 
 func TestCleanerOnAHostAheadOfTheDatabaseDeletesOnlyWhatIsPastRetentionByTheDatabasesClock(t *testing.T) {
 	t.Parallel()
 	const ahead = 30 * 24 * time.Hour
-	u := mysqltest.URL(t)
+	u := testkit.MySQLURL(t)
 	sep := "?"
 	if strings.Contains(u, "?") {
 		sep = "&"

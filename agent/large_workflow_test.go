@@ -11,10 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
@@ -138,7 +137,7 @@ func runLargeWorkflow(t *testing.T, s store.Store, def workflow.Workflow, last s
 	case <-time.After(largeWorkflowWait):
 		t.Fatalf("timed out after %s waiting for step %q to be answered", largeWorkflowWait, last)
 	}
-	eventuallyWithin(t, waitFor, "workflow completed", func() bool {
+	testkit.Eventually(t, waitFor, "workflow completed", func() bool {
 		w, err := s.GetWorkflow(t.Context(), res.Workflow.ID)
 		require.NoError(t, err)
 		return w.Status == workflow.StatusCompleted
@@ -175,8 +174,8 @@ func TestLargeWorkflowsThroughTheAgent(t *testing.T) {
 		open func(t *testing.T) store.Store
 	}{
 		{"sqlite", newSQLite},
-		{"postgres", func(t *testing.T) store.Store { return pgtest.New(t) }},
-		{"mysql", func(t *testing.T) store.Store { return mysqltest.New(t) }},
+		{"postgres", func(t *testing.T) store.Store { return testkit.Postgres(t) }},
+		{"mysql", func(t *testing.T) store.Store { return testkit.MySQL(t) }},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

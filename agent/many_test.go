@@ -7,10 +7,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/postgres"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
 // runMany runs one agent per store against one shared app until every job
@@ -37,7 +37,7 @@ func runMany(t *testing.T, stores []store.Store, n int) {
 	}
 	// Thousands of jobs under -race on a loaded CI machine: give the
 	// exactly-once check room; a lost or stuck job still fails it.
-	eventuallyWithin(t, 4*waitFor, "every job completed", func() bool {
+	testkit.Eventually(t, 4*waitFor, "every job completed", func() bool {
 		return countStatus(t, stores[0], job.StatusCompleted) == int64(len(jobs))
 	})
 	elapsed := time.Since(began)
@@ -53,7 +53,7 @@ func runMany(t *testing.T, stores []store.Store, n int) {
 
 func TestManyAgentsOnPostgresCompleteEveryJobOnce(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
+	url := testkit.PostgresURL(t)
 	var stores []store.Store
 	for range 4 {
 		s, err := postgres.Open(t.Context(), postgres.Config{URL: url, MaxConns: 8})

@@ -7,16 +7,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/mysql"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
 	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 func TestManyAgentsOnMySQLCompleteEveryJobOnce(t *testing.T) {
 	t.Parallel()
-	url := mysqltest.URL(t)
+	url := testkit.MySQLURL(t)
 	var stores []store.Store
 	for range 4 {
 		s, err := mysql.Open(t.Context(), mysql.Config{URL: url, MaxConns: 8})
@@ -40,7 +40,7 @@ func TestManyAgentsOnMySQLCompleteEveryJobOnce(t *testing.T) {
 // reach the app once.
 func TestManyAgentsOnMySQLResolveWorkflows(t *testing.T) {
 	t.Parallel()
-	url := mysqltest.URL(t)
+	url := testkit.MySQLURL(t)
 	var stores []store.Store
 	for range 4 {
 		s, err := mysql.Open(t.Context(), mysql.Config{URL: url, MaxConns: 8})

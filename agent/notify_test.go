@@ -7,9 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
 // TestPostgresEnqueueWakesAnIdleAgent: with an hour between polls, only a
@@ -17,7 +17,7 @@ import (
 // a delayed one is then awaited until its time, not polled for.
 func TestPostgresEnqueueWakesAnIdleAgent(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	rec, a := newRecorder(t)
 	cfg := testConfig(t, a)
 	cfg.Agent.PollInterval = job.Duration(time.Hour)

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -216,7 +217,7 @@ func TestOversizedResultCompletesTheJobAndSaysWhyItWasDropped(t *testing.T) {
 // returned channel; clock, when set, is the agent's host clock.
 func startCleaning(t *testing.T, cfg Config, s store.Store, clock func() time.Time) <-chan maintenance.CleanResult {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	ag, err := New(Params{Config: cfg, Store: s, Clock: clock, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	require.NoError(t, err)
 	passes := ag.cleaner.Passed.Init()

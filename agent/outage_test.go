@@ -16,11 +16,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
 	"github.com/hammerwork-go/hw-agent/store/postgres"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
 // dbProxy forwards TCP connections to the database while up; down closes
@@ -152,7 +152,7 @@ func (s *leaseCalls) failures() map[string][]time.Time {
 // schema.
 func proxiedPostgres(t *testing.T) (*dbProxy, *leaseCalls, store.Store) {
 	t.Helper()
-	direct := pgtest.URL(t)
+	direct := testkit.PostgresURL(t)
 	u, err := url.Parse(direct)
 	if err != nil || u.Host == "" {
 		t.Skip("needs HW_TEST_POSTGRES_URL as a postgres:// URL to put a proxy in front of it")
@@ -175,7 +175,7 @@ func proxiedPostgres(t *testing.T) (*dbProxy, *leaseCalls, store.Store) {
 // it with its debug logs.
 func startLogged(t *testing.T, p Params) *running {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	p.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := New(p)
 	require.NoError(t, err)
@@ -211,7 +211,7 @@ func gaugeValue(t *testing.T, m *metrics.Metrics, name string) float64 {
 }
 
 // logLines returns the lines of logs that match pattern.
-func logLines(logs *logBuffer, pattern string) []string {
+func logLines(logs *testkit.Buffer, pattern string) []string {
 	re := regexp.MustCompile(pattern)
 	var out []string
 	for _, l := range strings.Split(logs.String(), "\n") {

@@ -12,10 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/mysql/mysqltest"
-	"github.com/hammerwork-go/hw-agent/store/postgres/pgtest"
 )
 
 // loneSurrogate is what JavaScript's JSON.stringify emits for an emoji cut
@@ -32,8 +31,8 @@ func TestUnstorableResultCompletesWithoutItAndTheOthersKeepTheirs(t *testing.T) 
 		name string
 		open func(t *testing.T) store.Store
 	}{
-		{"mysql", func(t *testing.T) store.Store { return mysqltest.New(t) }},
-		{"postgres", func(t *testing.T) store.Store { return pgtest.New(t) }},
+		{"mysql", func(t *testing.T) store.Store { return testkit.MySQL(t) }},
+		{"postgres", func(t *testing.T) store.Store { return testkit.Postgres(t) }},
 		{"sqlite", newSQLite},
 	}
 	for _, b := range backends {
@@ -82,9 +81,9 @@ func leaseAll(t *testing.T, s store.Store, queue string, n int) []*job.Job {
 
 // runCompleter starts a completer whose flush interval is long enough that
 // everything added before the first flush lands in one batch.
-func runCompleter(t *testing.T, s store.Store) (*completer, *logBuffer) {
+func runCompleter(t *testing.T, s store.Store) (*completer, *testkit.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	c := newCompleter(s, 100*time.Millisecond, slog.New(slog.NewTextHandler(logs, nil)))
 	require.NoError(t, c.Start(context.Background()))
 	t.Cleanup(func() {
@@ -103,7 +102,7 @@ func runCompleter(t *testing.T, s store.Store) (*completer, *logBuffer) {
 // logged and left running for rescue.
 func TestCompleterWritesCompletionsOneByOneWhenMariaDBRefusesTheBatch(t *testing.T) {
 	t.Parallel()
-	s := mysqltest.New(t)
+	s := testkit.MySQL(t)
 	enqueue(t, s, many(10, "refused")...)
 	leased := leaseAll(t, s, "refused", 10)
 	c, logs := runCompleter(t, s)
@@ -140,7 +139,7 @@ func TestCompleterWritesCompletionsOneByOneWhenMariaDBRefusesTheBatch(t *testing
 // recorded.
 func TestCompleterWritesFailuresOneByOneWhenPostgreSQLRefusesTheBatch(t *testing.T) {
 	t.Parallel()
-	s := pgtest.New(t)
+	s := testkit.Postgres(t)
 	enqueue(t, s, many(6, "refused")...)
 	leased := leaseAll(t, s, "refused", 6)
 	c, logs := runCompleter(t, s)

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hammerwork-go/hw-agent/api"
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -27,7 +28,7 @@ import (
 // startWith runs an agent built from p until the test ends.
 func startWith(t *testing.T, p Params) *Agent {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	p.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := New(p)
 	require.NoError(t, err)
