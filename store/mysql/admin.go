@@ -22,7 +22,7 @@ WHERE id = ?`
 // Cancel moves a pending or running job to cancelled; in a workflow (or with
 // children) its descendants are cancelled too and the counters follow.
 func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "cancel job %s", p.ID)
 	}
@@ -53,7 +53,7 @@ WHERE id = ?`
 // Retry moves a failed or cancelled job back to pending with its attempts
 // reset and its dependencies recomputed from its parents.
 func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "retry job %s", p.ID)
 	}

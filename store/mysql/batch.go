@@ -25,7 +25,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, p store.EnqueueBatchParams) (*
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "enqueue batch")
 	}

@@ -18,7 +18,7 @@ import (
 
 // ExpireResults clears results whose result_expires_at has passed.
 func (s *Store) ExpireResults(ctx context.Context, p store.ExpireResultsParams) (int, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return 0, wrap(err, "expire results")
 	}

@@ -42,7 +42,7 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if len(p.Jobs) == 0 {
 		return nil, nil
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "enqueue %d jobs", len(p.Jobs))
 	}

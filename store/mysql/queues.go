@@ -21,7 +21,7 @@ func (s *Store) PauseQueue(ctx context.Context, p store.PauseQueueParams) error 
 	if err := store.ValidateQueueName(p.Queue); err != nil {
 		return fmt.Errorf("pause queue: %w", err)
 	}
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return wrap(err, "pause queue %q", p.Queue)
 	}
@@ -61,7 +61,7 @@ GROUP BY queue_name`
 
 // Queues describes every queue with jobs or a pause, or only p.Queue.
 func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.QueueInfo, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "describe queues")
 	}
@@ -149,7 +149,7 @@ func leasable(queues, exclude []string) (string, []any) {
 // priority level into the lease index, whatever the backlog of delayed jobs.
 func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, bool, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
 	}
@@ -177,7 +177,7 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 // ReadyPriorities probes each level with an EXISTS on the lease index.
 func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesParams) ([]job.Priority, error) {
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
 	}

@@ -20,7 +20,7 @@ var _ store.Workflows = (*Store)(nil)
 // EnqueueWorkflow validates the definition, then writes the workflow, its
 // jobs and its edges in one transaction.
 func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowParams) (*store.WorkflowEnqueued, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "enqueue workflow %q", p.Workflow.Name)
 	}
@@ -176,7 +176,7 @@ func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, err
 // reads the workflow back.
 func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParams,
 	fn func(tx resolveTx, at time.Time) error) (*workflow.Record, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "%s workflow %s", op, p.ID)
 	}
@@ -213,7 +213,7 @@ func (s *Store) RetryWorkflow(ctx context.Context, p store.WorkflowParams) (*wor
 // ExpireWorkflows fails the live workflows whose deadline passed, each in
 // its own transaction; rows another expirer holds are skipped.
 func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsParams) ([]uuid.UUID, error) {
-	at, err := s.now(ctx, p.Now)
+	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "find expired workflows")
 	}
