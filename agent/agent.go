@@ -158,9 +158,12 @@ func New(p Params) (*Agent, error) {
 		a.health.metrics = p.Metrics
 	}
 	for _, sel := range cfg.selections() {
-		a.producers = append(a.producers, newProducer(a, sel, a.db))
+		a.producers = append(a.producers, newProducer(producerConfig{
+			sel: sel, acquirer: a.acquirer, due: due, slots: a.slots, health: a.health,
+			outage: db, metrics: p.Metrics, log: log, poll: cfg.Agent.PollInterval.D(),
+			start: a.start, release: a.release, leased: a.countLeased,
+		}))
 	}
-	a.slots.producers = a.producers
 	if w, ok := p.Store.(jobWaiter); ok {
 		a.listener = newEnqueueListener(w, p.Store.Ping, a.producers, cfg.Agent.PollInterval.D(), a.db, log)
 	}
@@ -343,10 +346,17 @@ func (a *Agent) release(jobs []*job.Job, why string) {
 	}
 }
 
+// start delivers a leased job in its own goroutine; done frees its slot
+// when the job's request ends.
+func (a *Agent) start(j *job.Job, done func()) {
+	a.inflight.Add(1)
+	go a.work(j, done)
+}
+
 // work delivers one leased job and hands its outcome on.
-func (a *Agent) work(p *producer, j *job.Job) {
+func (a *Agent) work(j *job.Job, done func()) {
 	defer a.inflight.Done()
-	defer a.slots.done(p)
+	defer done()
 	ctx, cancel := context.WithCancelCause(a.workCtx)
 	defer cancel(nil)
 	// The lease is extended until the outcome is written, not only while

@@ -13,6 +13,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/maintenance"
+	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
@@ -20,57 +21,116 @@ import (
 // and each producer's own cap. A producer reserves slots before it leases,
 // so a lease never asks for more jobs than can be dispatched at once.
 type slots struct {
-	mu        sync.Mutex
-	free      int
-	producers []*producer
+	mu     sync.Mutex
+	free   int
+	shares []*share
 }
 
-// reserve takes as many slots as p may use now: the smaller of the global
-// free count and p's own free count. Zero marks p as starved, so the next
+// share is one producer's part of the slots, owned by slots and guarded by
+// its mutex; the producer holds it only to name itself.
+type share struct {
+	limit   int // the producer's cap; 0: only the global cap
+	active  int
+	starved bool
+	wake    chan struct{} // the producer's wake-ups
+}
+
+// join adds a producer with cap limit (0: only the global cap) that wakes
+// on wake, and returns its share.
+func (s *slots) join(limit int, wake chan struct{}) *share {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh := &share{limit: limit, wake: wake}
+	s.shares = append(s.shares, sh)
+	return sh
+}
+
+// reserve takes as many slots as sh may use now: the smaller of the global
+// free count and sh's own free count. Zero marks sh as starved, so the next
 // slot freed anywhere wakes it.
-func (s *slots) reserve(p *producer) int {
+func (s *slots) reserve(sh *share) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.free
-	if p.limit > 0 {
-		n = min(n, p.limit-p.active)
+	if sh.limit > 0 {
+		n = min(n, sh.limit-sh.active)
 	}
 	n = max(n, 0)
 	s.free -= n
-	p.active += n
-	p.starved = n == 0
+	sh.active += n
+	sh.starved = n == 0
 	return n
 }
 
-// unreserve returns n reserved slots p did not fill. It wakes starved
-// producers but not p, which has just seen its queues run short.
-func (s *slots) unreserve(p *producer, n int) {
+// unreserve returns n reserved slots sh did not fill. It wakes starved
+// producers but not sh's, which has just seen its queues run short.
+func (s *slots) unreserve(sh *share, n int) {
 	if n > 0 {
-		s.put(p, n, false)
+		s.put(sh, n, false)
 	}
 }
 
-// done frees the slot of one of p's finished requests and wakes p: its
-// queues were busy a moment ago, so they are worth asking again.
-func (s *slots) done(p *producer) { s.put(p, 1, true) }
+// done frees the slot of one of sh's finished requests and wakes its
+// producer: its queues were busy a moment ago, so they are worth asking
+// again.
+func (s *slots) done(sh *share) { s.put(sh, 1, true) }
 
-func (s *slots) put(p *producer, n int, wakeSelf bool) {
+func (s *slots) put(sh *share, n int, wakeSelf bool) {
 	s.mu.Lock()
 	s.free += n
-	p.active -= n
-	var wake []*producer
-	for _, q := range s.producers {
-		if q.starved || (wakeSelf && q == p) {
-			wake = append(wake, q)
+	sh.active -= n
+	var wake []chan struct{}
+	for _, q := range s.shares {
+		if q.starved || (wakeSelf && q == sh) {
+			wake = append(wake, q.wake)
 		}
 	}
 	s.mu.Unlock()
-	for _, q := range wake {
+	for _, w := range wake {
 		select {
-		case q.wake <- struct{}{}:
+		case w <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// producerConfig is what a producer uses, handed over by the agent.
+type producerConfig struct {
+	sel      selection
+	acquirer lease.Acquirer
+	// due reads the database's clock and the queues' ready priorities and
+	// next due jobs.
+	due   store.DueSource
+	slots *slots
+	// health gates leasing on the app's health; nil: no gate.
+	health *healthChecker
+	// outage is the agent's one tracker, shared by all its producers.
+	outage  *dbOutage
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	poll    time.Duration
+	// start hands a leased job on; the job's request calls done when it
+	// ends, freeing its slot.
+	start func(j *job.Job, done func())
+	// release hands jobs back without spending their attempt.
+	release func(jobs []*job.Job, why string)
+	// leased counts leased jobs.
+	leased func(jobs []*job.Job)
+}
+
+// mustValidate panics on a producerConfig the agent built wrong: a
+// programming error, not a configuration one.
+func (c *producerConfig) mustValidate() *producerConfig {
+	for name, missing := range map[string]bool{
+		"acquirer.Store": c.acquirer.Store == nil, "due": c.due == nil, "slots": c.slots == nil,
+		"outage": c.outage == nil, "log": c.log == nil, "poll": c.poll <= 0,
+		"start": c.start == nil, "release": c.release == nil, "leased": c.leased == nil,
+	} {
+		if missing {
+			panic("agent: producerConfig." + name + " is not set")
+		}
+	}
+	return c
 }
 
 // producer leases jobs of one queue selection and starts one goroutine per
@@ -86,9 +146,8 @@ func (s *slots) put(p *producer, n int, wakeSelf bool) {
 // producer, not one per poll, at the cost of up to maxLeaseBackoff of idle
 // time once it is back.
 type producer struct {
-	a     *Agent
-	sel   lease.Selection
-	limit int // this producer's cap; 0: only the global cap
+	cfg producerConfig
+	sel lease.Selection
 	// weights, when set, splits each lease among priority levels by
 	// weighted draw (rng, used by the producer's goroutine only); nil
 	// leases in strict priority order.
@@ -96,18 +155,21 @@ type producer struct {
 	rng     *rand.Rand
 	gate    *dispatchGate // the queue's rate limit; nil: none
 
-	// outage is shared by the agent's producers, so an outage they all see
-	// is logged and counted once. backoff spaces this producer's lease
-	// calls while they fail, and backingOff is set from the first failure
-	// to the next success; those two are used by its goroutine only.
-	outage     *dbOutage
+	// backoff spaces this producer's lease calls while they fail, and
+	// backingOff is set from the first failure to the next success; those
+	// two are used by its goroutine only.
 	backoff    *backoff.ExponentialBackOff
 	backingOff bool
 
-	// active and starved are guarded by slots.mu.
-	active  int
-	starved bool
-	wake    chan struct{}
+	// share is this producer's part of the slots; wake is its wake-ups.
+	share *share
+	wake  chan struct{}
+	// finished frees one slot of share: done of every job this producer
+	// starts.
+	finished func()
+	// calls carries the lease calls, which do not stop with the producer's
+	// context (set by its goroutine, used by it only).
+	calls context.Context
 
 	maintenance.Loop
 }
@@ -129,16 +191,19 @@ func newDBBackoff(poll time.Duration) *backoff.ExponentialBackOff {
 	)
 }
 
-// newProducer builds the producer of sel; outage is the agent's one
-// tracker, shared by all its producers.
-func newProducer(a *Agent, sel selection, outage *dbOutage) *producer {
+// newProducer builds the producer of cfg.sel.
+func newProducer(cfg producerConfig) *producer {
+	cfg.mustValidate()
+	wake := make(chan struct{}, 1)
 	p := &producer{
-		a: a, sel: sel.Selection, limit: sel.limit, gate: newDispatchGate(sel.rate, sel.burst), wake: make(chan struct{}, 1),
-		outage:  outage,
-		backoff: newDBBackoff(a.cfg.Agent.PollInterval.D()),
+		cfg: cfg, sel: cfg.sel.Selection, gate: newDispatchGate(cfg.sel.rate, cfg.sel.burst),
+		backoff: newDBBackoff(cfg.poll),
+		share:   cfg.slots.join(cfg.sel.limit, wake),
+		wake:    wake,
 	}
-	if sel.weights.weighted() {
-		p.weights = sel.weights
+	p.finished = func() { cfg.slots.done(p.share) }
+	if cfg.sel.weights.weighted() {
+		p.weights = cfg.sel.weights
 		p.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	return p
@@ -152,16 +217,17 @@ func (p *producer) Start(ctx context.Context) error { return p.Run(ctx, p.loop) 
 func (p *producer) Stop() { p.Loop.Stop() }
 
 func (p *producer) loop(ctx context.Context) {
-	a := p.a
+	p.calls = context.WithoutCancel(ctx)
+	c := &p.cfg
 	for {
-		if a.health != nil {
+		if c.health != nil {
 			select {
-			case <-a.health.ready():
+			case <-c.health.ready():
 			case <-ctx.Done():
 				return
 			}
 		}
-		n := a.slots.reserve(p)
+		n := c.slots.reserve(p.share)
 		if n == 0 {
 			select {
 			case <-p.wake:
@@ -177,7 +243,7 @@ func (p *producer) loop(ctx context.Context) {
 		}
 		if p.gate != nil {
 			allowed, wait := p.gate.available(time.Now(), n)
-			a.slots.unreserve(p, n-allowed)
+			c.slots.unreserve(p.share, n-allowed)
 			if allowed == 0 {
 				if !p.sleep(ctx, wait) {
 					return
@@ -188,27 +254,26 @@ func (p *producer) loop(ctx context.Context) {
 		}
 		since := p.databaseNow()
 		jobs, err := p.lease(n)
-		a.slots.unreserve(p, n-len(jobs))
+		c.slots.unreserve(p.share, n-len(jobs))
 		if p.gate != nil {
 			p.gate.spend(time.Now(), len(jobs))
 		}
 		if err == nil {
 			p.backingOff = false
-			p.outage.ok()
+			c.outage.ok()
 		}
 		if ctx.Err() != nil {
 			// Shutdown began during the lease: hand the jobs straight back.
-			a.release(jobs, "agent stopping")
+			c.release(jobs, "agent stopping")
 			for range jobs {
-				a.slots.done(p)
+				p.finished()
 			}
 			return
 		}
-		a.log.Debug("leased jobs", "queues", p.sel.String(), "asked", n, "leased", len(jobs))
-		a.countLeased(jobs)
+		c.log.Debug("leased jobs", "queues", p.sel.String(), "asked", n, "leased", len(jobs))
+		c.leased(jobs)
 		for _, j := range jobs {
-			a.inflight.Add(1)
-			go a.work(p, j)
+			c.start(j, p.finished)
 		}
 		if err != nil {
 			if !p.backOff(ctx, err) {
@@ -230,14 +295,14 @@ func (p *producer) loop(ctx context.Context) {
 // finishing says nothing about the database. False when the producer is
 // stopping.
 func (p *producer) backOff(ctx context.Context, err error) bool {
-	p.a.metrics.DBError()
-	p.outage.failed("lease", err)
+	p.cfg.metrics.DBError()
+	p.cfg.outage.failed("lease", err)
 	if !p.backingOff {
 		p.backoff.Reset()
 		p.backingOff = true
 	}
 	wait := p.backoff.NextBackOff()
-	p.a.log.Debug("lease failed; backing off", "queues", p.sel.String(), "retry_in", wait, "error", err)
+	p.cfg.log.Debug("lease failed; backing off", "queues", p.sel.String(), "retry_in", wait, "error", err)
 	return p.sleep(ctx, wait)
 }
 
@@ -249,11 +314,11 @@ func (p *producer) backOff(ctx context.Context, err error) bool {
 // the producer's ctx: a lease committed but unseen would cost its jobs an
 // attempt at rescue. Jobs leased before an error are returned with it.
 func (p *producer) lease(n int) ([]*job.Job, error) {
-	a := p.a
+	acq := p.cfg.acquirer
 	if p.weights == nil {
-		return a.acquirer.Acquire(a.bg, p.sel, n)
+		return acq.Acquire(p.calls, p.sel, n)
 	}
-	ready, err := a.store.ReadyPriorities(a.bg, store.ReadyPrioritiesParams{
+	ready, err := p.cfg.due.ReadyPriorities(p.calls, store.ReadyPrioritiesParams{
 		Queues: p.sel.Queues, ExcludeQueues: p.sel.Exclude,
 	})
 	if err != nil {
@@ -263,14 +328,14 @@ func (p *producer) lease(n int) ([]*job.Job, error) {
 	for _, lc := range p.weights.plan(ready, n, p.rng) {
 		sel := p.sel
 		sel.Priorities = []job.Priority{lc.level}
-		got, err := a.acquirer.Acquire(a.bg, sel, lc.n)
+		got, err := acq.Acquire(p.calls, sel, lc.n)
 		jobs = append(jobs, got...)
 		if err != nil {
 			return jobs, err
 		}
 	}
 	if left := n - len(jobs); left > 0 {
-		got, err := a.acquirer.Acquire(a.bg, p.sel, left)
+		got, err := acq.Acquire(p.calls, p.sel, left)
 		jobs = append(jobs, got...)
 		if err != nil {
 			return jobs, err
@@ -284,7 +349,7 @@ func (p *producer) lease(n int) ([]*job.Job, error) {
 // or a zero since only costs the early wake-up of a job that fell due
 // during the lease).
 func (p *producer) databaseNow() time.Time {
-	now, err := p.a.due.DatabaseNow(p.a.bg)
+	now, err := p.cfg.due.DatabaseNow(p.calls)
 	if err != nil {
 		return time.Time{}
 	}
@@ -299,8 +364,7 @@ func (p *producer) databaseNow() time.Time {
 // once. The wait is a delay by the database's clock, so an agent whose host
 // clock is off neither wakes early nor oversleeps.
 func (p *producer) idle(ctx context.Context, checkDue bool, since time.Time) bool {
-	d := p.a.cfg.Agent.PollInterval.D()
-	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	d := maintenance.Jittered(p.cfg.poll, 0.2)
 	if checkDue {
 		if in, ok := p.nextDue(since); ok {
 			d = min(d, in)
@@ -322,16 +386,16 @@ func (p *producer) idle(ctx context.Context, checkDue bool, since time.Time) boo
 // costs the early wake-up, so it is logged (at DEBUG while the agent is in
 // a database outage, which is logged once) and the poll goes on.
 func (p *producer) nextDue(since time.Time) (time.Duration, bool) {
-	in, ok, err := store.NextDueIn(p.a.bg, p.a.due, store.NextDueParams{
+	in, ok, err := store.NextDueIn(p.calls, p.cfg.due, store.NextDueParams{
 		Queues: p.sel.Queues, ExcludeQueues: p.sel.Exclude, Now: since,
 	})
 	if err != nil {
-		p.a.metrics.DBError()
+		p.cfg.metrics.DBError()
 		level := slog.LevelWarn
-		if p.outage.Down() {
+		if p.cfg.outage.Down() {
 			level = slog.LevelDebug
 		}
-		p.a.log.Log(p.a.bg, level, "finding the next due job failed; polling at poll_interval", "queues", p.sel.String(), "error", err)
+		p.cfg.log.Log(p.calls, level, "finding the next due job failed; polling at poll_interval", "queues", p.sel.String(), "error", err)
 		return 0, false
 	}
 	return in, ok
