@@ -114,44 +114,39 @@ func (s *Store) GetWorkflow(ctx context.Context, id uuid.UUID) (*workflow.Record
 
 // ListWorkflows lists workflows newest first, one page at a time.
 func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) (*store.WorkflowPage, error) {
-	limit := p.ListLimit()
+	pg, err := p.Paging()
+	if err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
+	}
 	query := `SELECT ` + workflowCols + ` FROM hammerwork_workflows w WHERE 1 = 1`
 	var args []any
 	if p.Status != "" {
 		query += ` AND w.status = ?`
 		args = append(args, string(p.Status))
 	}
-	if p.Cursor != "" {
-		c, err := uuid.Parse(p.Cursor)
-		if err != nil {
-			return nil, fmt.Errorf("list workflows: %w: cursor %q is not a workflow id", store.ErrInvalid, p.Cursor)
-		}
+	if pg.Before != nil {
 		query += ` AND w.id < ?`
-		args = append(args, c.String())
+		args = append(args, pg.BeforeString())
 	}
 	query += ` ORDER BY w.id DESC LIMIT ?`
-	args = append(args, limit+1)
+	args = append(args, pg.Fetch())
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, wrap(err, "list workflows")
 	}
 	defer rows.Close()
-	page := &store.WorkflowPage{Workflows: []*workflow.Record{}}
+	var wfs []*workflow.Record
 	for rows.Next() {
 		w, err := scanWorkflow(rows)
 		if err != nil {
 			return nil, wrap(err, "list workflows")
 		}
-		page.Workflows = append(page.Workflows, w)
+		wfs = append(wfs, w)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap(err, "list workflows")
 	}
-	if len(page.Workflows) > limit {
-		page.Workflows = page.Workflows[:limit]
-		page.NextCursor = page.Workflows[limit-1].ID.String()
-	}
-	return page, nil
+	return pg.WorkflowPage(wfs), nil
 }
 
 // WorkflowJobs returns every job of the workflow in creation (step) order.

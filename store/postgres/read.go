@@ -30,6 +30,10 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*job.Job, error) {
 
 // List returns one page of jobs matching the filters, newest first.
 func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, error) {
+	pg, err := p.Paging()
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -48,20 +52,14 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if p.WorkflowID != nil {
 		add("j.workflow_id = $%d", *p.WorkflowID)
 	}
-	if p.Cursor != "" {
-		cursor, err := uuid.Parse(p.Cursor)
-		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w: cursor %q is not a job id", store.ErrInvalid, p.Cursor)
-		}
-		add("j.id < $%d", cursor)
+	if pg.Before != nil {
+		add("j.id < $%d", *pg.Before)
 	}
-	limit := p.ListLimit()
 	sql := `SELECT ` + jobCols + ` FROM hammerwork_jobs j`
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	// One row more than the page tells whether another page follows.
-	args = append(args, limit+1)
+	args = append(args, pg.Fetch())
 	sql += fmt.Sprintf(` ORDER BY j.id DESC LIMIT $%d`, len(args))
 
 	rows, err := s.pool.Query(ctx, sql, args...)
@@ -72,12 +70,7 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, wrap(err, "list jobs")
 	}
-	page := &store.ListPage{Jobs: jobs}
-	if len(jobs) > limit {
-		page.Jobs = jobs[:limit]
-		page.NextCursor = jobs[limit-1].ID.String()
-	}
-	return page, nil
+	return pg.JobPage(jobs), nil
 }
 
 // QueueStats counts jobs per queue and status, ordered by queue then status.

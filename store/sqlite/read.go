@@ -89,10 +89,12 @@ func queryIDs(ctx context.Context, q querier, query string, id uuid.UUID) ([]uui
 	return ids, rows.Err()
 }
 
-// List returns one page of jobs, newest first. It reads one row beyond the
-// page to know whether another page follows.
+// List returns one page of jobs, newest first.
 func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, error) {
-	limit := p.ListLimit()
+	pg, err := p.Paging()
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
 	var where []string
 	var args []any
 	if p.Queue != "" {
@@ -111,20 +113,16 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 		where = append(where, "workflow_id = ?")
 		args = append(args, p.WorkflowID.String())
 	}
-	if p.Cursor != "" {
-		cursor, err := uuid.Parse(p.Cursor)
-		if err != nil {
-			return nil, fmt.Errorf("%w: cursor %q is not a job id", store.ErrInvalid, p.Cursor)
-		}
+	if pg.Before != nil {
 		where = append(where, "id < ?")
-		args = append(args, cursor.String())
+		args = append(args, pg.BeforeString())
 	}
 	query := `SELECT ` + jobColumns + ` FROM hammerwork_jobs`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit+1)
+	args = append(args, pg.Fetch())
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", dbErr(err))
@@ -133,14 +131,7 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	page := &store.ListPage{Jobs: jobs}
-	if len(jobs) > limit {
-		page.Jobs = jobs[:limit]
-		page.NextCursor = page.Jobs[limit-1].ID.String()
-	}
-	if page.Jobs == nil {
-		page.Jobs = []*job.Job{}
-	}
+	page := pg.JobPage(jobs)
 	if err := s.hideExpiredResults(ctx, page.Jobs...); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

@@ -197,38 +197,29 @@ func (s *Store) GetWorkflow(ctx context.Context, id uuid.UUID) (*workflow.Record
 
 // ListWorkflows lists workflows newest first, one page at a time.
 func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) (*store.WorkflowPage, error) {
-	limit := p.ListLimit()
-	var cursor any
-	if p.Cursor != "" {
-		c, err := uuid.Parse(p.Cursor)
-		if err != nil {
-			return nil, fmt.Errorf("list workflows: %w: cursor %q is not a workflow id", store.ErrInvalid, p.Cursor)
-		}
-		cursor = c.String()
+	pg, err := p.Paging()
+	if err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+workflowCols+` FROM hammerwork_workflows w
 		WHERE (?1 IS NULL OR w.status = ?1) AND (?2 IS NULL OR w.id < ?2)
-		ORDER BY w.id DESC LIMIT ?3`, nullString(string(p.Status)), cursor, limit+1)
+		ORDER BY w.id DESC LIMIT ?3`, nullString(string(p.Status)), pg.BeforeString(), pg.Fetch())
 	if err != nil {
 		return nil, fmt.Errorf("list workflows: %w", dbErr(err))
 	}
 	defer rows.Close()
-	page := &store.WorkflowPage{Workflows: []*workflow.Record{}}
+	var wfs []*workflow.Record
 	for rows.Next() {
 		w, err := scanWorkflow(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list workflows: %w", err)
 		}
-		page.Workflows = append(page.Workflows, w)
+		wfs = append(wfs, w)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list workflows: %w", err)
 	}
-	if len(page.Workflows) > limit {
-		page.Workflows = page.Workflows[:limit]
-		page.NextCursor = page.Workflows[limit-1].ID.String()
-	}
-	return page, nil
+	return pg.WorkflowPage(wfs), nil
 }
 
 // WorkflowJobs returns every job of the workflow in creation (step) order,
