@@ -40,7 +40,7 @@ type Config struct {
 // BatchSize rows per statement. A retention of 0 keeps that status forever.
 // Jobs of a running or paused workflow are never deleted.
 type RetentionConfig struct {
-	// Interval between cleaner passes; 0 turns the cleaner off. Defaults to 1m.
+	// Interval between cleaner passes, ±10%; 0 turns the cleaner off. Defaults to 1m.
 	Interval job.Duration `toml:"interval"`
 	// Completed jobs are kept this long after completed_at. Defaults to 168h (7 days).
 	Completed job.Duration `toml:"completed"`
@@ -96,7 +96,8 @@ type AgentConfig struct {
 	PollInterval job.Duration `toml:"poll_interval"`
 	// DrainTimeout bounds the wait for in-flight requests on shutdown. Defaults to 25s.
 	DrainTimeout job.Duration `toml:"drain_timeout"`
-	// RescueInterval is how often expired leases are looked for. Defaults to 5s.
+	// RescueInterval is how often expired leases and timed-out workflows
+	// are looked for, ±10% so agents drift apart. Defaults to 5s.
 	RescueInterval job.Duration `toml:"rescue_interval"`
 	// CompleteFlushInterval batches completions for at most this long. Defaults to 20ms.
 	CompleteFlushInterval job.Duration `toml:"complete_flush_interval"`
