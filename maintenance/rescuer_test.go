@@ -2,35 +2,30 @@ package maintenance
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/store/sqlite"
 )
 
-// setup opens a migrated SQLite store in the test's temp dir and enqueues n
+// setup opens a migrated SQLite store of the test's own and enqueues n
 // jobs on queue "q".
 func setup(t *testing.T, n int) (store.Store, []*job.Job) {
 	t.Helper()
-	ctx := context.Background()
-	s, err := sqlite.Open(ctx, sqlite.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "maintenance.db")})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	_, err = s.Migrate(ctx)
-	require.NoError(t, err)
+	s := testkit.SQLite(t)
 	var jobs []*job.Job
 	if n > 0 {
 		news := make([]store.NewJob, n)
 		for i := range news {
 			news[i] = store.NewJob{Queue: "q", Payload: []byte(`{}`), MaxAttempts: 3}
 		}
-		jobs, err = s.Enqueue(ctx, store.EnqueueParams{Jobs: news, Now: time.Now()})
+		var err error
+		jobs, err = s.Enqueue(context.Background(), store.EnqueueParams{Jobs: news, Now: time.Now()})
 		require.NoError(t, err)
 	}
 	return s, jobs
