@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -149,4 +150,39 @@ func PlanFailures(p FailParams, at time.Time, locked []Locked) FailPlan {
 		}
 	}
 	return plan
+}
+
+// Transition is an operator's change of one job: the statuses it may start
+// from and the verb its ErrConflict names.
+type Transition struct {
+	// Op is the verb of the conflict message: "cannot <Op> a <status> job".
+	Op   string
+	From []job.Status
+	To   job.Status
+}
+
+// The operator's transitions. A running job may be cancelled (its lease is
+// cleared, so the late answer is stale); only a job that ended without
+// success may be retried.
+var (
+	CancelTransition = Transition{Op: "cancel", From: []job.Status{job.StatusPending, job.StatusRunning}, To: job.StatusCancelled}
+	RetryTransition  = Transition{Op: "retry", From: []job.Status{job.StatusFailed, job.StatusCancelled}, To: job.StatusPending}
+)
+
+// Allows reports whether a job in status current may take the transition.
+func (t Transition) Allows(current job.Status) bool { return slices.Contains(t.From, current) }
+
+// Conflict is the error for a job in status current that may not take the
+// transition: a *StateError, which is an ErrConflict.
+func (t Transition) Conflict(current job.Status) error {
+	return &StateError{Op: t.Op, Current: current}
+}
+
+// FromStrings is From for a SQL guard bound as a text array or list.
+func (t Transition) FromStrings() []string {
+	out := make([]string, len(t.From))
+	for i, s := range t.From {
+		out[i] = string(s)
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
 
 	"github.com/google/uuid"
 
@@ -26,9 +25,8 @@ func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, err
 	if err != nil {
 		return nil, wrap(err, "cancel job %s", p.ID)
 	}
-	return s.transition(ctx, "cancel", p.ID, []job.Status{job.StatusPending, job.StatusRunning},
+	return s.transition(ctx, store.CancelTransition, p.ID,
 		func(tx *sql.Tx, c store.JobChange) error {
-			c.To = job.StatusCancelled
 			if _, err := tx.ExecContext(ctx, cancelUpdate, p.ID.String()); err != nil {
 				return err
 			}
@@ -57,9 +55,8 @@ func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error
 	if err != nil {
 		return nil, wrap(err, "retry job %s", p.ID)
 	}
-	return s.transition(ctx, "retry", p.ID, []job.Status{job.StatusFailed, job.StatusCancelled},
+	return s.transition(ctx, store.RetryTransition, p.ID,
 		func(tx *sql.Tx, c store.JobChange) error {
-			c.To = job.StatusPending
 			if _, err := tx.ExecContext(ctx, retryUpdate, at, p.ID.String()); err != nil {
 				return err
 			}
@@ -67,11 +64,11 @@ func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error
 		})
 }
 
-// transition locks one job and checks that its status is one of from (a
-// missing job is store.ErrNotFound, another status a *store.StateError),
-// then runs apply with the job's change (From, workflow and children filled)
-// and reads the job back, all in one transaction.
-func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []job.Status,
+// transition locks one job and checks that t allows its status (a missing
+// job is store.ErrNotFound, another status t's conflict), then runs apply
+// with the job's change (From, To, workflow and children filled) and reads
+// the job back, all in one transaction.
+func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID,
 	apply func(tx *sql.Tx, c store.JobChange) error) (*job.Job, error) {
 	var out *job.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -85,17 +82,17 @@ FROM hammerwork_jobs j WHERE j.id = ? FOR UPDATE`, id.String()).Scan(&current, &
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(from, job.Status(current)) {
-			return &store.StateError{Op: op, Current: job.Status(current)}
+		if !t.Allows(job.Status(current)) {
+			return t.Conflict(job.Status(current))
 		}
-		if err := apply(tx, l.change(id, job.Status(current), "")); err != nil {
+		if err := apply(tx, l.change(id, job.Status(current), t.To)); err != nil {
 			return err
 		}
 		out, err = scanJob(tx.QueryRowContext(ctx, getSQL, id.String()), true)
 		return err
 	})
 	if err != nil {
-		return nil, wrap(err, "%s job %s", op, id)
+		return nil, wrap(err, "%s job %s", t.Op, id)
 	}
 	return out, nil
 }

@@ -13,11 +13,12 @@ import (
 )
 
 // cancelSQL clears the lease too, so a late answer from the agent that held
-// it is stale. The inner SELECT locks the row and keeps its old status.
+// it is stale. The inner SELECT locks the row when store.CancelTransition
+// allows its status ($2) and keeps its old status.
 const cancelSQL = `UPDATE hammerwork_jobs j SET
     status = 'cancelled',
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-FROM (SELECT id, status FROM hammerwork_jobs WHERE id = $1 AND status IN ('pending', 'running') FOR UPDATE) o
+FROM (SELECT id, status FROM hammerwork_jobs WHERE id = $1 AND status = ANY($2::text[]) FOR UPDATE) o
 WHERE j.id = o.id
 RETURNING o.status, ` + changeColumns
 
@@ -28,8 +29,9 @@ func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, err
 	if err != nil {
 		return nil, wrap(err, "cancel job %s", p.ID)
 	}
-	return s.transition(ctx, "cancel", p.ID, func(tx pgx.Tx) (bool, error) {
-		c, ok, err := change(tx.QueryRow(ctx, cancelSQL, p.ID), p.ID, job.StatusCancelled)
+	t := store.CancelTransition
+	return s.transition(ctx, t, p.ID, func(tx pgx.Tx) (bool, error) {
+		c, ok, err := change(tx.QueryRow(ctx, cancelSQL, p.ID, t.FromStrings()), p.ID, t.To)
 		if !ok || err != nil || !needsResolution([]store.JobChange{c}) {
 			return ok, err
 		}
@@ -38,7 +40,8 @@ func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, err
 }
 
 // retrySQL keeps errors and error_message: the history of the attempts
-// that led here is what an operator reads after a retry.
+// that led here is what an operator reads after a retry. The inner SELECT
+// locks the row when store.RetryTransition allows its status ($3).
 const retrySQL = `UPDATE hammerwork_jobs j SET
     status = 'pending',
     attempts = 0,
@@ -46,7 +49,7 @@ const retrySQL = `UPDATE hammerwork_jobs j SET
     completed_at = NULL,
     failed_at = NULL,
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
-FROM (SELECT id, status FROM hammerwork_jobs WHERE id = $1 AND status IN ('failed', 'cancelled') FOR UPDATE) o
+FROM (SELECT id, status FROM hammerwork_jobs WHERE id = $1 AND status = ANY($3::text[]) FOR UPDATE) o
 WHERE j.id = o.id
 RETURNING o.status, ` + changeColumns
 
@@ -57,8 +60,9 @@ func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error
 	if err != nil {
 		return nil, wrap(err, "retry job %s", p.ID)
 	}
-	return s.transition(ctx, "retry", p.ID, func(tx pgx.Tx) (bool, error) {
-		c, ok, err := change(tx.QueryRow(ctx, retrySQL, p.ID, at), p.ID, job.StatusPending)
+	t := store.RetryTransition
+	return s.transition(ctx, t, p.ID, func(tx pgx.Tx) (bool, error) {
+		c, ok, err := change(tx.QueryRow(ctx, retrySQL, p.ID, at, t.FromStrings()), p.ID, t.To)
 		if !ok || err != nil {
 			return ok, err
 		}
@@ -82,8 +86,8 @@ func change(row pgx.Row, id uuid.UUID, to job.Status) (store.JobChange, bool, er
 // transition runs a status-guarded change of one job in a transaction and
 // reads the job back. When the guard does not match it reads the current
 // status to tell a missing job (store.ErrNotFound) from one in the wrong
-// state (*store.StateError).
-func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, fn func(tx pgx.Tx) (bool, error)) (*job.Job, error) {
+// state (t's conflict).
+func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID, fn func(tx pgx.Tx) (bool, error)) (*job.Job, error) {
 	var j *job.Job
 	var current string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -103,13 +107,13 @@ func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, fn func
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%s job %s: %w", op, id, store.ErrNotFound)
+		return nil, fmt.Errorf("%s job %s: %w", t.Op, id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, wrap(err, "%s job %s", op, id)
+		return nil, wrap(err, "%s job %s", t.Op, id)
 	}
 	if j == nil {
-		return nil, fmt.Errorf("%s job %s: %w", op, id, &store.StateError{Op: op, Current: job.Status(current)})
+		return nil, fmt.Errorf("%s job %s: %w", t.Op, id, t.Conflict(job.Status(current)))
 	}
 	return j, nil
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/google/uuid"
 
@@ -21,14 +20,13 @@ func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, err
 	if err != nil {
 		return nil, fmt.Errorf("cancel job %s: %w", p.ID, err)
 	}
-	return s.transition(ctx, "cancel", p.ID, []job.Status{job.StatusPending, job.StatusRunning},
+	return s.transition(ctx, store.CancelTransition, p.ID,
 		func(tx *sql.Tx, c store.JobChange) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
 				SET status = 'cancelled', leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 				WHERE id = ?`, p.ID.String()); err != nil {
 				return err
 			}
-			c.To = job.StatusCancelled
 			if !needsResolution([]store.JobChange{c}) {
 				return nil
 			}
@@ -44,7 +42,7 @@ func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error
 	if err != nil {
 		return nil, fmt.Errorf("retry job %s: %w", p.ID, err)
 	}
-	return s.transition(ctx, "retry", p.ID, []job.Status{job.StatusFailed, job.StatusCancelled},
+	return s.transition(ctx, store.RetryTransition, p.ID,
 		func(tx *sql.Tx, c store.JobChange) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
 				SET status = 'pending', attempts = 0, scheduled_at = ?, failed_at = NULL,
@@ -52,23 +50,22 @@ func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error
 				WHERE id = ?`, ts(now), p.ID.String()); err != nil {
 				return err
 			}
-			c.To = job.StatusPending
 			return store.RetryJob(ctx, resolveTx{tx}, c, now)
 		})
 }
 
-// transition reads job id's status in the write transaction and, when it is
-// one of from, runs change with the job's JobChange (From, WorkflowID and
+// transition reads job id's status in the write transaction and, when t
+// allows it, runs change with the job's JobChange (From, To, WorkflowID and
 // Dependents filled) and reads the job back. Otherwise it tells a missing
-// job (ErrNotFound) from one in the wrong status (*store.StateError).
-func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []job.Status,
+// job (ErrNotFound) from one in the wrong status (t's conflict).
+func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID,
 	change func(tx *sql.Tx, c store.JobChange) error) (*job.Job, error) {
 	var j *job.Job
 	var stateErr error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var status string
 		var wf, bt sql.NullString
-		c := store.JobChange{ID: id}
+		c := store.JobChange{ID: id, To: t.To}
 		err := tx.QueryRowContext(ctx, `SELECT status, `+changeColumns+`
 			FROM hammerwork_jobs WHERE id = ?`, id.String()).Scan(&status, &wf, &bt, &c.Dependents)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -78,8 +75,8 @@ func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []
 			return err
 		}
 		c.From = job.Status(status)
-		if !slices.Contains(from, c.From) {
-			stateErr = &store.StateError{Op: op, Current: c.From}
+		if !t.Allows(c.From) {
+			stateErr = t.Conflict(c.From)
 			return nil
 		}
 		if err := setRefs(&c, wf, bt); err != nil {
@@ -95,7 +92,7 @@ func (s *Store) transition(ctx context.Context, op string, id uuid.UUID, from []
 		err = s.hideExpiredResults(ctx, j)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s job %s: %w", op, id, err)
+		return nil, fmt.Errorf("%s job %s: %w", t.Op, id, err)
 	}
 	if stateErr != nil {
 		return nil, stateErr
