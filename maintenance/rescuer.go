@@ -14,8 +14,8 @@ type RescuerConfig struct {
 	Store store.Leaser
 	// Interval between passes, ±10%.
 	Interval time.Duration
-	// Limit bounds one pass; zero means 1000. A full pass is followed by
-	// another at once.
+	// Limit bounds one pass; zero means store.DefaultRescueLimit. A full
+	// pass is followed by another at once.
 	Limit  int
 	Logger *slog.Logger
 	// Outage quiets the logs of passes failing in a database outage.
@@ -35,13 +35,9 @@ type Rescuer struct {
 	log   *slog.Logger
 }
 
-const defaultRescueLimit = 1000
-
 // NewRescuer returns a stopped Rescuer.
 func NewRescuer(cfg RescuerConfig) *Rescuer {
-	if cfg.Limit <= 0 {
-		cfg.Limit = defaultRescueLimit
-	}
+	cfg.Limit = store.RescueParams{Limit: cfg.Limit}.RescueLimit()
 	r := &Rescuer{store: cfg.Store, limit: cfg.Limit, log: orDiscard(cfg.Logger)}
 	r.Service = New(Config{Name: "rescuer", Interval: cfg.Interval, Jitter: 0.1, Limit: cfg.Limit, Logger: cfg.Logger, Outage: cfg.Outage}, r.pass)
 	return r
