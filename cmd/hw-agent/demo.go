@@ -364,19 +364,19 @@ func (a *demoApp) handle(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
-		io.WriteString(w, `{"width":320,"height":240}`)
+		_, _ = io.WriteString(w, `{"width":320,"height":240}`)
 	case demoPipelineQueue:
 		pipelineStep(w, r, body)
 	case "reports":
 		if a.firstAttempt(r.Header.Get("Hammerwork-Job-Id")) {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"error":"warehouse busy, try again"}`)
+			_, _ = io.WriteString(w, `{"error":"warehouse busy, try again"}`)
 			return
 		}
-		io.WriteString(w, `{"rows":1234}`)
+		_, _ = io.WriteString(w, `{"rows":1234}`)
 	default:
 		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, `{"error":"no such queue"}`)
+		_, _ = io.WriteString(w, `{"error":"no such queue"}`)
 	}
 }
 
@@ -430,14 +430,14 @@ func pipelineStep(w http.ResponseWriter, r *http.Request, body []byte) {
 	step := r.Header.Get("Hammerwork-Step")
 	switch step {
 	case "extract":
-		io.WriteString(w, `{"images": 3}`)
+		_, _ = io.WriteString(w, `{"images": 3}`)
 	case "summary":
 		var env struct {
 			Parents map[string]json.RawMessage `json:"parents"`
 		}
 		if err := json.Unmarshal(body, &env); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
-			io.WriteString(w, `{"error":"summary wants the envelope"}`)
+			_, _ = io.WriteString(w, `{"error":"summary wants the envelope"}`)
 			return
 		}
 		fmt.Fprintf(w, `{"status": "ok", "parts": %d}`, len(env.Parents))
