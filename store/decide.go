@@ -186,3 +186,21 @@ func (t Transition) FromStrings() []string {
 	}
 	return out
 }
+
+// Stale is the stale list of Extend, Release and Complete: the ids of refs
+// that are not among done (the jobs whose lease matched and changed), in the
+// order asked. It is never nil, so "nothing stale" reads alike on every
+// backend.
+func Stale(refs []LeaseRef, done []uuid.UUID) []uuid.UUID {
+	matched := make(map[uuid.UUID]bool, len(done))
+	for _, id := range done {
+		matched[id] = true
+	}
+	out := []uuid.UUID{}
+	for _, r := range refs {
+		if !matched[r.ID] {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}

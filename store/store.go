@@ -69,17 +69,21 @@ type Leaser interface {
 	Lease(ctx context.Context, p LeaseParams) ([]*job.Job, error)
 	// Extend sets lease_expires_at = p.ExpiresAt(now) (the database's now +
 	// p.Duration, unless p.Until names the time) for each running job whose
-	// token matches and returns the ids that did not match.
+	// token matches and returns the ids that did not match (store.Stale:
+	// input order, never nil).
 	Extend(ctx context.Context, p ExtendParams) (stale []uuid.UUID, err error)
 	// Release puts running jobs back to pending without spending the
 	// attempt (attempts-1, lease cleared, scheduled_at = p.DueAt(now): the
 	// database's now + p.Delay, unless p.ScheduledAt names the time): for a
-	// drain or an app that is down. Returns ids that did not match.
+	// drain or an app that is down. Returns ids that did not match
+	// (store.Stale: input order, never nil).
 	Release(ctx context.Context, p ReleaseParams) (stale []uuid.UUID, err error)
 	// RescueExpired finds running jobs whose lease_expires_at <= now: each
 	// goes back to pending (scheduled_at = Now) or, when attempts >=
 	// max_attempts, to failed; either way an AttemptError with outcome
-	// "lease_expired" is appended and the lease cleared.
+	// "lease_expired" is appended and the lease cleared. A pass takes the
+	// oldest expiries first (lease_expires_at, then id), at most p.Limit,
+	// and Requeued and Failed list their jobs in that order; neither is nil.
 	RescueExpired(ctx context.Context, p RescueParams) (RescueResult, error)
 }
 
@@ -88,8 +92,8 @@ type Finisher interface {
 	// Complete moves running jobs with matching tokens to completed in one
 	// transaction: completed_at = Now, result stored, result_expires_at =
 	// Now + result_ttl when the job has one, lease cleared. Ids whose token
-	// did not match (or that are no longer running) come back in stale and
-	// are left untouched.
+	// did not match (or that are no longer running) come back in stale
+	// (store.Stale: input order, never nil) and are left untouched.
 	Complete(ctx context.Context, p CompleteParams) (stale []uuid.UUID, err error)
 	// Fail records failed attempts in one transaction. A failure with Retry
 	// set on a job with attempts < max_attempts goes back to pending with

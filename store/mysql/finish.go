@@ -41,7 +41,7 @@ type completion struct {
 // the ids that did not match.
 func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UUID, error) {
 	if len(p.Completions) == 0 {
-		return nil, nil
+		return []uuid.UUID{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
@@ -71,11 +71,11 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 		if err != nil {
 			return err
 		}
-		stale = staleRefs(refs, locked)
-		if len(locked) == 0 {
+		ids := matched(locked)
+		stale = store.Stale(refs, ids)
+		if len(ids) == 0 {
 			return nil
 		}
-		ids := matched(locked)
 		table := make([]completion, len(ids))
 		for i, id := range ids {
 			table[i] = rows[id]

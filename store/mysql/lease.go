@@ -223,17 +223,6 @@ func matched(locked map[uuid.UUID]lockedJob) []uuid.UUID {
 	return sortedIDs(ids)
 }
 
-// staleRefs returns the ids of refs not in locked, in input order.
-func staleRefs(refs []store.LeaseRef, locked map[uuid.UUID]lockedJob) []uuid.UUID {
-	var out []uuid.UUID
-	for _, r := range refs {
-		if _, ok := locked[r.ID]; !ok {
-			out = append(out, r.ID)
-		}
-	}
-	return out
-}
-
 // updateLocked locks the running jobs of refs and, when any match, runs
 // update (with %s standing for their id placeholders) with args followed by
 // their ids. It returns the stale ids.
@@ -244,11 +233,11 @@ func (s *Store) updateLocked(ctx context.Context, refs []store.LeaseRef, update 
 		if err != nil {
 			return err
 		}
-		stale = staleRefs(refs, locked)
-		if len(locked) == 0 {
+		ids := matched(locked)
+		stale = store.Stale(refs, ids)
+		if len(ids) == 0 {
 			return nil
 		}
-		ids := matched(locked)
 		_, err = tx.ExecContext(ctx, fmt.Sprintf(update, placeholders(len(ids))), append(slices.Clone(args), idArgs(ids)...)...)
 		return err
 	})
@@ -260,7 +249,7 @@ func (s *Store) updateLocked(ctx context.Context, refs []store.LeaseRef, update 
 // did not match.
 func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, error) {
 	if len(p.Leases) == 0 {
-		return nil, nil
+		return []uuid.UUID{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
@@ -278,7 +267,7 @@ func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, 
 // Release puts running jobs back to pending without spending their attempt.
 func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID, error) {
 	if len(p.Leases) == 0 {
-		return nil, nil
+		return []uuid.UUID{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {

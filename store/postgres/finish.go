@@ -31,15 +31,14 @@ RETURNING j.id, ` + changeColumns
 // the ids that did not match.
 func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UUID, error) {
 	if len(p.Completions) == 0 {
-		return nil, nil
+		return []uuid.UUID{}, nil
 	}
 	n := len(p.Completions)
-	ids := make([]uuid.UUID, n)
-	tokens := make([]string, n)
+	refs := make([]store.LeaseRef, n)
 	results := make([]*string, n)
 	notes := make([]*string, n)
 	for i, c := range p.Completions {
-		ids[i], tokens[i] = c.ID, c.Token
+		refs[i] = c.LeaseRef
 		if c.Result != nil {
 			if !json.Valid(c.Result) {
 				return nil, fmt.Errorf("complete job %s: %w: result is not valid JSON", c.ID, store.ErrInvalid)
@@ -53,6 +52,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	if err != nil {
 		return nil, wrap(err, "complete %d jobs", n)
 	}
+	ids, tokens := splitLeases(refs)
 	var done []uuid.UUID
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, completeSQL, at, ids, tokens, results, notes)
@@ -72,7 +72,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	if err != nil {
 		return nil, wrap(err, "complete %d jobs", n)
 	}
-	return missing(ids, done), nil
+	return store.Stale(refs, done), nil
 }
 
 // lockFailingSQL locks the running jobs of a Fail call whose token matches,

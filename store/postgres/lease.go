@@ -137,7 +137,7 @@ RETURNING j.id`
 // not match.
 func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, error) {
 	if len(p.Leases) == 0 {
-		return nil, nil
+		return []uuid.UUID{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
@@ -148,7 +148,7 @@ func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, 
 	if err != nil {
 		return nil, wrap(err, "extend %d leases", len(ids))
 	}
-	return missing(ids, done), nil
+	return store.Stale(p.Leases, done), nil
 }
 
 const releaseSQL = `UPDATE hammerwork_jobs j SET
@@ -163,7 +163,7 @@ RETURNING j.id`
 // Release puts running jobs back to pending without spending their attempt.
 func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID, error) {
 	if len(p.Leases) == 0 {
-		return nil, nil
+		return []uuid.UUID{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
@@ -174,7 +174,7 @@ func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID
 	if err != nil {
 		return nil, wrap(err, "release %d leases", len(ids))
 	}
-	return missing(ids, done), nil
+	return store.Stale(p.Leases, done), nil
 }
 
 // updateIDs runs a statement that returns the ids it changed.
@@ -186,12 +186,13 @@ func (s *Store) updateIDs(ctx context.Context, sql string, args ...any) ([]uuid.
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
 
-// lockExpiredSQL locks expired leases oldest first, skipping rows another
-// rescuer or a late Complete holds, for store.PlanRescue to decide.
+// lockExpiredSQL locks expired leases oldest first (ties by id: the order
+// the rescue result keeps), skipping rows another rescuer or a late
+// Complete holds, for store.PlanRescue to decide.
 const lockExpiredSQL = `SELECT j.id, j.attempts, j.max_attempts, ` + changeColumns + `
 FROM hammerwork_jobs j
 WHERE j.status = 'running' AND j.lease_expires_at <= $1
-ORDER BY j.lease_expires_at
+ORDER BY j.lease_expires_at, j.id
 LIMIT $2
 FOR UPDATE SKIP LOCKED`
 

@@ -182,22 +182,6 @@ func collectJobs(rows pgx.Rows, dependents bool) ([]*job.Job, error) {
 	return out, rows.Err()
 }
 
-// missing returns the ids of refs not in done, in input order: the stale
-// ones of a batch call.
-func missing(ids []uuid.UUID, done []uuid.UUID) []uuid.UUID {
-	set := make(map[uuid.UUID]struct{}, len(done))
-	for _, id := range done {
-		set[id] = struct{}{}
-	}
-	var out []uuid.UUID
-	for _, id := range ids {
-		if _, ok := set[id]; !ok {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
 // splitLeases turns refs into the parallel arrays the statements unnest.
 func splitLeases(refs []store.LeaseRef) (ids []uuid.UUID, tokens []string) {
 	ids = make([]uuid.UUID, len(refs))

@@ -105,3 +105,47 @@ func testRescueLateAnswer(t *testing.T, s store.Store) {
 	require.Equal(t, job.StatusCompleted, got.Status)
 	require.JSONEq(t, `"current"`, string(got.Result))
 }
+
+func testRescueOrder(t *testing.T, s store.Store) {
+	once := newJob("q")
+	once.MaxAttempts = 1
+	jobs := running(t, s, base, once, once, newJob("q"), newJob("q"))
+	expiry := []time.Duration{3 * time.Second, time.Second, 2 * time.Second, 0}
+	for i, j := range jobs {
+		stale, err := s.Extend(t.Context(), store.ExtendParams{Leases: []store.LeaseRef{ref(j)}, Until: base.Add(leaseFor + expiry[i])})
+		require.NoError(t, err)
+		require.Empty(t, stale)
+	}
+	res := rescue(t, s, store.RescueParams{Now: base.Add(leaseFor + time.Hour)})
+	require.Equal(t, []uuid.UUID{jobs[1].ID, jobs[0].ID}, res.Failed, "failed in lease-expiry order")
+	require.Equal(t, []uuid.UUID{jobs[3].ID, jobs[2].ID}, res.Requeued, "requeued in lease-expiry order")
+}
+
+// testBatchResultsNeverNil holds every backend to one result shape: a batch
+// call with nothing stale (or nothing to do) answers empty lists, not nil.
+func testBatchResultsNeverNil(t *testing.T, s store.Store) {
+	j := running(t, s, base, newJob("q"))[0]
+	stale, err := s.Extend(t.Context(), store.ExtendParams{Leases: []store.LeaseRef{ref(j)}, Duration: leaseFor, Now: base})
+	require.NoError(t, err)
+	require.NotNil(t, stale, "Extend, nothing stale")
+	stale, err = s.Release(t.Context(), store.ReleaseParams{Leases: []store.LeaseRef{ref(j)}, Now: base})
+	require.NoError(t, err)
+	require.NotNil(t, stale, "Release, nothing stale")
+	j = leaseOne(t, s, base)
+	require.NotNil(t, complete(t, s, base, store.Completion{LeaseRef: ref(j)}), "Complete, nothing stale")
+
+	stale, err = s.Extend(t.Context(), store.ExtendParams{Duration: leaseFor, Now: base})
+	require.NoError(t, err)
+	require.NotNil(t, stale, "Extend of no leases")
+	stale, err = s.Release(t.Context(), store.ReleaseParams{Now: base})
+	require.NoError(t, err)
+	require.NotNil(t, stale, "Release of no leases")
+	require.NotNil(t, complete(t, s, base), "Complete of nothing")
+	failed := fail(t, s, base)
+	require.NotNil(t, failed.Retried, "Fail of nothing: Retried")
+	require.NotNil(t, failed.Failed, "Fail of nothing: Failed")
+	require.NotNil(t, failed.Stale, "Fail of nothing: Stale")
+	rescued := rescue(t, s, store.RescueParams{Now: base.Add(time.Hour)})
+	require.NotNil(t, rescued.Requeued, "Rescue of nothing: Requeued")
+	require.NotNil(t, rescued.Failed, "Rescue of nothing: Failed")
+}

@@ -20,7 +20,10 @@
 //     current time reads as absent (Result is nil); ResultExpiresAt is still
 //     reported. Get takes no Now, so this one rule uses the database's clock,
 //     and the suite puts that expiry an hour in the past.
-//   - RescueExpired stamps failed_at = Now on the jobs it fails, as Fail does.
+//   - RescueExpired stamps failed_at = Now on the jobs it fails, as Fail does,
+//     and lists rescued jobs oldest lease expiry first (ties by id).
+//   - A batch call's lists (stale, retried, failed, requeued) are empty,
+//     never nil, when they hold nothing.
 //   - Enqueueing an id that already exists is an error, and like an invalid
 //     job it writes nothing of its batch.
 //   - NextCursor is empty on the page that holds the last job, even when that
@@ -109,6 +112,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RescueExpiredLeavesLiveLeases", testRescueLeavesLive},
 		{"RescueExpiredRespectsLimit", testRescueLimit},
 		{"LateAnswerFromRescuedLeaseIsStale", testRescueLateAnswer},
+		{"RescueExpiredListsOldestExpiryFirst", testRescueOrder},
+		{"BatchCallsAnswerEmptyListsNotNil", testBatchResultsNeverNil},
 
 		{"CancelPendingJob", testCancelPending},
 		{"CancelRunningJobMakesItsTokenStale", testCancelRunning},
