@@ -29,17 +29,23 @@ const completeJob = `UPDATE hammerwork_jobs
 	RETURNING ` + changeColumns
 
 // Complete moves running jobs with matching tokens to completed, all in one
-// transaction, and returns the ids that did not match.
+// transaction (its time read once the write lock is held), and returns the
+// ids that did not match.
 func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UUID, error) {
-	stale := []uuid.UUID{}
-	if len(p.Completions) == 0 {
-		return stale, nil
+	refs := make([]store.LeaseRef, len(p.Completions))
+	for i, c := range p.Completions {
+		refs[i] = c.LeaseRef
 	}
-	now, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return nil, fmt.Errorf("complete %d jobs: %w", len(p.Completions), err)
+	if len(refs) == 0 {
+		return []uuid.UUID{}, nil
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	var done []uuid.UUID
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		done = nil
+		now, err := s.clock.At(ctx, p.Now)
+		if err != nil {
+			return err
+		}
 		stmt, err := tx.PrepareContext(ctx, completeJob)
 		if err != nil {
 			return err
@@ -56,7 +62,6 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 			err := stmt.QueryRowContext(ctx, ts(now), result, nullString(c.Note), c.ID.String(), c.Token, now.UnixMicro()).
 				Scan(&wf, &bt, &ch.Dependents)
 			if errors.Is(err, sql.ErrNoRows) {
-				stale = append(stale, c.ID)
 				continue
 			}
 			if err != nil {
@@ -65,6 +70,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 			if err := setRefs(&ch, wf, bt); err != nil {
 				return err
 			}
+			done = append(done, c.ID)
 			changes = append(changes, ch)
 		}
 		if !needsResolution(changes) {
@@ -75,7 +81,7 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 	if err != nil {
 		return nil, fmt.Errorf("complete %d jobs: %w", len(p.Completions), err)
 	}
-	return stale, nil
+	return store.Stale(refs, done), nil
 }
 
 // lockFailing reads a failing job that is running under the given token,
@@ -94,17 +100,18 @@ var failJob = `UPDATE hammerwork_jobs
 	WHERE id = ?7`
 
 // Fail records failed attempts in one transaction: it reads the running
-// jobs, lets store.PlanFailures decide each one and writes the plan.
+// jobs, lets store.PlanFailures decide each one at the time read once the
+// write lock is held, and writes the plan.
 func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult, error) {
 	plan := store.PlanFailures(p, time.Time{}, nil)
 	if len(p.Failures) == 0 {
 		return plan.Result, nil
 	}
-	now, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return store.FailResult{}, fmt.Errorf("fail %d jobs: %w", len(p.Failures), err)
-	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now, err := s.clock.At(ctx, p.Now)
+		if err != nil {
+			return err
+		}
 		var locked []store.Locked
 		seen := make(map[uuid.UUID]bool, len(p.Failures))
 		for _, f := range p.Failures {

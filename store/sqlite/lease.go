@@ -30,17 +30,15 @@ func attemptAt(t time.Time) string { return store.UTC(t).Format(time.RFC3339Nano
 // Lease moves up to p.Limit leasable jobs to running with one UPDATE whose
 // subquery picks them in lease order. SQLite has a single writer, so there is
 // no other transaction's lock to skip: the BEGIN IMMEDIATE of the next
-// caller waits until this one commits and then sees these rows running.
+// caller waits until this one commits and then sees these rows running. The
+// time is read once the write lock is held, so a lease that waited for it
+// still runs its whole Duration.
 func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, error) {
 	if p.Limit <= 0 {
 		return []*job.Job{}, nil
 	}
-	now, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return nil, fmt.Errorf("lease jobs from %s: %w", queuesLabel(p.Queues), err)
-	}
 	var where strings.Builder
-	args := []any{ts(now), nullString(p.AgentID), ts(now.Add(p.Duration)), ts(now)}
+	var args []any
 	switch len(p.Queues) {
 	case 0:
 	case 1:
@@ -84,8 +82,13 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 			LIMIT ?)
 		RETURNING ` + jobColumns
 	var jobs []*job.Job
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, query, args...)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now, err := s.clock.At(ctx, p.Now)
+		if err != nil {
+			return err
+		}
+		times := []any{ts(now), nullString(p.AgentID), ts(now.Add(p.Duration)), ts(now)}
+		rows, err := tx.QueryContext(ctx, query, append(times, args...)...)
 		if err != nil {
 			return err
 		}
@@ -126,20 +129,28 @@ func jsonList(names []string) string {
 }
 
 // perLease runs one prepared statement per lease ref in one transaction, with
-// args(i) for refs[i], and returns the ids whose statement changed no row.
-func (s *Store) perLease(ctx context.Context, refs []store.LeaseRef, query string, args func(i int) []any) ([]uuid.UUID, error) {
-	stale := []uuid.UUID{}
+// args(now, i) for refs[i], and returns the ids whose statement changed no
+// row. now is the time at injected (a zero one is the database's now), read
+// once the transaction holds the write lock.
+func (s *Store) perLease(ctx context.Context, refs []store.LeaseRef, injected time.Time, query string,
+	args func(now time.Time, i int) []any) ([]uuid.UUID, error) {
 	if len(refs) == 0 {
-		return stale, nil
+		return []uuid.UUID{}, nil
 	}
+	var done []uuid.UUID
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		done = nil
+		now, err := s.clock.At(ctx, injected)
+		if err != nil {
+			return err
+		}
 		stmt, err := tx.PrepareContext(ctx, query)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i, r := range refs {
-			res, err := stmt.ExecContext(ctx, args(i)...)
+			res, err := stmt.ExecContext(ctx, args(now, i)...)
 			if err != nil {
 				return fmt.Errorf("job %s: %w", r.ID, err)
 			}
@@ -147,8 +158,8 @@ func (s *Store) perLease(ctx context.Context, refs []store.LeaseRef, query strin
 			if err != nil {
 				return err
 			}
-			if n == 0 {
-				stale = append(stale, r.ID)
+			if n > 0 {
+				done = append(done, r.ID)
 			}
 		}
 		return nil
@@ -156,22 +167,19 @@ func (s *Store) perLease(ctx context.Context, refs []store.LeaseRef, query strin
 	if err != nil {
 		return nil, err
 	}
-	return stale, nil
+	return store.Stale(refs, done), nil
 }
 
 // Extend sets lease_expires_at = p.Until (or the database's now +
 // p.Duration) on every running job whose token matches and returns the ids
 // that did not match.
 func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, error) {
-	now, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return nil, fmt.Errorf("extend %d leases: %w", len(p.Leases), err)
-	}
-	until := ts(p.ExpiresAt(now))
-	stale, err := s.perLease(ctx, p.Leases,
+	stale, err := s.perLease(ctx, p.Leases, p.Now,
 		`UPDATE hammerwork_jobs SET lease_expires_at = ?
 		WHERE id = ? AND status = 'running' AND lease_token = ?`,
-		func(i int) []any { return []any{until, p.Leases[i].ID.String(), p.Leases[i].Token} })
+		func(now time.Time, i int) []any {
+			return []any{ts(p.ExpiresAt(now)), p.Leases[i].ID.String(), p.Leases[i].Token}
+		})
 	if err != nil {
 		return nil, fmt.Errorf("extend %d leases: %w", len(p.Leases), err)
 	}
@@ -181,17 +189,14 @@ func (s *Store) Extend(ctx context.Context, p store.ExtendParams) ([]uuid.UUID, 
 // Release puts running jobs back to pending without spending their attempt.
 // A zero p.ScheduledAt means the database's now + p.Delay.
 func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID, error) {
-	now, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return nil, fmt.Errorf("release %d leases: %w", len(p.Leases), err)
-	}
-	at := ts(p.DueAt(now))
-	stale, err := s.perLease(ctx, p.Leases,
+	stale, err := s.perLease(ctx, p.Leases, p.Now,
 		`UPDATE hammerwork_jobs
 		SET status = 'pending', attempts = max(attempts - 1, 0), scheduled_at = ?,
 			leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 		WHERE id = ? AND status = 'running' AND lease_token = ?`,
-		func(i int) []any { return []any{at, p.Leases[i].ID.String(), p.Leases[i].Token} })
+		func(now time.Time, i int) []any {
+			return []any{ts(p.DueAt(now)), p.Leases[i].ID.String(), p.Leases[i].Token}
+		})
 	if err != nil {
 		return nil, fmt.Errorf("release %d leases: %w", len(p.Leases), err)
 	}
@@ -201,15 +206,15 @@ func (s *Store) Release(ctx context.Context, p store.ReleaseParams) ([]uuid.UUID
 // RescueExpired sends running jobs whose lease ran out back to pending, or
 // to failed when their attempts are used up: it reads the expired jobs
 // (the transaction's write lock holds them), lets store.PlanRescue decide
-// and writes each decision.
+// and writes each decision. The time is read once the write lock is held.
 func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.RescueResult, error) {
-	at, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)
-	}
-	now := ts(at)
 	var plan store.RescuePlan
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		at, err := s.clock.At(ctx, p.Now)
+		if err != nil {
+			return err
+		}
+		now := ts(at)
 		rows, err := tx.QueryContext(ctx, `SELECT id, attempts, max_attempts, `+changeColumns+`
 			FROM hammerwork_jobs
 			WHERE status = 'running' AND lease_expires_at <= ?
@@ -266,11 +271,5 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 	if err != nil {
 		return store.RescueResult{}, fmt.Errorf("rescue expired leases: %w", err)
 	}
-	sortIDs(plan.Result.Requeued)
-	sortIDs(plan.Result.Failed)
 	return plan.Result, nil
-}
-
-func sortIDs(ids []uuid.UUID) {
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
 }
