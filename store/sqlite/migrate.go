@@ -34,19 +34,6 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	return store.PendingMigrations(ctx, migrationFiles, migrator{s})
 }
 
-// migration is one embedded version as the migration tests list them.
-type migration struct{ version string }
-
-// migrations lists the embedded versions in order.
-func migrations() ([]migration, error) {
-	all, err := store.Migrations(migrationFiles)
-	out := make([]migration, len(all))
-	for i, m := range all {
-		out[i] = migration{version: m.Version}
-	}
-	return out, err
-}
-
 // migrator is SQLite's store.MigrationDialect: the write connection's
 // BEGIN IMMEDIATE is the migration lock.
 type migrator struct{ s *Store }
