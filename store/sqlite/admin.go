@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -16,12 +17,8 @@ import (
 // so a late answer from the agent that held it is stale. In a workflow (or
 // with children) its descendants are cancelled too and the counters follow.
 func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, error) {
-	now, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return nil, fmt.Errorf("cancel job %s: %w", p.ID, err)
-	}
-	return s.transition(ctx, store.CancelTransition, p.ID,
-		func(tx *sql.Tx, c store.JobChange) error {
+	return s.transition(ctx, store.CancelTransition, p.ID, p.Now,
+		func(tx *sql.Tx, c store.JobChange, now time.Time) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
 				SET status = 'cancelled', leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 				WHERE id = ?`, p.ID.String()); err != nil {
@@ -38,12 +35,8 @@ func (s *Store) Cancel(ctx context.Context, p store.CancelParams) (*job.Job, err
 // reset and its dependencies recomputed from its parents; the error history
 // stays.
 func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error) {
-	now, err := s.clock.At(ctx, p.Now)
-	if err != nil {
-		return nil, fmt.Errorf("retry job %s: %w", p.ID, err)
-	}
-	return s.transition(ctx, store.RetryTransition, p.ID,
-		func(tx *sql.Tx, c store.JobChange) error {
+	return s.transition(ctx, store.RetryTransition, p.ID, p.Now,
+		func(tx *sql.Tx, c store.JobChange, now time.Time) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_jobs
 				SET status = 'pending', attempts = 0, scheduled_at = ?, failed_at = NULL,
 					leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
@@ -56,10 +49,11 @@ func (s *Store) Retry(ctx context.Context, p store.RetryParams) (*job.Job, error
 
 // transition reads job id's status in the write transaction and, when t
 // allows it, runs change with the job's JobChange (From, To, WorkflowID and
-// Dependents filled) and reads the job back. Otherwise it tells a missing
-// job (ErrNotFound) from one in the wrong status (t's conflict).
-func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID,
-	change func(tx *sql.Tx, c store.JobChange) error) (*job.Job, error) {
+// Dependents filled) at the time of injected (zero: the database's now, read
+// once the write lock is held) and reads the job back. Otherwise it tells a
+// missing job (ErrNotFound) from one in the wrong status (t's conflict).
+func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID, injected time.Time,
+	change func(tx *sql.Tx, c store.JobChange, now time.Time) error) (*job.Job, error) {
 	var j *job.Job
 	var stateErr error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -82,7 +76,11 @@ func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID
 		if err := setRefs(&c, wf, bt); err != nil {
 			return err
 		}
-		if err := change(tx, c); err != nil {
+		now, err := s.clock.At(ctx, injected)
+		if err != nil {
+			return err
+		}
+		if err := change(tx, c, now); err != nil {
 			return err
 		}
 		j, err = getJob(ctx, tx, id)
