@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"slices"
 	"time"
 
@@ -203,4 +205,23 @@ func Stale(refs []LeaseRef, done []uuid.UUID) []uuid.UUID {
 		}
 	}
 	return out
+}
+
+// LeaseOrder sorts leased jobs in the order Lease picks them (priority
+// DESC, scheduled_at, id), whatever order the database returned the
+// updated rows in, and returns them; none is an empty slice, never nil.
+func LeaseOrder(jobs []*job.Job) []*job.Job {
+	if jobs == nil {
+		return []*job.Job{}
+	}
+	slices.SortFunc(jobs, func(a, b *job.Job) int {
+		if a.Priority != b.Priority {
+			return cmp.Compare(b.Priority, a.Priority)
+		}
+		if c := a.ScheduledAt.Compare(b.ScheduledAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	return jobs
 }

@@ -65,7 +65,8 @@ type Leaser interface {
 	// by priority DESC, scheduled_at ASC, id ASC; rows locked by another
 	// transaction are skipped, never waited for. Each leased job gets
 	// attempts+1, started_at = Now, leased_by = AgentID, a fresh lease_token
-	// and lease_expires_at = Now + Duration. It returns the jobs as updated.
+	// and lease_expires_at = Now + Duration. It returns the jobs as updated,
+	// in that order (store.LeaseOrder); none is an empty slice, never nil.
 	Lease(ctx context.Context, p LeaseParams) ([]*job.Job, error)
 	// Extend sets lease_expires_at = p.ExpiresAt(now) (the database's now +
 	// p.Duration, unless p.Until names the time) for each running job whose

@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -50,7 +49,7 @@ type leaseToken struct {
 // needed.
 func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, error) {
 	if p.Limit <= 0 {
-		return nil, nil
+		return []*job.Job{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
@@ -138,16 +137,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	if err != nil {
 		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
 	}
-	slices.SortFunc(jobs, func(a, b *job.Job) int {
-		if a.Priority != b.Priority {
-			return int(b.Priority) - int(a.Priority)
-		}
-		if c := a.ScheduledAt.Compare(b.ScheduledAt); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.ID[:], b.ID[:])
-	})
-	return jobs, nil
+	return store.LeaseOrder(jobs), nil
 }
 
 func queueList(queues []string) string {

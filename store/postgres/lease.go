@@ -1,10 +1,8 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -87,7 +85,7 @@ func leaseQuery(p store.LeaseParams) (string, []any) {
 // lease order.
 func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, error) {
 	if p.Limit <= 0 {
-		return nil, nil
+		return []*job.Job{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
@@ -108,16 +106,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
 	}
 	// RETURNING does not keep the subquery's order.
-	slices.SortFunc(jobs, func(a, b *job.Job) int {
-		if a.Priority != b.Priority {
-			return int(b.Priority) - int(a.Priority)
-		}
-		if c := a.ScheduledAt.Compare(b.ScheduledAt); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.ID[:], b.ID[:])
-	})
-	return jobs, nil
+	return store.LeaseOrder(jobs), nil
 }
 
 func queueList(queues []string) string {

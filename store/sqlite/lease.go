@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -99,19 +98,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 		return nil, fmt.Errorf("lease jobs from %s: %w", queuesLabel(p.Queues), err)
 	}
 	// RETURNING yields rows in no particular order.
-	slices.SortFunc(jobs, func(a, b *job.Job) int {
-		if a.Priority != b.Priority {
-			return int(b.Priority) - int(a.Priority)
-		}
-		if c := a.ScheduledAt.Compare(b.ScheduledAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID.String(), b.ID.String())
-	})
-	if jobs == nil {
-		jobs = []*job.Job{}
-	}
-	return jobs, nil
+	return store.LeaseOrder(jobs), nil
 }
 
 func queuesLabel(queues []string) string {
