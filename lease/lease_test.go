@@ -21,17 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func setup(t *testing.T, n int) (store.Store, []*job.Job) {
 	t.Helper()
 	s := testkit.SQLite(t)
-	var jobs []*job.Job
-	if n > 0 {
-		news := make([]store.NewJob, n)
-		for i := range news {
-			news[i] = store.NewJob{Queue: "q", Payload: []byte(`{}`), MaxAttempts: 3}
-		}
-		var err error
-		jobs, err = s.Enqueue(context.Background(), store.EnqueueParams{Jobs: news, Now: time.Now()})
-		require.NoError(t, err)
-	}
-	return s, jobs
+	return s, testkit.EnqueueNoop(t, s, "q", n)
 }
 
 func TestAcquireLeasesNoMoreThanTheFreeSlots(t *testing.T) {
