@@ -131,7 +131,7 @@ func New(p Params) (*Agent, error) {
 		heartbeat:  lease.NewHeartbeat(lease.HeartbeatConfig{Store: p.Store, Duration: leaseFor, Logger: log}),
 		rescuer:    maintenance.NewRescuer(maintenance.RescuerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log, Outage: db}),
 		expirer:    maintenance.NewExpirer(maintenance.ExpirerConfig{Store: p.Store, Interval: cfg.Agent.RescueInterval.D(), Logger: log, Outage: db}),
-		completer:  newCompleter(p.Store, cfg.Agent.CompleteFlushInterval.D(), log),
+		completer:  newCompleter(p.Store, log),
 		tracer:     p.Tracer,
 		metrics:    p.Metrics,
 		clock:      clock,
@@ -149,6 +149,7 @@ func New(p Params) (*Agent, error) {
 	}
 	a.completer.count = a.countFinished
 	a.completer.dbError = a.metrics.DBError
+	a.completer.wake = a.Wake
 	if cfg.App.HealthURL != "" {
 		client := p.HTTPClient
 		if client == nil {
@@ -422,3 +423,11 @@ func (a *Agent) record(j *job.Job, res dispatch.Result, cause error, start time.
 		a.completer.add(a.workCtx, outcome{job: j, res: res, written: forget, failure: &store.Failure{LeaseRef: ref, Error: res.Error, Outcome: res.Label, Retry: true, RetryDelay: delay}})
 	}
 }
+
+// Wake tells this agent's producers that jobs of queues may have become
+// leasable (every producer when queues is empty), so they lease at once
+// instead of at their next poll. The API calls it after an enqueue, a retry
+// or a resume it wrote itself: the change is known in-process, so no
+// database round trip (nor LISTEN/NOTIFY, which only PostgreSQL has) is
+// needed to learn of it. Safe to call at any time, before Run and after it.
+func (a *Agent) Wake(queues ...string) { wakeProducers(a.producers, queues...) }

@@ -139,7 +139,6 @@ func testConfig(t *testing.T, a *app) Config {
 	cfg.Agent.PollInterval = job.Duration(20 * time.Millisecond)
 	cfg.Agent.DrainTimeout = job.Duration(5 * time.Second)
 	cfg.Agent.RescueInterval = job.Duration(time.Second)
-	cfg.Agent.CompleteFlushInterval = job.Duration(5 * time.Millisecond)
 	cfg.App.RequestTimeout = job.Duration(5 * time.Second)
 	cfg.App.HealthInterval = job.Duration(20 * time.Millisecond)
 	if a != nil {

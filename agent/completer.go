@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,9 +18,16 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// completeBatch is the number of outcomes that triggers a flush before the
-// flush interval is up.
+// completeBatch caps the outcomes of one write, and the outcomes that wait
+// for the next while one is in flight.
 const completeBatch = 100
+
+// firstRetryWait is the wait after a write the database failed; it doubles
+// with each further failure, up to maxRetryWait.
+const (
+	firstRetryWait = 20 * time.Millisecond
+	maxRetryWait   = 5 * time.Second
+)
 
 // finalFlushTimeout bounds the last flush at shutdown.
 const finalFlushTimeout = 10 * time.Second
@@ -46,18 +54,22 @@ func settle(os ...outcome) {
 	}
 }
 
-// completer writes outcomes in batches: one store.Complete and one
-// store.Fail per flush, every agent.complete_flush_interval or at
-// completeBatch outcomes, whichever comes first. Per-job writes would cap an
-// agent at one database round trip per job; the trade-off is that a job
-// stays running up to one flush interval after the app answered. Adding
-// blocks while a flush is retried, which holds the request's slot, so a
-// slow database slows leasing instead of piling up answers in memory.
+// completer writes outcomes by group commit: one store.Complete and one
+// store.Fail per write. An outcome that finds no write in flight is written
+// at once, alone; outcomes that arrive while a write is in flight wait for
+// it and go together in the next (up to completeBatch). A quiet agent thus
+// pays no batching delay, and a busy one still makes one database round
+// trip per batch, not per job: the batch grows with the write's latency.
+// Adding blocks while completeBatch outcomes wait or a write is retried,
+// which holds the request's slot, so a slow database slows leasing instead
+// of piling up answers in memory.
 type completer struct {
-	store    finisher
-	log      *slog.Logger
-	interval time.Duration
-	in       chan outcome
+	store finisher
+	log   *slog.Logger
+	in    chan outcome
+	// wake, when set, nudges the producers of queues (every producer when
+	// none is named) after a write that may have made jobs leasable.
+	wake func(queues ...string)
 	// count, when set, counts each outcome the store accepted.
 	count func(j *job.Job, completed, retried bool)
 	// dbError, when set, counts a failed write.
@@ -72,11 +84,11 @@ type finisher interface {
 	Ping(ctx context.Context) error
 }
 
-func newCompleter(s finisher, interval time.Duration, log *slog.Logger) *completer {
-	return &completer{store: s, log: log, interval: interval, in: make(chan outcome, completeBatch)}
+func newCompleter(s finisher, log *slog.Logger) *completer {
+	return &completer{store: s, log: log, in: make(chan outcome, completeBatch)}
 }
 
-// add queues o for the next flush. When ctx ends first (the drain gave up),
+// add queues o for the next write. When ctx ends first (the drain gave up),
 // o is dropped: its lease expires and the job is retried.
 func (c *completer) add(ctx context.Context, o outcome) {
 	select {
@@ -92,44 +104,52 @@ func (c *completer) add(ctx context.Context, o outcome) {
 	}
 }
 
-// Start flushes until Stop, which writes whatever is still queued.
+// Start writes until Stop, which writes whatever is still queued.
 func (c *completer) Start(ctx context.Context) error { return c.Run(ctx, c.loop) }
 
-// Stop flushes what was added before it and ends the loop. Callers stop
+// Stop writes what was added before it and ends the loop. Callers stop
 // adding first.
 func (c *completer) Stop() { c.Loop.Stop() }
 
 func (c *completer) loop(ctx context.Context) {
 	var batch []outcome
-	timer := time.NewTimer(c.interval)
-	timer.Stop()
 	for {
-		select {
-		case o := <-c.in:
-			batch = append(batch, o)
-			if len(batch) == 1 {
-				timer.Reset(c.interval)
+		if len(batch) == 0 {
+			select {
+			case o := <-c.in:
+				batch = append(batch, o)
+			case <-ctx.Done():
 			}
-			if len(batch) < completeBatch {
-				continue
-			}
-		case <-timer.C:
-		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
 			for len(c.in) > 0 {
 				batch = append(batch, <-c.in)
 			}
 			c.final(context.WithoutCancel(ctx), batch)
 			return
 		}
-		timer.Stop()
-		batch = c.flush(ctx, batch)
+		batch = c.flush(ctx, c.gather(batch))
 	}
+}
+
+// gather adds to batch the outcomes already waiting, without waiting for
+// more: those that arrived while the last write was in flight.
+func (c *completer) gather(batch []outcome) []outcome {
+	for len(batch) < completeBatch {
+		select {
+		case o := <-c.in:
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // flush writes batch, retrying with backoff while the store fails; it
 // returns what is left unwritten when ctx ends.
 func (c *completer) flush(ctx context.Context, batch []outcome) []outcome {
-	wait := c.interval
+	wait := firstRetryWait
 	for len(batch) > 0 {
 		var err error
 		if batch, err = c.write(ctx, batch); err == nil {
@@ -147,7 +167,7 @@ func (c *completer) flush(ctx context.Context, batch []outcome) []outcome {
 		case <-ctx.Done():
 			return batch
 		}
-		wait = min(2*wait, 5*time.Second)
+		wait = min(2*wait, maxRetryWait)
 	}
 	return nil
 }
@@ -180,13 +200,44 @@ func (c *completer) write(ctx context.Context, batch []outcome) ([]outcome, erro
 		if rest, err := c.writeBatch(ctx, done, "complete", func(os []outcome) error { return c.complete(ctx, os) }); err != nil {
 			return append(rest, failed...), err
 		}
+		c.wakeFor(done)
 	}
 	if len(failed) > 0 {
 		if rest, err := c.writeBatch(ctx, failed, "record failed attempts of", func(os []outcome) error { return c.fail(ctx, os) }); err != nil {
 			return rest, err
 		}
+		c.wakeFor(failed)
 	}
 	return nil, nil
+}
+
+// wakeFor nudges the producers that the written outcomes os may have given
+// work. A job that ended and may have children (a workflow's job, or one
+// with Dependents) can have made them leasable; their queues are not known
+// here without asking the database, so every producer is woken, once per
+// write: an idle producer pays one lease that may come back empty, and a
+// child is dispatched without waiting for poll_interval. A retried job is
+// due again after its delay, which the producers of its queue learn from
+// the lease the nudge brings (nextDue), instead of at their next poll.
+func (c *completer) wakeFor(os []outcome) {
+	if c.wake == nil {
+		return
+	}
+	var queues []string
+	for _, o := range os {
+		switch {
+		case o.failure != nil && o.failure.Retry:
+			if !slices.Contains(queues, o.job.Queue) {
+				queues = append(queues, o.job.Queue)
+			}
+		case o.job.WorkflowID != nil || len(o.job.Dependents) > 0:
+			c.wake()
+			return
+		}
+	}
+	if len(queues) > 0 {
+		c.wake(queues...)
+	}
 }
 
 // writeBatch writes os in one call of write. When the database answers but

@@ -99,7 +99,11 @@ type AgentConfig struct {
 	// RescueInterval is how often expired leases and timed-out workflows
 	// are looked for, ±10% so agents drift apart. Defaults to 5s.
 	RescueInterval job.Duration `toml:"rescue_interval"`
-	// CompleteFlushInterval batches completions for at most this long. Defaults to 20ms.
+	// CompleteFlushInterval is no longer used: the completer writes an
+	// outcome at once when no write is in flight and batches only the
+	// outcomes that arrive during one (group commit), so there is no wait
+	// to bound. The key is still accepted, and ignored, so that existing
+	// configuration files load.
 	CompleteFlushInterval job.Duration `toml:"complete_flush_interval"`
 	// MaxLeaseExtension caps the extend of an API heartbeat, so no app can
 	// make its job immune to rescue. Defaults to 1h; at least LeaseDuration.
@@ -182,14 +186,13 @@ func DefaultConfig() Config {
 	return Config{
 		Database: DatabaseConfig{URL: "sqlite://hammerwork.db", MaxConns: 10},
 		Agent: AgentConfig{
-			Queues:                []string{"*"},
-			Concurrency:           50,
-			LeaseDuration:         job.Duration(90 * time.Second),
-			PollInterval:          job.Duration(time.Second),
-			DrainTimeout:          job.Duration(25 * time.Second),
-			RescueInterval:        job.Duration(5 * time.Second),
-			CompleteFlushInterval: job.Duration(20 * time.Millisecond),
-			MaxLeaseExtension:     job.Duration(time.Hour),
+			Queues:            []string{"*"},
+			Concurrency:       50,
+			LeaseDuration:     job.Duration(90 * time.Second),
+			PollInterval:      job.Duration(time.Second),
+			DrainTimeout:      job.Duration(25 * time.Second),
+			RescueInterval:    job.Duration(5 * time.Second),
+			MaxLeaseExtension: job.Duration(time.Hour),
 		},
 		App: AppConfig{
 			HandlerURL:     "http://127.0.0.1:8080/jobs/{queue}",
@@ -370,17 +373,6 @@ func (c *Config) validateAgent(v *problems) {
 	}
 	if c.Agent.RescueInterval.D() <= 0 {
 		v.add("agent.rescue_interval must be positive")
-	}
-	switch {
-	case c.Agent.CompleteFlushInterval.D() <= 0:
-		v.add("agent.complete_flush_interval must be positive")
-	case c.Agent.CompleteFlushInterval.D() >= c.Agent.LeaseDuration.D()/3:
-		// The lease is extended while an outcome waits to be written, one
-		// beat every third of it; a flush interval that long would make
-		// every waiting outcome depend on a heartbeat succeeding, and keep
-		// finished jobs running for most of a lease.
-		v.add("agent.complete_flush_interval (%s) must be below a third of agent.lease_duration (%s): an outcome waits that long for its write while only heartbeats keep its lease",
-			c.Agent.CompleteFlushInterval, c.Agent.LeaseDuration)
 	}
 	if c.Agent.MaxLeaseExtension.D() < c.Agent.LeaseDuration.D() {
 		v.add("agent.max_lease_extension (%s) must be at least agent.lease_duration (%s), the extension of a heartbeat that names none",

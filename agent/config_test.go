@@ -96,23 +96,19 @@ request_timeout = "60s"
 	require.ErrorContains(t, err, `queue "slow" request_timeout`)
 }
 
-func TestCompleteFlushIntervalMustStayBelowAThirdOfTheLease(t *testing.T) {
+func TestCompleteFlushIntervalIsAcceptedAndIgnored(t *testing.T) {
 	t.Parallel()
-	path := writeConfig(t, `
+	// Files written for the flush-interval completer still load, whatever
+	// the value: group commit has no wait for it to bound.
+	for _, v := range []string{`"0s"`, `"30s"`, `"20ms"`} {
+		path := writeConfig(t, `
 [agent]
 lease_duration = "90s"
-complete_flush_interval = "30s"
+complete_flush_interval = `+v+`
 `)
-	_, err := LoadConfig(path, nil)
-	require.ErrorContains(t, err, "agent.complete_flush_interval (30s) must be below a third of agent.lease_duration (1m30s)")
-
-	path = writeConfig(t, `
-[agent]
-lease_duration = "90s"
-complete_flush_interval = "29s"
-`)
-	_, err = LoadConfig(path, nil)
-	require.NoError(t, err)
+		_, err := LoadConfig(path, nil)
+		require.NoError(t, err, v)
+	}
 }
 
 func TestMaxLeaseExtensionDefaultsToAnHourAndCoversTheLease(t *testing.T) {
@@ -229,8 +225,6 @@ func TestEveryBadValueNamesItsKey(t *testing.T) {
 		{"agent", "drain_timeout", `"-1s"`, "-1s", "agent.drain_timeout"},
 		{"agent", "drain_timeout", `"later"`, "later", "drain_timeout"},
 		{"agent", "rescue_interval", `"0s"`, "0s", "agent.rescue_interval"},
-		{"agent", "complete_flush_interval", `"0s"`, "0s", "agent.complete_flush_interval"},
-		{"agent", "complete_flush_interval", `"1m"`, "1m", "agent.complete_flush_interval"},
 		{"agent", "max_lease_extension", `"0s"`, "0s", "agent.max_lease_extension"},
 		{"agent", "max_lease_extension", `"forever"`, "forever", "max_lease_extension"},
 		{"app", "handler_url", `"ftp://app/jobs"`, "ftp://app/jobs", "app.handler_url"},

@@ -128,7 +128,6 @@ func runLargeWorkflow(t *testing.T, s store.Store, def workflow.Workflow, last s
 	cfg.App.HandlerURL = a.srv.URL + "/jobs/{queue}"
 	cfg.Agent.Concurrency = 50
 	cfg.Agent.PollInterval = job.Duration(20 * time.Millisecond)
-	cfg.Agent.CompleteFlushInterval = job.Duration(5 * time.Millisecond)
 	began = time.Now()
 	start(t, cfg, s)
 

@@ -118,9 +118,15 @@ func (l *enqueueListener) listening() {
 func (l *enqueueListener) Stop() { l.Loop.Stop() }
 
 // wake nudges every producer whose selection takes jobs of queue.
-func (l *enqueueListener) wake(queue string) {
-	for _, p := range l.producers {
-		if !p.serves(queue) {
+func (l *enqueueListener) wake(queue string) { wakeProducers(l.producers, queue) }
+
+// wakeProducers nudges the producers whose selection takes jobs of any of
+// queues, or every producer when queues is empty. A nudge is a send on a
+// channel of one: a producer already woken is not woken twice, and none is
+// ever waited for.
+func wakeProducers(producers []*producer, queues ...string) {
+	for _, p := range producers {
+		if len(queues) > 0 && !slices.ContainsFunc(queues, p.serves) {
 			continue
 		}
 		select {

@@ -50,9 +50,6 @@ func TestUnstorableResultCompletesWithoutItAndTheOthersKeepTheirs(t *testing.T) 
 				fmt.Fprintf(w, `{"id":%q}`, c.id)
 			})
 			cfg := testConfig(t, a)
-			// One flush holds every answer, so without the check the bad
-			// result would sink the whole batch.
-			cfg.Agent.CompleteFlushInterval = job.Duration(200 * time.Millisecond)
 			start(t, cfg, s)
 
 			for _, j := range waitStatus(t, s, jobs, job.StatusCompleted) {
@@ -79,13 +76,12 @@ func leaseAll(t *testing.T, s store.Store, queue string, n int) []*job.Job {
 	return leased
 }
 
-// runCompleter starts a completer whose flush interval is long enough that
-// everything added before the first flush lands in one batch.
-func runCompleter(t *testing.T, s store.Store) (*completer, *testkit.Buffer) {
+// stoppedCompleter builds a completer the test starts once it has added
+// its outcomes, so that all of them land in the first write as one batch.
+func stoppedCompleter(t *testing.T, s store.Store) (*completer, *testkit.Buffer) {
 	t.Helper()
 	logs := &testkit.Buffer{}
-	c := newCompleter(s, 100*time.Millisecond, slog.New(slog.NewTextHandler(logs, nil)))
-	require.NoError(t, c.Start(context.Background()))
+	c := newCompleter(s, slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(func() {
 		c.Stop()
 		if t.Failed() {
@@ -105,7 +101,7 @@ func TestCompleterWritesCompletionsOneByOneWhenMariaDBRefusesTheBatch(t *testing
 	s := testkit.MySQL(t)
 	enqueue(t, s, many(10, "refused")...)
 	leased := leaseAll(t, s, "refused", 10)
-	c, logs := runCompleter(t, s)
+	c, logs := stoppedCompleter(t, s)
 	bad := leased[3]
 	for _, j := range leased {
 		result := fmt.Appendf(nil, `{"id":%q}`, j.ID)
@@ -115,6 +111,7 @@ func TestCompleterWritesCompletionsOneByOneWhenMariaDBRefusesTheBatch(t *testing
 		c.add(t.Context(), outcome{job: j, res: dispatch.Result{StatusCode: 200},
 			completion: &store.Completion{LeaseRef: store.LeaseRef{ID: j.ID, Token: j.LeaseToken}, Result: result}})
 	}
+	require.NoError(t, c.Start(context.Background()))
 	var good []*job.Job
 	for _, j := range leased {
 		if j.ID != bad.ID {
@@ -142,7 +139,7 @@ func TestCompleterWritesFailuresOneByOneWhenPostgreSQLRefusesTheBatch(t *testing
 	s := testkit.Postgres(t)
 	enqueue(t, s, many(6, "refused")...)
 	leased := leaseAll(t, s, "refused", 6)
-	c, logs := runCompleter(t, s)
+	c, logs := stoppedCompleter(t, s)
 	bad := leased[2]
 	for _, j := range leased {
 		msg := "500 Internal Server Error: boom"
@@ -152,6 +149,7 @@ func TestCompleterWritesFailuresOneByOneWhenPostgreSQLRefusesTheBatch(t *testing
 		c.add(t.Context(), outcome{job: j, res: dispatch.Result{StatusCode: 500},
 			failure: &store.Failure{LeaseRef: store.LeaseRef{ID: j.ID, Token: j.LeaseToken}, Error: msg, Outcome: "http_500"}})
 	}
+	require.NoError(t, c.Start(context.Background()))
 	var good []*job.Job
 	for _, j := range leased {
 		if j.ID != bad.ID {
