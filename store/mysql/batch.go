@@ -125,14 +125,10 @@ WHERE batch_id = ? AND status = 'failed' ORDER BY id`, id.String())
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var e store.BatchError
-		if err := rows.Scan(&e.JobID, &e.Error); err != nil {
-			return nil, err
-		}
-		b.Errors = append(b.Errors, e)
+	if b.Errors, err = store.CollectBatchErrors(rows); err != nil {
+		return nil, err
 	}
-	return &b, rows.Err()
+	return &b, nil
 }
 
 func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]uuid.UUID, error) {
@@ -142,15 +138,7 @@ WHERE id IN (`+placeholders(len(ids))+`) AND batch_id IS NOT NULL`, idArgs(ids).
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]uuid.UUID{}
-	for rows.Next() {
-		var id, batch uuid.UUID
-		if err := rows.Scan(&id, &batch); err != nil {
-			return nil, err
-		}
-		out[id] = batch
-	}
-	return out, rows.Err()
+	return store.CollectIDMap(rows)
 }
 
 func (r resolveTx) LockBatch(ctx context.Context, id uuid.UUID) (*store.BatchState, error) {
@@ -196,18 +184,5 @@ WHERE workflow_id = ? AND batch_id IS NOT NULL GROUP BY batch_id, status`, workf
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]map[job.Status]int{}
-	for rows.Next() {
-		var id uuid.UUID
-		var status string
-		var n int
-		if err := rows.Scan(&id, &status, &n); err != nil {
-			return nil, err
-		}
-		if out[id] == nil {
-			out[id] = map[job.Status]int{}
-		}
-		out[id][job.Status(status)] = n
-	}
-	return out, rows.Err()
+	return store.CollectGroupStatusCounts(rows)
 }

@@ -180,18 +180,7 @@ func parentResults(ctx context.Context, q store.SQLQueryer, children []uuid.UUID
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var child uuid.UUID
-		var key, result string
-		if err := rows.Scan(&child, &key, &result); err != nil {
-			return nil, err
-		}
-		if out[child] == nil {
-			out[child] = map[string]json.RawMessage{}
-		}
-		out[child][key] = json.RawMessage(result)
-	}
-	return out, rows.Err()
+	return store.CollectParentResults(rows)
 }
 
 // updatePending runs a fixed change on the pending jobs among ids, in id
@@ -281,34 +270,18 @@ func (r resolveTx) cancel(ctx context.Context, set, query string, args ...any) (
 	if err != nil {
 		return nil, err
 	}
-	var out []store.JobChange
-	var ids []uuid.UUID
-	for rows.Next() {
-		c := store.JobChange{To: job.StatusCancelled}
-		var wid uuid.NullUUID
-		var from string
-		if err := rows.Scan(&c.ID, &wid, &from); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if wid.Valid {
-			w := wid.UUID
-			c.WorkflowID = &w
-		}
-		c.From = job.Status(from)
-		out = append(out, c)
-		ids = append(ids, c.ID)
+	changes, err := store.CollectStatusChanges(rows, job.StatusCancelled)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
 	}
-	if err := rows.Close(); err != nil {
+	if err != nil || len(changes) == 0 {
 		return nil, err
 	}
-	if err := rows.Err(); err != nil || len(ids) == 0 {
-		return nil, err
-	}
+	ids := store.ChangeIDs(changes)
 	_, err = r.tx.ExecContext(ctx, `UPDATE hammerwork_jobs SET status = 'cancelled', `+set+`
     leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`, idArgs(ids)...)
-	return out, err
+	return changes, err
 }
 
 // RecomputeDependencies locks the pending jobs, counts each one's parents
@@ -461,16 +434,7 @@ func (r resolveTx) CountWorkflowJobs(ctx context.Context, workflowID uuid.UUID) 
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[job.Status]int{}
-	for rows.Next() {
-		var status string
-		var n int
-		if err := rows.Scan(&status, &n); err != nil {
-			return nil, err
-		}
-		out[job.Status(status)] = n
-	}
-	return out, rows.Err()
+	return store.CollectStatusCounts(rows)
 }
 
 func nullTime(t *time.Time) sql.NullTime {

@@ -121,14 +121,10 @@ WHERE batch_id = $1 AND status = 'failed' ORDER BY id`, id)
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var e store.BatchError
-		if err := rows.Scan(&e.JobID, &e.Error); err != nil {
-			return nil, err
-		}
-		b.Errors = append(b.Errors, e)
+	if b.Errors, err = store.CollectBatchErrors(rows); err != nil {
+		return nil, err
 	}
-	return &b, rows.Err()
+	return &b, nil
 }
 
 func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]uuid.UUID, error) {
@@ -137,15 +133,7 @@ func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]uuid.UUID{}
-	for rows.Next() {
-		var id, batch uuid.UUID
-		if err := rows.Scan(&id, &batch); err != nil {
-			return nil, err
-		}
-		out[id] = batch
-	}
-	return out, rows.Err()
+	return store.CollectIDMap(rows)
 }
 
 func (r resolveTx) LockBatch(ctx context.Context, id uuid.UUID) (*store.BatchState, error) {
@@ -183,7 +171,7 @@ func (r resolveTx) CancelBatchJobs(ctx context.Context, batchID uuid.UUID) ([]st
 	if err != nil {
 		return nil, err
 	}
-	return collectChanges(rows, job.StatusPending, job.StatusCancelled)
+	return store.CollectChanges(rows, job.StatusPending, job.StatusCancelled)
 }
 
 func (r resolveTx) WorkflowBatchCounts(ctx context.Context, workflowID uuid.UUID) (map[uuid.UUID]map[job.Status]int, error) {
@@ -193,18 +181,5 @@ WHERE workflow_id = $1 AND batch_id IS NOT NULL GROUP BY batch_id, status`, work
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]map[job.Status]int{}
-	for rows.Next() {
-		var id uuid.UUID
-		var status string
-		var n int
-		if err := rows.Scan(&id, &status, &n); err != nil {
-			return nil, err
-		}
-		if out[id] == nil {
-			out[id] = map[job.Status]int{}
-		}
-		out[id][job.Status(status)] = n
-	}
-	return out, rows.Err()
+	return store.CollectGroupStatusCounts(rows)
 }

@@ -59,11 +59,11 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 		if err != nil {
 			return err
 		}
-		changes, err := collectChanges(rows, job.StatusRunning, job.StatusCompleted)
+		changes, err := store.CollectChanges(rows, job.StatusRunning, job.StatusCompleted)
 		if err != nil {
 			return err
 		}
-		done = changeIDs(changes)
+		done = store.ChangeIDs(changes)
 		if !needsResolution(changes) {
 			return nil
 		}

@@ -138,19 +138,7 @@ func parentResults(ctx context.Context, q interface {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]map[string]json.RawMessage{}
-	for rows.Next() {
-		var child uuid.UUID
-		var key, result string
-		if err := rows.Scan(&child, &key, &result); err != nil {
-			return nil, err
-		}
-		if out[child] == nil {
-			out[child] = map[string]json.RawMessage{}
-		}
-		out[child][key] = json.RawMessage(result)
-	}
-	return out, rows.Err()
+	return store.CollectParentResults(rows)
 }
 
 func (r resolveTx) SatisfyJobs(ctx context.Context, ids []uuid.UUID) error {
@@ -337,37 +325,5 @@ func (r resolveTx) CountWorkflowJobs(ctx context.Context, workflowID uuid.UUID) 
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[job.Status]int{}
-	for rows.Next() {
-		var status string
-		var n int
-		if err := rows.Scan(&status, &n); err != nil {
-			return nil, err
-		}
-		out[job.Status(status)] = n
-	}
-	return out, rows.Err()
-}
-
-// collectChanges reads RETURNING id, changeColumns rows of jobs
-// that went from one status to another.
-func collectChanges(rows pgx.Rows, from, to job.Status) ([]store.JobChange, error) {
-	defer rows.Close()
-	var out []store.JobChange
-	for rows.Next() {
-		c := store.JobChange{From: from, To: to}
-		if err := rows.Scan(&c.ID, &c.WorkflowID, &c.BatchID, &c.Dependents); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-func changeIDs(changes []store.JobChange) []uuid.UUID {
-	out := make([]uuid.UUID, len(changes))
-	for i, c := range changes {
-		out[i] = c.ID
-	}
-	return out
+	return store.CollectStatusCounts(rows)
 }

@@ -118,18 +118,10 @@ func getBatch(ctx context.Context, q querier, id uuid.UUID) (*store.Batch, error
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var jobID string
-		var e store.BatchError
-		if err := rows.Scan(&jobID, &e.Error); err != nil {
-			return nil, err
-		}
-		if e.JobID, err = uuid.Parse(jobID); err != nil {
-			return nil, fmt.Errorf("job id %q: %w", jobID, err)
-		}
-		b.Errors = append(b.Errors, e)
+	if b.Errors, err = store.CollectBatchErrors(rows); err != nil {
+		return nil, err
 	}
-	return &b, rows.Err()
+	return &b, nil
 }
 
 func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]uuid.UUID, error) {
@@ -139,23 +131,7 @@ func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]uuid.UUID{}
-	for rows.Next() {
-		var id, batch string
-		if err := rows.Scan(&id, &batch); err != nil {
-			return nil, err
-		}
-		jid, err := uuid.Parse(id)
-		if err != nil {
-			return nil, fmt.Errorf("job id %q: %w", id, err)
-		}
-		bid, err := uuid.Parse(batch)
-		if err != nil {
-			return nil, fmt.Errorf("batch id %q: %w", batch, err)
-		}
-		out[jid] = bid
-	}
-	return out, rows.Err()
+	return store.CollectIDMap(rows)
 }
 
 // LockBatch reads a batch row; the single writer holds it for the
@@ -204,21 +180,5 @@ func (r resolveTx) WorkflowBatchCounts(ctx context.Context, workflowID uuid.UUID
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]map[job.Status]int{}
-	for rows.Next() {
-		var batch, status string
-		var n int
-		if err := rows.Scan(&batch, &status, &n); err != nil {
-			return nil, err
-		}
-		id, err := uuid.Parse(batch)
-		if err != nil {
-			return nil, fmt.Errorf("batch id %q: %w", batch, err)
-		}
-		if out[id] == nil {
-			out[id] = map[job.Status]int{}
-		}
-		out[id][job.Status(status)] = n
-	}
-	return out, rows.Err()
+	return store.CollectGroupStatusCounts(rows)
 }

@@ -122,22 +122,7 @@ func parentResults(ctx context.Context, q querier, children []uuid.UUID) (map[uu
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID]map[string]json.RawMessage{}
-	for rows.Next() {
-		var child, key, result string
-		if err := rows.Scan(&child, &key, &result); err != nil {
-			return nil, err
-		}
-		id, err := uuid.Parse(child)
-		if err != nil {
-			return nil, fmt.Errorf("job id %q: %w", child, err)
-		}
-		if out[id] == nil {
-			out[id] = map[string]json.RawMessage{}
-		}
-		out[id][key] = json.RawMessage(result)
-	}
-	return out, rows.Err()
+	return store.CollectParentResults(rows)
 }
 
 func (r resolveTx) SatisfyJobs(ctx context.Context, ids []uuid.UUID) error {
@@ -199,40 +184,18 @@ func (r resolveTx) cancel(ctx context.Context, set, selectQuery string, args ...
 	if err != nil {
 		return nil, err
 	}
-	var out []store.JobChange
-	var ids []uuid.UUID
-	for rows.Next() {
-		var id, status string
-		var wf sql.NullString
-		if err := rows.Scan(&id, &wf, &status); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		c := store.JobChange{From: job.Status(status), To: job.StatusCancelled}
-		if c.ID, err = uuid.Parse(id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("job id %q: %w", id, err)
-		}
-		if c.WorkflowID, err = parseNullUUID(wf); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("workflow id of job %s: %w", id, err)
-		}
-		out = append(out, c)
-		ids = append(ids, c.ID)
+	changes, err := store.CollectStatusChanges(rows, job.StatusCancelled)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
 	}
-	if err := rows.Close(); err != nil {
+	if err != nil || len(changes) == 0 {
 		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
+	ids := store.ChangeIDs(changes)
 	_, err = r.tx.ExecContext(ctx, `UPDATE hammerwork_jobs SET status = 'cancelled', `+set+`
 		leased_by = NULL, lease_token = NULL, lease_expires_at = NULL
 		WHERE id IN (SELECT value FROM json_each(?)) AND status IN ('pending', 'running')`, idList(ids))
-	return out, err
+	return changes, err
 }
 
 const recomputeSQL = `UPDATE hammerwork_jobs SET
@@ -347,14 +310,5 @@ func (r resolveTx) CountWorkflowJobs(ctx context.Context, workflowID uuid.UUID) 
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[job.Status]int{}
-	for rows.Next() {
-		var status string
-		var n int
-		if err := rows.Scan(&status, &n); err != nil {
-			return nil, err
-		}
-		out[job.Status(status)] = n
-	}
-	return out, rows.Err()
+	return store.CollectStatusCounts(rows)
 }

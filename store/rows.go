@@ -1,0 +1,139 @@
+package store
+
+import (
+	"encoding/json"
+
+	"github.com/google/uuid"
+
+	"github.com/hammerwork-go/hw-agent/job"
+)
+
+// Rows is what pgx.Rows and *sql.Rows both offer to read a result. The
+// collectors below read the small result shapes every backend's SQL returns
+// the same way, so the Go that turns rows into values is written once and a
+// backend keeps only its statement. Ids scan straight into uuid.UUID on
+// every driver (it is an sql.Scanner for text columns); closing the rows
+// stays with the caller, since the two drivers close differently.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// CollectStatusCounts reads (status, count) rows.
+func CollectStatusCounts(rows Rows) (map[job.Status]int, error) {
+	out := map[job.Status]int{}
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, err
+		}
+		out[job.Status(status)] = n
+	}
+	return out, rows.Err()
+}
+
+// CollectGroupStatusCounts reads (group id, status, count) rows, such as
+// the jobs of each batch of a workflow per status.
+func CollectGroupStatusCounts(rows Rows) (map[uuid.UUID]map[job.Status]int, error) {
+	out := map[uuid.UUID]map[job.Status]int{}
+	for rows.Next() {
+		var id uuid.UUID
+		var status string
+		var n int
+		if err := rows.Scan(&id, &status, &n); err != nil {
+			return nil, err
+		}
+		if out[id] == nil {
+			out[id] = map[job.Status]int{}
+		}
+		out[id][job.Status(status)] = n
+	}
+	return out, rows.Err()
+}
+
+// CollectIDMap reads (id, id) rows into a map from the first to the second,
+// such as each job's batch.
+func CollectIDMap(rows Rows) (map[uuid.UUID]uuid.UUID, error) {
+	out := map[uuid.UUID]uuid.UUID{}
+	for rows.Next() {
+		var k, v uuid.UUID
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
+}
+
+// CollectBatchErrors reads (job id, error message) rows of a batch's failed
+// jobs; no rows is nil, so a batch without errors omits them.
+func CollectBatchErrors(rows Rows) ([]BatchError, error) {
+	var out []BatchError
+	for rows.Next() {
+		var e BatchError
+		if err := rows.Scan(&e.JobID, &e.Error); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// CollectParentResults reads (child id, parent key, result) rows into each
+// child's parents' results, keyed by the parent's step name (or id).
+func CollectParentResults(rows Rows) (map[uuid.UUID]map[string]json.RawMessage, error) {
+	out := map[uuid.UUID]map[string]json.RawMessage{}
+	for rows.Next() {
+		var child uuid.UUID
+		var key, result string
+		if err := rows.Scan(&child, &key, &result); err != nil {
+			return nil, err
+		}
+		if out[child] == nil {
+			out[child] = map[string]json.RawMessage{}
+		}
+		out[child][key] = json.RawMessage(result)
+	}
+	return out, rows.Err()
+}
+
+// CollectChanges reads (id, workflow_id, batch_id, has children) rows of
+// jobs that went from one status to another, as resolution needs them.
+func CollectChanges(rows Rows, from, to job.Status) ([]JobChange, error) {
+	var out []JobChange
+	for rows.Next() {
+		c := JobChange{From: from, To: to}
+		if err := rows.Scan(&c.ID, &c.WorkflowID, &c.BatchID, &c.Dependents); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CollectStatusChanges reads (id, workflow_id, status) rows of jobs about to
+// move to status to, the status read being where each comes from.
+func CollectStatusChanges(rows Rows, to job.Status) ([]JobChange, error) {
+	var out []JobChange
+	for rows.Next() {
+		c := JobChange{To: to}
+		var from string
+		if err := rows.Scan(&c.ID, &c.WorkflowID, &from); err != nil {
+			return nil, err
+		}
+		c.From = job.Status(from)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ChangeIDs returns the ids of changes in their order.
+func ChangeIDs(changes []JobChange) []uuid.UUID {
+	out := make([]uuid.UUID, len(changes))
+	for i, c := range changes {
+		out[i] = c.ID
+	}
+	return out
+}
