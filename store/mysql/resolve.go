@@ -388,7 +388,7 @@ FROM hammerwork_workflows WHERE id = ? FOR UPDATE`, id.String()).Scan(
 	}
 	w.Status = workflow.Status(status)
 	w.FailurePolicy = workflow.FailurePolicy(policy)
-	w.Timeout = seconds(timeout)
+	w.Timeout = store.Seconds(timeout)
 	w.ErrorMessage = errMsg.String
 	w.CompletedAt = utcPtr(completedAt)
 	w.FailedAt = utcPtr(failedAt)

@@ -93,7 +93,7 @@ func scanJob(row rowScanner, dependents bool) (*job.Job, error) {
 			j.Errors[i].At = store.UTC(j.Errors[i].At)
 		}
 	}
-	j.Timeout = job.Duration(seconds(timeout))
+	j.Timeout = job.Duration(store.Seconds(timeout))
 	if len(retryPolicy) > 0 {
 		if err := json.Unmarshal(retryPolicy, &j.RetryPolicy); err != nil {
 			return nil, fmt.Errorf("decode retry_policy of job %s: %w", j.ID, err)
@@ -103,7 +103,7 @@ func scanJob(row rowScanner, dependents bool) (*job.Job, error) {
 		j.Result = json.RawMessage(result)
 	}
 	j.ResultExpiresAt = utcPtr(resultExp)
-	j.ResultTTL = job.Duration(seconds(ttl))
+	j.ResultTTL = job.Duration(store.Seconds(ttl))
 	if batchID.Valid {
 		j.BatchID = &batchID.UUID
 	}
@@ -173,15 +173,6 @@ func utcPtr(t sql.NullTime) *time.Time {
 // nullStr stores an empty optional string as NULL.
 func nullStr(s string) sql.NullString {
 	return sql.NullString{String: s, Valid: s != ""}
-}
-
-// seconds converts a stored DOUBLE number of seconds back to a duration,
-// rounded to the microsecond the database keeps.
-func seconds(f sql.NullFloat64) time.Duration {
-	if !f.Valid {
-		return 0
-	}
-	return time.Duration(f.Float64 * float64(time.Second)).Round(time.Microsecond)
 }
 
 // nullSeconds stores a zero duration as NULL.

@@ -62,47 +62,11 @@ const workflowCols = `w.id, w.name, w.description, w.status, w.failure_policy, w
     (SELECT COUNT(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'pending'),
     (SELECT COUNT(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'running')`
 
-func scanWorkflow(row rowScanner) (*workflow.Record, error) {
-	var (
-		w                                   workflow.Record
-		status, policy                      string
-		priority                            int
-		desc, trace, corr, errMsg, metadata sql.NullString
-		timeout                             sql.NullFloat64
-		deadline, completedAt, failedAt     sql.NullTime
-		pending, running                    int
-	)
-	err := row.Scan(&w.ID, &w.Name, &desc, &status, &policy, &priority,
-		&timeout, &deadline, &trace, &corr, &metadata, &errMsg,
-		&w.Stats.TotalJobs, &w.Stats.CompletedJobs, &w.Stats.FailedJobs, &w.Stats.CancelledJobs, &w.Stats.SkippedJobs,
-		&w.CreatedAt, &completedAt, &failedAt, &pending, &running)
-	if err != nil {
-		return nil, err
-	}
-	w.Description = desc.String
-	w.Status = workflow.Status(status)
-	w.FailurePolicy = workflow.FailurePolicy(policy)
-	w.Priority = job.Priority(priority)
-	w.Timeout = job.Duration(seconds(timeout))
-	w.Deadline = utcPtr(deadline)
-	w.TraceID = trace.String
-	w.CorrelationID = corr.String
-	if metadata.Valid {
-		w.Metadata = json.RawMessage(metadata.String)
-	}
-	w.ErrorMessage = errMsg.String
-	w.CreatedAt = store.UTC(w.CreatedAt)
-	w.CompletedAt = utcPtr(completedAt)
-	w.FailedAt = utcPtr(failedAt)
-	store.FinishStats(&w.Stats, pending, running)
-	return &w, nil
-}
-
 const getWorkflowSQL = `SELECT ` + workflowCols + ` FROM hammerwork_workflows w WHERE w.id = ?`
 
 // GetWorkflow returns the workflow with its counters, or ErrNotFound.
 func (s *Store) GetWorkflow(ctx context.Context, id uuid.UUID) (*workflow.Record, error) {
-	w, err := scanWorkflow(s.db.QueryRowContext(ctx, getWorkflowSQL, id.String()))
+	w, err := store.ScanSQLWorkflow(s.db.QueryRowContext(ctx, getWorkflowSQL, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get workflow %s: %w", id, store.ErrNotFound)
 	}
@@ -137,7 +101,7 @@ func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) 
 	defer rows.Close()
 	var wfs []*workflow.Record
 	for rows.Next() {
-		w, err := scanWorkflow(rows)
+		w, err := store.ScanSQLWorkflow(rows)
 		if err != nil {
 			return nil, wrap(err, "list workflows")
 		}
@@ -181,7 +145,7 @@ func (s *Store) workflowOp(ctx context.Context, op string, p store.WorkflowParam
 			return err
 		}
 		var err error
-		w, err = scanWorkflow(tx.QueryRowContext(ctx, getWorkflowSQL, p.ID.String()))
+		w, err = store.ScanSQLWorkflow(tx.QueryRowContext(ctx, getWorkflowSQL, p.ID.String()))
 		return err
 	})
 	if err != nil {

@@ -103,7 +103,7 @@ func getBatch(ctx context.Context, q querier, id uuid.UUID) (*store.Batch, error
 	if started {
 		b.Status = store.BatchProcessing
 	}
-	if b.CreatedAt, err = parseTS(created); err != nil {
+	if b.CreatedAt, err = store.ParseTextTime(created); err != nil {
 		return nil, err
 	}
 	if b.CompletedAt, err = parseNullTS(completed); err != nil {

@@ -119,7 +119,7 @@ func (s *Store) pauses(ctx context.Context, filter string, args []any) ([]store.
 		if err := rows.Scan(&qp.Queue, &at, &qp.PausedBy); err != nil {
 			return nil, fmt.Errorf("read queue pauses: %w", err)
 		}
-		if qp.PausedAt, err = parseTS(at); err != nil {
+		if qp.PausedAt, err = store.ParseTextTime(at); err != nil {
 			return nil, fmt.Errorf("read pause of queue %q: %w", qp.Queue, err)
 		}
 		out = append(out, qp)

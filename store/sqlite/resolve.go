@@ -264,7 +264,7 @@ func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.Workf
 	}
 	w.Status = workflow.Status(status)
 	w.FailurePolicy = workflow.FailurePolicy(policy)
-	w.Timeout = seconds(timeout)
+	w.Timeout = store.Seconds(timeout)
 	w.ErrorMessage = errMsg.String
 	if w.CompletedAt, err = parseNullTS(completedAt); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -14,17 +13,8 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// timeFormat is how every timestamp is stored: UTC, fixed width, a space
-// before the time as in CURRENT_TIMESTAMP, so comparing the strings compares
-// the times and `scheduled_at <= CURRENT_TIMESTAMP` works as written.
-const timeFormat = "2006-01-02 15:04:05.000000"
-
-// parseFormat also accepts a missing or shorter fraction, for rows written
-// by hand with CURRENT_TIMESTAMP.
-const parseFormat = "2006-01-02 15:04:05.999999999"
-
-// ts formats a time for storage.
-func ts(t time.Time) string { return store.UTC(t).Format(timeFormat) }
+// ts formats a time for storage, in the text form store.SQLTime reads.
+func ts(t time.Time) string { return store.UTC(t).Format(store.TextTimeFormat) }
 
 // tsOrNow formats t, or now when t is zero.
 func tsOrNow(t, now time.Time) string {
@@ -34,22 +24,11 @@ func tsOrNow(t, now time.Time) string {
 	return ts(t)
 }
 
-func parseTS(s string) (time.Time, error) {
-	t, err := time.ParseInLocation(parseFormat, s, time.UTC)
-	if err != nil {
-		if t2, err2 := time.Parse(time.RFC3339Nano, s); err2 == nil {
-			return t2.UTC(), nil
-		}
-		return time.Time{}, fmt.Errorf("parse timestamp %q: %w", s, err)
-	}
-	return t, nil
-}
-
 func parseNullTS(s sql.NullString) (*time.Time, error) {
 	if !s.Valid {
 		return nil, nil
 	}
-	t, err := parseTS(s.String)
+	t, err := store.ParseTextTime(s.String)
 	if err != nil {
 		return nil, err
 	}
@@ -121,10 +100,10 @@ func scanJob(row scanner) (*job.Job, error) {
 	j.Payload = json.RawMessage(payload)
 	j.Status = job.Status(status)
 	j.DependencyStatus = job.DependencyStatus(depStatus)
-	if j.CreatedAt, err = parseTS(createdAt); err != nil {
+	if j.CreatedAt, err = store.ParseTextTime(createdAt); err != nil {
 		return bad("created_at", err)
 	}
-	if j.ScheduledAt, err = parseTS(scheduledAt); err != nil {
+	if j.ScheduledAt, err = store.ParseTextTime(scheduledAt); err != nil {
 		return bad("scheduled_at", err)
 	}
 	for _, c := range []struct {
@@ -160,8 +139,8 @@ func scanJob(row scanner) (*job.Job, error) {
 	if result.Valid {
 		j.Result = json.RawMessage(result.String)
 	}
-	j.Timeout = job.Duration(seconds(timeoutSecs))
-	j.ResultTTL = job.Duration(seconds(ttlSecs))
+	j.Timeout = job.Duration(store.Seconds(timeoutSecs))
+	j.ResultTTL = job.Duration(store.Seconds(ttlSecs))
 	if j.BatchID, err = parseNullUUID(batchID); err != nil {
 		return bad("batch_id", err)
 	}
@@ -181,15 +160,6 @@ func scanJob(row scanner) (*job.Job, error) {
 	j.LeasedBy = leasedBy.String
 	j.LeaseToken = leaseToken.String
 	return &j, nil
-}
-
-// seconds converts stored seconds back to a duration. Rounding to the
-// nanosecond undoes the float's error, so a duration reads back as written.
-func seconds(s sql.NullFloat64) time.Duration {
-	if !s.Valid {
-		return 0
-	}
-	return time.Duration(math.Round(s.Float64 * 1e9))
 }
 
 func parseNullUUID(s sql.NullString) (*uuid.UUID, error) {

@@ -134,52 +134,8 @@ const workflowCols = `w.id, w.name, w.description, w.status, w.failure_policy, w
 	(SELECT count(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'pending'),
 	(SELECT count(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'running')`
 
-func scanWorkflow(row scanner) (*workflow.Record, error) {
-	var (
-		w                                   workflow.Record
-		id, status, policy, createdAt       string
-		desc, trace, corr, metadata, errMsg sql.NullString
-		deadline, completedAt, failedAt     sql.NullString
-		timeout                             sql.NullFloat64
-		pending, running                    int
-	)
-	err := row.Scan(&id, &w.Name, &desc, &status, &policy, &w.Priority,
-		&timeout, &deadline, &trace, &corr, &metadata, &errMsg,
-		&w.Stats.TotalJobs, &w.Stats.CompletedJobs, &w.Stats.FailedJobs, &w.Stats.CancelledJobs, &w.Stats.SkippedJobs,
-		&createdAt, &completedAt, &failedAt, &pending, &running)
-	if err != nil {
-		return nil, err
-	}
-	if w.ID, err = uuid.Parse(id); err != nil {
-		return nil, fmt.Errorf("workflow id %q: %w", id, err)
-	}
-	w.Description = desc.String
-	w.Status = workflow.Status(status)
-	w.FailurePolicy = workflow.FailurePolicy(policy)
-	w.Timeout = job.Duration(seconds(timeout))
-	w.TraceID = trace.String
-	w.CorrelationID = corr.String
-	if metadata.Valid {
-		w.Metadata = json.RawMessage(metadata.String)
-	}
-	w.ErrorMessage = errMsg.String
-	if w.CreatedAt, err = parseTS(createdAt); err != nil {
-		return nil, err
-	}
-	for _, c := range []struct {
-		src sql.NullString
-		dst **time.Time
-	}{{deadline, &w.Deadline}, {completedAt, &w.CompletedAt}, {failedAt, &w.FailedAt}} {
-		if *c.dst, err = parseNullTS(c.src); err != nil {
-			return nil, err
-		}
-	}
-	store.FinishStats(&w.Stats, pending, running)
-	return &w, nil
-}
-
 func getWorkflow(ctx context.Context, q querier, id uuid.UUID) (*workflow.Record, error) {
-	w, err := scanWorkflow(q.QueryRowContext(ctx, `SELECT `+workflowCols+` FROM hammerwork_workflows w WHERE w.id = ?`, id.String()))
+	w, err := store.ScanSQLWorkflow(q.QueryRowContext(ctx, `SELECT `+workflowCols+` FROM hammerwork_workflows w WHERE w.id = ?`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -210,7 +166,7 @@ func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) 
 	defer rows.Close()
 	var wfs []*workflow.Record
 	for rows.Next() {
-		w, err := scanWorkflow(rows)
+		w, err := store.ScanSQLWorkflow(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list workflows: %w", err)
 		}
