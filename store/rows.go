@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -136,4 +137,61 @@ func ChangeIDs(changes []JobChange) []uuid.UUID {
 		out[i] = c.ID
 	}
 	return out
+}
+
+// CollectQueueInfos reads (queue, its job counts in job.Statuses order,
+// oldest due scheduled_at, completed in the last minute) rows; MergeQueues
+// completes them with the pauses.
+func CollectQueueInfos(rows Rows) ([]QueueInfo, error) {
+	var out []QueueInfo
+	for rows.Next() {
+		var q QueueInfo
+		n := make([]int64, len(job.Statuses))
+		var oldest SQLTime
+		dest := []any{&q.Name}
+		for i := range n {
+			dest = append(dest, &n[i])
+		}
+		if err := rows.Scan(append(dest, &oldest, &q.CompletedLastMinute)...); err != nil {
+			return nil, err
+		}
+		q.Depth = make(map[job.Status]int64, len(n))
+		for i, st := range job.Statuses {
+			q.Depth[st] = n[i]
+		}
+		q.OldestPendingAt = oldest.Ptr()
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// CollectQueuePauses reads (queue, paused_at, paused_by) rows.
+func CollectQueuePauses(rows Rows) ([]QueuePause, error) {
+	var out []QueuePause
+	for rows.Next() {
+		var qp QueuePause
+		var at SQLTime
+		if err := rows.Scan(&qp.Queue, &at, &qp.PausedBy); err != nil {
+			return nil, err
+		}
+		qp.PausedAt = at.Time
+		out = append(out, qp)
+	}
+	return out, rows.Err()
+}
+
+// CollectPriorities reads one priority level a row and returns the levels
+// highest first; none is an empty slice.
+func CollectPriorities(rows Rows) ([]job.Priority, error) {
+	out := []job.Priority{}
+	for rows.Next() {
+		var l int
+		if err := rows.Scan(&l); err != nil {
+			return nil, err
+		}
+		out = append(out, job.Priority(l))
+	}
+	slices.Sort(out)
+	slices.Reverse(out)
+	return out, rows.Err()
 }

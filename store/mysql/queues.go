@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -78,23 +77,8 @@ func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.Queue
 	if err != nil {
 		return nil, wrap(err, "describe queues")
 	}
-	var infos []store.QueueInfo
-	for rows.Next() {
-		var q store.QueueInfo
-		var n [6]int64
-		var oldest sql.NullTime
-		if err := rows.Scan(&q.Name, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &oldest, &q.CompletedLastMinute); err != nil {
-			rows.Close()
-			return nil, wrap(err, "describe queues")
-		}
-		q.Depth = make(map[job.Status]int64, len(n))
-		for i, st := range job.Statuses {
-			q.Depth[st] = n[i]
-		}
-		q.OldestPendingAt = utcPtr(oldest)
-		infos = append(infos, q)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	infos, err := store.CollectQueueInfos(rows)
+	if err := errors.Join(err, rows.Close()); err != nil {
 		return nil, wrap(err, "describe queues")
 	}
 	rows, err = s.db.QueryContext(ctx, `SELECT queue_name, paused_at, COALESCE(paused_by, '') FROM hammerwork_queue_pauses`+pauseFilter, pauseArgs...)
@@ -102,16 +86,8 @@ func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.Queue
 		return nil, wrap(err, "read queue pauses")
 	}
 	defer rows.Close()
-	var pauses []store.QueuePause
-	for rows.Next() {
-		var qp store.QueuePause
-		if err := rows.Scan(&qp.Queue, &qp.PausedAt, &qp.PausedBy); err != nil {
-			return nil, wrap(err, "read queue pauses")
-		}
-		qp.PausedAt = store.UTC(qp.PausedAt)
-		pauses = append(pauses, qp)
-	}
-	if err := rows.Err(); err != nil {
+	pauses, err := store.CollectQueuePauses(rows)
+	if err != nil {
 		return nil, wrap(err, "read queue pauses")
 	}
 	return store.MergeQueues(infos, pauses, p.Queue), nil
@@ -195,18 +171,9 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
 	}
 	defer rows.Close()
-	out := []job.Priority{}
-	for rows.Next() {
-		var l int
-		if err := rows.Scan(&l); err != nil {
-			return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
-		}
-		out = append(out, job.Priority(l))
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.CollectPriorities(rows)
+	if err != nil {
 		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
 	}
-	slices.Sort(out)
-	slices.Reverse(out)
 	return out, nil
 }

@@ -3,11 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -79,19 +76,8 @@ func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.Queue
 	if err != nil {
 		return nil, wrap(err, "describe queues")
 	}
-	infos, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.QueueInfo, error) {
-		var q store.QueueInfo
-		var n [6]int64
-		err := row.Scan(&q.Name, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &q.OldestPendingAt, &q.CompletedLastMinute)
-		q.Depth = make(map[job.Status]int64, len(n))
-		for i, st := range job.Statuses {
-			q.Depth[st] = n[i]
-		}
-		if q.OldestPendingAt != nil {
-			*q.OldestPendingAt = store.UTC(*q.OldestPendingAt)
-		}
-		return q, err
-	})
+	infos, err := store.CollectQueueInfos(rows)
+	rows.Close()
 	if err != nil {
 		return nil, wrap(err, "describe queues")
 	}
@@ -103,12 +89,8 @@ func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.Queue
 	if err != nil {
 		return nil, wrap(err, "read queue pauses")
 	}
-	pauses, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.QueuePause, error) {
-		var qp store.QueuePause
-		err := row.Scan(&qp.Queue, &qp.PausedAt, &qp.PausedBy)
-		qp.PausedAt = store.UTC(qp.PausedAt)
-		return qp, err
-	})
+	pauses, err := store.CollectQueuePauses(rows)
+	rows.Close()
 	if err != nil {
 		return nil, wrap(err, "read queue pauses")
 	}
@@ -184,15 +166,10 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 	if err != nil {
 		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
 	}
-	levels, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	out, err := store.CollectPriorities(rows)
+	rows.Close()
 	if err != nil {
 		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
 	}
-	out := make([]job.Priority, len(levels))
-	for i, l := range levels {
-		out[i] = job.Priority(l)
-	}
-	slices.Sort(out)
-	slices.Reverse(out)
 	return out, nil
 }

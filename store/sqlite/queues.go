@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -77,26 +76,8 @@ func (s *Store) Queues(ctx context.Context, p store.QueuesParams) ([]store.Queue
 	if err != nil {
 		return nil, fmt.Errorf("describe queues: %w", dbErr(err))
 	}
-	var infos []store.QueueInfo
-	for rows.Next() {
-		var q store.QueueInfo
-		var n [6]int64
-		var oldest sql.NullString
-		if err := rows.Scan(&q.Name, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &oldest, &q.CompletedLastMinute); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("describe queues: %w", err)
-		}
-		q.Depth = make(map[job.Status]int64, len(n))
-		for i, st := range job.Statuses {
-			q.Depth[st] = n[i]
-		}
-		if q.OldestPendingAt, err = parseNullTS(oldest); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("describe queue %q: %w", q.Name, err)
-		}
-		infos = append(infos, q)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	infos, err := store.CollectQueueInfos(rows)
+	if err := errors.Join(err, rows.Close()); err != nil {
 		return nil, fmt.Errorf("describe queues: %w", err)
 	}
 	pauses, err := s.pauses(ctx, pauseFilter, pauseArgs)
@@ -112,19 +93,8 @@ func (s *Store) pauses(ctx context.Context, filter string, args []any) ([]store.
 		return nil, fmt.Errorf("read queue pauses: %w", dbErr(err))
 	}
 	defer rows.Close()
-	var out []store.QueuePause
-	for rows.Next() {
-		var qp store.QueuePause
-		var at string
-		if err := rows.Scan(&qp.Queue, &at, &qp.PausedBy); err != nil {
-			return nil, fmt.Errorf("read queue pauses: %w", err)
-		}
-		if qp.PausedAt, err = store.ParseTextTime(at); err != nil {
-			return nil, fmt.Errorf("read pause of queue %q: %w", qp.Queue, err)
-		}
-		out = append(out, qp)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.CollectQueuePauses(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read queue pauses: %w", err)
 	}
 	return out, nil
@@ -212,18 +182,9 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 		return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), dbErr(err))
 	}
 	defer rows.Close()
-	out := []job.Priority{}
-	for rows.Next() {
-		var l int
-		if err := rows.Scan(&l); err != nil {
-			return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), err)
-		}
-		out = append(out, job.Priority(l))
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.CollectPriorities(rows)
+	if err != nil {
 		return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), err)
 	}
-	slices.Sort(out)
-	slices.Reverse(out)
 	return out, nil
 }
