@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -173,6 +174,7 @@ func (s *Server) enqueue(c echo.Context) error {
 		s.log.Debug("job enqueue deduplicated", jobAttrs(j)...)
 		return c.JSON(http.StatusOK, j)
 	}
+	s.wake(j.Queue)
 	s.log.Debug("job enqueued", jobAttrs(j)...)
 	return c.JSON(http.StatusCreated, j)
 }
@@ -241,12 +243,18 @@ func (s *Server) enqueueBatch(c echo.Context) error {
 		return fmt.Errorf("enqueue batch of %d jobs: %w", len(news), err)
 	}
 	resp := batchResponse{BatchID: got.Batch.ID.String(), IDs: make([]string, len(got.Jobs))}
+	var queues []string
 	for i, j := range got.Jobs {
 		resp.IDs[i] = j.ID.String()
 		if j.Duplicate {
 			resp.Duplicates = append(resp.Duplicates, i)
+		} else if !slices.Contains(queues, j.Queue) {
+			queues = append(queues, j.Queue)
 		}
 		endCreate(spans[i], semconv.MessagingMessageID(j.ID.String()), nil)
+	}
+	if len(queues) > 0 {
+		s.wake(queues...)
 	}
 	s.log.Debug("job batch enqueued", "batch_id", got.Batch.ID, "count", len(got.Jobs), "duplicates", len(resp.Duplicates))
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/batches/"+resp.BatchID)
@@ -381,6 +389,7 @@ func (s *Server) retryJob(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("retry job %s: %w", id, err)
 	}
+	s.wake(j.Queue)
 	s.log.Info("job retried through the API", jobAttrs(j)...)
 	return c.JSON(http.StatusOK, j)
 }

@@ -102,6 +102,7 @@ func (s *Server) resumeQueue(c echo.Context) error {
 	if err := s.p.Store.ResumeQueue(c.Request().Context(), store.ResumeQueueParams{Queue: name}); err != nil {
 		return fmt.Errorf("resume queue %q: %w", name, err)
 	}
+	s.wake(name)
 	s.log.Info("queue resumed through the API", "queue", name)
 	return s.answerQueue(c, name)
 }

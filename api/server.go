@@ -85,6 +85,13 @@ type Params struct {
 	// counting here, so that a workflow such an answer ends is counted
 	// once; nil counts only the job, in Metrics.
 	Finished func(ctx context.Context, j *job.Job, completed, retried bool)
+	// Wake tells the agent's producers that jobs of queues (every queue
+	// when none is named) may have become leasable, after an enqueue, a
+	// retry or a resume this API wrote: the producers lease at once instead
+	// of at their next poll, on every backend and without a database round
+	// trip. Nil wakes nothing; producers then learn of the change by
+	// LISTEN/NOTIFY (PostgreSQL) or their next poll.
+	Wake func(queues ...string)
 }
 
 // Server serves the agent API. It implements http.Handler.
@@ -191,6 +198,13 @@ func (s *Server) clock(ctx context.Context) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("read the database's time: %w", err)
 	}
 	return t, nil
+}
+
+// wake passes queues to Params.Wake, when set.
+func (s *Server) wake(queues ...string) {
+	if s.p.Wake != nil {
+		s.p.Wake(queues...)
+	}
 }
 
 // limitBody rejects bodies over MaxBodyBytes: at once when Content-Length

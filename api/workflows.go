@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -72,9 +73,23 @@ func (s *Server) createWorkflow(c echo.Context) error {
 		return definitionError(err)
 	}
 	wf := res.Workflow
+	s.wake(rootQueues(def)...)
 	s.log.Info("workflow enqueued", "workflow_id", wf.ID, "workflow", wf.Name, "jobs", len(res.Jobs), "trace_id", wf.TraceID)
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/workflows/"+wf.ID.String())
 	return c.JSON(http.StatusCreated, workflowCreated{ID: wf.ID, Status: wf.Status, Jobs: res.Jobs})
+}
+
+// rootQueues lists the queues of def's steps that depend on no other step:
+// the ones leasable at once. The others become leasable as their parents
+// finish, and the agent's completer wakes its producers for those.
+func rootQueues(def workflow.Workflow) []string {
+	var queues []string
+	for _, st := range def.Steps {
+		if len(st.DependsOn) == 0 && !slices.Contains(queues, st.Queue) {
+			queues = append(queues, st.Queue)
+		}
+	}
+	return queues
 }
 
 // definitionError turns a rejected definition into a 422 whose details list
@@ -230,6 +245,9 @@ func (s *Server) retryWorkflow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The record does not say which queues the retried jobs are in, so
+	// every producer is woken.
+	s.wake()
 	s.log.Info("workflow retried through the API", workflowAttrs(wf)...)
 	return c.JSON(http.StatusOK, wf)
 }

@@ -168,6 +168,7 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 		Tracer:   tracer,
 		Metrics:  mets,
 		Finished: ag.CountFinished,
+		Wake:     ag.Wake,
 	})
 	srv := &http.Server{
 		Handler:           handler,
