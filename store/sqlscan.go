@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/workflow"
@@ -121,4 +125,112 @@ func ScanSQLWorkflow(row Scanner) (*workflow.Record, error) {
 	w.FailedAt = failed.Ptr()
 	FinishStats(&w.Stats, pending, running)
 	return &w, nil
+}
+
+// ScanSQLJob reads one row of JobColumns from a database/sql backend (and,
+// with dependents, one more column: the job's children as a JSON array of
+// ids). JSON columns that are NULL or empty arrays read as nil slices, the
+// shape every backend returns; children come sorted by id.
+func ScanSQLJob(row Scanner, dependents bool) (*job.Job, error) {
+	var (
+		j                                                       job.Job
+		status, depStatus                                       string
+		payload, result, errs, retryPolicy, dependsOn, children []byte
+		created, scheduled, started, completed, failed          SQLTime
+		resultExp, leaseExp                                     SQLTime
+		errMsg, wfName, step, cond, trace, corr, parentSp       sql.NullString
+		spanCtx, traceState, uniq, leasedBy, token              sql.NullString
+		timeout, ttl                                            sql.NullFloat64
+	)
+	dest := []any{
+		&j.ID, &j.Queue, &payload, &status, &j.Priority, &j.Attempts, &j.MaxAttempts,
+		&created, &scheduled, &started, &completed, &failed,
+		&errMsg, &errs, &timeout, &retryPolicy,
+		&result, &resultExp, &ttl,
+		&j.BatchID, &j.WorkflowID, &wfName, &step, &dependsOn,
+		&depStatus, &j.PendingDependencies, &cond,
+		&trace, &corr, &parentSp, &spanCtx, &traceState, &uniq,
+		&leasedBy, &leaseExp, &token,
+	}
+	if dependents {
+		dest = append(dest, &children)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	j.Payload = json.RawMessage(payload)
+	j.Status = job.Status(status)
+	j.DependencyStatus = job.DependencyStatus(depStatus)
+	j.CreatedAt, j.ScheduledAt = created.Time, scheduled.Time
+	j.StartedAt, j.CompletedAt, j.FailedAt = started.Ptr(), completed.Ptr(), failed.Ptr()
+	j.ResultExpiresAt, j.LeaseExpiresAt = resultExp.Ptr(), leaseExp.Ptr()
+	if len(errs) > 0 {
+		if err := json.Unmarshal(errs, &j.Errors); err != nil {
+			return nil, fmt.Errorf("decode errors of job %s: %w", j.ID, err)
+		}
+		if len(j.Errors) == 0 {
+			j.Errors = nil
+		}
+		for i := range j.Errors {
+			j.Errors[i].At = UTC(j.Errors[i].At)
+		}
+	}
+	if len(retryPolicy) > 0 {
+		if err := json.Unmarshal(retryPolicy, &j.RetryPolicy); err != nil {
+			return nil, fmt.Errorf("decode retry_policy of job %s: %w", j.ID, err)
+		}
+	}
+	if result != nil {
+		j.Result = json.RawMessage(result)
+	}
+	j.Timeout = job.Duration(Seconds(timeout))
+	j.ResultTTL = job.Duration(Seconds(ttl))
+	if err := decodeIDs(dependsOn, &j.DependsOn); err != nil {
+		return nil, fmt.Errorf("decode depends_on of job %s: %w", j.ID, err)
+	}
+	if err := decodeIDs(children, &j.Dependents); err != nil {
+		return nil, fmt.Errorf("decode dependents of job %s: %w", j.ID, err)
+	}
+	slices.SortFunc(j.Dependents, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	j.ErrorMessage = errMsg.String
+	j.WorkflowName = wfName.String
+	j.StepName = step.String
+	j.Condition = cond.String
+	j.TraceID = trace.String
+	j.CorrelationID = corr.String
+	j.ParentSpanID = parentSp.String
+	j.SpanContext = spanCtx.String
+	j.TraceState = traceState.String
+	j.UniqueKey = uniq.String
+	j.LeasedBy = leasedBy.String
+	j.LeaseToken = token.String
+	return &j, nil
+}
+
+// decodeIDs reads a JSON array of ids; NULL and [] leave *out nil.
+func decodeIDs(raw []byte, out *[]uuid.UUID) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return err
+	}
+	if len(*out) == 0 {
+		*out = nil
+	}
+	return nil
+}
+
+// ScanSQLJobs reads every row of rows with ScanSQLJob and closes them.
+func ScanSQLJobs(rows *sql.Rows, dependents bool) ([]*job.Job, error) {
+	defer rows.Close()
+	var out []*job.Job
+	for rows.Next() {
+		j, err := ScanSQLJob(rows, dependents)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
 }

@@ -88,7 +88,7 @@ FROM hammerwork_jobs j WHERE j.id = ? FOR UPDATE`, id.String()).Scan(&current, &
 		if err := apply(tx, l.change(id, job.Status(current), t.To)); err != nil {
 			return err
 		}
-		out, err = scanJob(tx.QueryRowContext(ctx, getSQL, id.String()), true)
+		out, err = store.ScanSQLJob(tx.QueryRowContext(ctx, getSQL, id.String()), true)
 		return err
 	})
 	if err != nil {

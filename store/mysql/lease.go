@@ -98,7 +98,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 		if err != nil {
 			return err
 		}
-		if jobs, err = scanJobs(rows, false); err != nil || len(jobs) == 0 {
+		if jobs, err = store.ScanSQLJobs(rows, false); err != nil || len(jobs) == 0 {
 			return err
 		}
 		tokens := make([]leaseToken, len(jobs))

@@ -18,7 +18,7 @@ var getSQL = `SELECT ` + fullJobCols + ` FROM hammerwork_jobs j WHERE j.id = ?`
 // Get returns one job with DependsOn and Dependents filled; an expired
 // result reads as none.
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (*job.Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, getSQL, id.String()), true)
+	j, err := store.ScanSQLJob(s.db.QueryRowContext(ctx, getSQL, id.String()), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get job %s: %w", id, store.ErrNotFound)
 	}
@@ -66,7 +66,7 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, wrap(err, "list jobs")
 	}
-	jobs, err := scanJobs(rows, false)
+	jobs, err := store.ScanSQLJobs(rows, false)
 	if err != nil {
 		return nil, wrap(err, "list jobs")
 	}

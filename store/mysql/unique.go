@@ -66,7 +66,7 @@ WHERE j.unique_live_key IN (`+placeholders(len(keys))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read live jobs by unique key: %w", err)
 		}
-		holders, err := scanJobs(rows, false)
+		holders, err := store.ScanSQLJobs(rows, false)
 		if err != nil {
 			return nil, fmt.Errorf("read live jobs by unique key: %w", err)
 		}

@@ -119,7 +119,7 @@ func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, err
 	if err != nil {
 		return nil, wrap(err, "list jobs of workflow %s", id)
 	}
-	jobs, err := scanJobs(rows, true)
+	jobs, err := store.ScanSQLJobs(rows, true)
 	if err != nil {
 		return nil, wrap(err, "list jobs of workflow %s", id)
 	}

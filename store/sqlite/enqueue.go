@@ -55,7 +55,7 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		}
 		defer stmt.Close()
 		for i := range args {
-			j, err := scanJob(stmt.QueryRowContext(ctx, args[i]...))
+			j, err := store.ScanSQLJob(stmt.QueryRowContext(ctx, args[i]...), false)
 			if err != nil {
 				return fmt.Errorf("job %d (queue %q): %w", i, p.Jobs[i].Queue, err)
 			}

@@ -91,7 +91,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 		if err != nil {
 			return err
 		}
-		jobs, err = scanJobs(rows)
+		jobs, err = store.ScanSQLJobs(rows, false)
 		return err
 	})
 	if err != nil {

@@ -33,8 +33,8 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (*job.Job, error) {
 }
 
 func getJob(ctx context.Context, q querier, id uuid.UUID) (*job.Job, error) {
-	j, err := scanJob(q.QueryRowContext(ctx,
-		`SELECT `+jobColumns+` FROM hammerwork_jobs WHERE id = ?`, id.String()))
+	j, err := store.ScanSQLJob(q.QueryRowContext(ctx,
+		`SELECT `+jobColumns+` FROM hammerwork_jobs WHERE id = ?`, id.String()), false)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -127,7 +127,7 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", dbErr(err))
 	}
-	jobs, err := scanJobs(rows)
+	jobs, err := store.ScanSQLJobs(rows, false)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

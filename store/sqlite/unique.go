@@ -47,7 +47,7 @@ func enqueueTx(ctx context.Context, tx *sql.Tx, news []store.NewJob, now time.Ti
 		if err != nil {
 			return nil, fmt.Errorf("read live jobs by unique key: %w", err)
 		}
-		holders, err := scanJobs(rows)
+		holders, err := store.ScanSQLJobs(rows, false)
 		if err != nil {
 			return nil, fmt.Errorf("read live jobs by unique key: %w", err)
 		}

@@ -185,7 +185,7 @@ func (s *Store) WorkflowJobs(ctx context.Context, id uuid.UUID) ([]*job.Job, err
 	if err != nil {
 		return nil, fmt.Errorf("list jobs of workflow %s: %w", id, dbErr(err))
 	}
-	jobs, err := scanJobs(rows)
+	jobs, err := store.ScanSQLJobs(rows, false)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs of workflow %s: %w", id, err)
 	}
