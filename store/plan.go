@@ -171,6 +171,20 @@ func PlanWorkflow(p EnqueueWorkflowParams, now time.Time) (*WorkflowPlan, error)
 	return plan, nil
 }
 
+// BuildJobs builds each new job as BuildJob does, in input order; an error
+// names the job's index.
+func BuildJobs(news []NewJob, now time.Time) ([]*job.Job, error) {
+	jobs := make([]*job.Job, len(news))
+	for i, n := range news {
+		j, err := BuildJob(n, now)
+		if err != nil {
+			return nil, fmt.Errorf("job %d: %w", i, err)
+		}
+		jobs[i] = j
+	}
+	return jobs, nil
+}
+
 // BuildJob applies NewJob's documented defaults and returns the row to
 // insert: status pending, dependency_status none, created_at = now.
 func BuildJob(n NewJob, now time.Time) (*job.Job, error) {

@@ -195,3 +195,18 @@ func CollectPriorities(rows Rows) ([]job.Priority, error) {
 	slices.Reverse(out)
 	return out, rows.Err()
 }
+
+// CollectJobStatuses reads (id, status) rows, such as the parents a new
+// job names.
+func CollectJobStatuses(rows Rows) (map[uuid.UUID]job.Status, error) {
+	out := map[uuid.UUID]job.Status{}
+	for rows.Next() {
+		var id uuid.UUID
+		var status string
+		if err := rows.Scan(&id, &status); err != nil {
+			return nil, err
+		}
+		out[id] = job.Status(status)
+	}
+	return out, rows.Err()
+}

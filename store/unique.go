@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+
 	"github.com/google/uuid"
 
 	"github.com/hammerwork-go/hw-agent/job"
@@ -97,4 +99,49 @@ func Dedupe(jobs []*job.Job, edges []Edge, live map[string]*job.Job) (result, wr
 		keep = append(keep, e)
 	}
 	return result, write, keep
+}
+
+// maxClaimRounds bounds the re-tries of a key whose holder finished between
+// an insert attempt and the read of the holders: the key is free then, so
+// the enqueue claims it again.
+const maxClaimRounds = 3
+
+// ClaimKeys settles the jobs that claim unique keys (FirstPerKey) where the
+// database decides who holds a key: an insert that skips rows whose key a
+// live job holds, and makes a concurrent insert of the same key wait for
+// its outcome. Each round, insert writes the claims, skipping taken keys,
+// and holders reads the live job that holds each claim's key (the claim
+// itself when it was written). A claim held by another job is a duplicate
+// of it; one whose key nobody holds lost to a holder that has finished
+// since, and claims again, at most maxClaimRounds times (then ErrConflict).
+// It returns the other holders by key, for Dedupe.
+func ClaimKeys(claims []*job.Job, insert func([]*job.Job) error, holders func([]*job.Job) ([]*job.Job, error)) (map[string]*job.Job, error) {
+	live := map[string]*job.Job{}
+	for round := 0; len(claims) > 0; round++ {
+		if round == maxClaimRounds {
+			return nil, fmt.Errorf("%w: unique keys kept changing hands during the enqueue", ErrConflict)
+		}
+		if err := insert(claims); err != nil {
+			return nil, err
+		}
+		held, err := holders(claims)
+		if err != nil {
+			return nil, err
+		}
+		byKey := make(map[string]*job.Job, len(held))
+		for _, h := range held {
+			byKey[h.UniqueKey] = h
+		}
+		var again []*job.Job
+		for _, c := range claims {
+			switch h := byKey[c.UniqueKey]; {
+			case h == nil:
+				again = append(again, c)
+			case h.ID != c.ID:
+				live[c.UniqueKey] = h
+			}
+		}
+		claims = again
+	}
+	return live, nil
 }

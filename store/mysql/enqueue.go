@@ -76,16 +76,7 @@ ORDER BY id LOCK IN SHARE MODE`, idArgs(sorted)...)
 		return nil, err
 	}
 	defer rows.Close()
-	parents := map[uuid.UUID]job.Status{}
-	for rows.Next() {
-		var id uuid.UUID
-		var status string
-		if err := rows.Scan(&id, &status); err != nil {
-			return nil, err
-		}
-		parents[id] = job.Status(status)
-	}
-	return parents, rows.Err()
+	return store.CollectJobStatuses(rows)
 }
 
 // insertJobs writes whole job rows and their edges in chunked multi-row

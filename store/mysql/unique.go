@@ -16,23 +16,15 @@ import (
 // makes this one wait for its outcome, so the database decides the key.
 const claimSuffix = " ON DUPLICATE KEY UPDATE id = id"
 
-// maxClaimRounds bounds the re-tries of a key whose holder finished between
-// our insert attempt and our read: the key is free then, so we claim again.
-const maxClaimRounds = 3
-
 // enqueueTx builds, checks the parents of and writes new jobs in the
 // caller's transaction. Jobs naming parents first read and share-lock those
 // parents, so none of them can finish, and miss the new edges, before this
 // transaction commits. It returns the jobs in input order, duplicates of
 // live unique keys replaced by the live job.
 func enqueueTx(ctx context.Context, tx *sql.Tx, news []store.NewJob, at time.Time) ([]*job.Job, error) {
-	jobs := make([]*job.Job, len(news))
-	for i, n := range news {
-		j, err := store.BuildJob(n, at)
-		if err != nil {
-			return nil, fmt.Errorf("job %d: %w", i, err)
-		}
-		jobs[i] = j
+	jobs, err := store.BuildJobs(news, at)
+	if err != nil {
+		return nil, err
 	}
 	var edges []store.Edge
 	if store.HasDependsOn(news) {
@@ -48,14 +40,12 @@ func enqueueTx(ctx context.Context, tx *sql.Tx, news []store.NewJob, at time.Tim
 	if len(claims) == 0 {
 		return jobs, insertJobs(ctx, tx, jobs, edges)
 	}
-	live := map[string]*job.Job{}
-	for round := 0; len(claims) > 0; round++ {
-		if round == maxClaimRounds {
-			return nil, fmt.Errorf("%w: unique keys kept changing hands during the enqueue", store.ErrConflict)
-		}
+	live, err := store.ClaimKeys(claims, func(claims []*job.Job) error {
 		if err := insertRows(ctx, tx, claims, claimSuffix); err != nil {
-			return nil, fmt.Errorf("insert unique jobs: %w", err)
+			return fmt.Errorf("insert unique jobs: %w", err)
 		}
+		return nil
+	}, func(claims []*job.Job) ([]*job.Job, error) {
 		keys := store.UniqueKeys(claims)
 		args := make([]any, len(keys))
 		for i, k := range keys {
@@ -70,20 +60,10 @@ WHERE j.unique_live_key IN (`+placeholders(len(keys))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read live jobs by unique key: %w", err)
 		}
-		byKey := make(map[string]*job.Job, len(holders))
-		for _, h := range holders {
-			byKey[h.UniqueKey] = h
-		}
-		var again []*job.Job
-		for _, c := range claims {
-			switch h := byKey[c.UniqueKey]; {
-			case h == nil:
-				again = append(again, c)
-			case h.ID != c.ID:
-				live[c.UniqueKey] = h
-			}
-		}
-		claims = again
+		return holders, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	result, write, keep := store.Dedupe(jobs, edges, live)
 	var rest []*job.Job

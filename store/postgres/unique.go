@@ -31,21 +31,13 @@ RETURNING id`
 var liveByKeySQL = `SELECT ` + jobCols + ` FROM hammerwork_jobs j
 WHERE j.unique_key = ANY ($1::text[]) AND j.status IN ('pending', 'running')`
 
-// maxClaimRounds bounds the re-tries of a key whose holder finished between
-// our insert attempt and our read: the key is free then, so we claim again.
-const maxClaimRounds = 3
-
 // enqueueTx builds, checks the parents of and writes new jobs in the
 // caller's transaction. It returns them in input order, duplicates of
 // live unique keys replaced by the live job.
 func enqueueTx(ctx context.Context, tx pgx.Tx, news []store.NewJob, at time.Time) ([]*job.Job, error) {
-	jobs := make([]*job.Job, len(news))
-	for i, n := range news {
-		j, err := store.BuildJob(n, at)
-		if err != nil {
-			return nil, fmt.Errorf("job %d: %w", i, err)
-		}
-		jobs[i] = j
+	jobs, err := store.BuildJobs(news, at)
+	if err != nil {
+		return nil, err
 	}
 	var edges []store.Edge
 	if store.HasDependsOn(news) {
@@ -53,17 +45,9 @@ func enqueueTx(ctx context.Context, tx pgx.Tx, news []store.NewJob, at time.Time
 		if err != nil {
 			return nil, err
 		}
-		parents := map[uuid.UUID]job.Status{}
-		for rows.Next() {
-			var id uuid.UUID
-			var status string
-			if err := rows.Scan(&id, &status); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			parents[id] = job.Status(status)
-		}
-		if err := rows.Err(); err != nil {
+		parents, err := store.CollectJobStatuses(rows)
+		rows.Close()
+		if err != nil {
 			return nil, err
 		}
 		if edges, err = store.ApplyDependsOn(news, jobs, parents); err != nil {
@@ -81,23 +65,21 @@ func writeJobs(ctx context.Context, tx pgx.Tx, jobs []*job.Job, edges []store.Ed
 	if len(claims) == 0 {
 		return jobs, copyJobs(ctx, tx, jobs, edges)
 	}
-	live := map[string]*job.Job{}
-	for round := 0; len(claims) > 0; round++ {
-		if round == maxClaimRounds {
-			return nil, fmt.Errorf("%w: unique keys kept changing hands during the enqueue", store.ErrConflict)
-		}
-		inserted, err := claimKeys(ctx, tx, claims)
-		if err != nil {
-			return nil, err
-		}
-		var lost []*job.Job
+	var inserted map[uuid.UUID]bool
+	live, err := store.ClaimKeys(claims, func(claims []*job.Job) (err error) {
+		inserted, err = claimKeys(ctx, tx, claims)
+		return err
+	}, func(claims []*job.Job) ([]*job.Job, error) {
+		var held, lost []*job.Job
 		for _, j := range claims {
-			if !inserted[j.ID] {
+			if inserted[j.ID] {
+				held = append(held, j)
+			} else {
 				lost = append(lost, j)
 			}
 		}
 		if len(lost) == 0 {
-			break
+			return held, nil
 		}
 		rows, err := tx.Query(ctx, liveByKeySQL, store.UniqueKeys(lost))
 		if err != nil {
@@ -107,15 +89,10 @@ func writeJobs(ctx context.Context, tx pgx.Tx, jobs []*job.Job, edges []store.Ed
 		if err != nil {
 			return nil, fmt.Errorf("read live jobs by unique key: %w", err)
 		}
-		for _, h := range holders {
-			live[h.UniqueKey] = h
-		}
-		claims = claims[:0]
-		for _, j := range lost {
-			if live[j.UniqueKey] == nil {
-				claims = append(claims, j)
-			}
-		}
+		return append(held, holders...), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	result, write, keep := store.Dedupe(jobs, edges, live)
 	var rest []*job.Job

@@ -22,13 +22,9 @@ import (
 // nothing can take a key between the read and the insert; the partial
 // unique index (migration 0004) holds the rule regardless.
 func enqueueTx(ctx context.Context, tx *sql.Tx, news []store.NewJob, now time.Time) ([]*job.Job, error) {
-	jobs := make([]*job.Job, len(news))
-	for i, n := range news {
-		j, err := store.BuildJob(n, now)
-		if err != nil {
-			return nil, fmt.Errorf("job %d: %w", i, err)
-		}
-		jobs[i] = j
+	jobs, err := store.BuildJobs(news, now)
+	if err != nil {
+		return nil, err
 	}
 	var edges []store.Edge
 	if store.HasDependsOn(news) {
@@ -70,17 +66,5 @@ func parentStatuses(ctx context.Context, tx *sql.Tx, ids []uuid.UUID) (map[uuid.
 		return nil, err
 	}
 	defer rows.Close()
-	parents := map[uuid.UUID]job.Status{}
-	for rows.Next() {
-		var id, status string
-		if err := rows.Scan(&id, &status); err != nil {
-			return nil, err
-		}
-		uid, err := uuid.Parse(id)
-		if err != nil {
-			return nil, fmt.Errorf("job id %q: %w", id, err)
-		}
-		parents[uid] = job.Status(status)
-	}
-	return parents, rows.Err()
+	return store.CollectJobStatuses(rows)
 }
