@@ -290,3 +290,13 @@ func GroupBatchResults(results map[string]json.RawMessage) (map[string]json.RawM
 	}
 	return out, nil
 }
+
+// ParentResultsOf picks one job's parents' results out of what a backend
+// read for several children, a batch step's jobs grouped into one list
+// (GroupBatchResults); a job without parents has an empty map.
+func ParentResultsOf(all map[uuid.UUID]map[string]json.RawMessage, jobID uuid.UUID) (map[string]json.RawMessage, error) {
+	if out := all[jobID]; out != nil {
+		return GroupBatchResults(out)
+	}
+	return map[string]json.RawMessage{}, nil
+}

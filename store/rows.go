@@ -210,3 +210,19 @@ func CollectJobStatuses(rows Rows) (map[uuid.UUID]job.Status, error) {
 	}
 	return out, rows.Err()
 }
+
+// CollectQueueCounts reads (queue, status, count) rows; none is an empty
+// slice.
+func CollectQueueCounts(rows Rows) ([]QueueCount, error) {
+	out := []QueueCount{}
+	for rows.Next() {
+		var c QueueCount
+		var status string
+		if err := rows.Scan(&c.Queue, &status, &c.Count); err != nil {
+			return nil, err
+		}
+		c.Status = job.Status(status)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

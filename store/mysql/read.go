@@ -80,17 +80,8 @@ func (s *Store) QueueStats(ctx context.Context) ([]store.QueueCount, error) {
 		return nil, wrap(err, "count jobs per queue")
 	}
 	defer rows.Close()
-	var out []store.QueueCount
-	for rows.Next() {
-		var c store.QueueCount
-		var status string
-		if err := rows.Scan(&c.Queue, &status, &c.Count); err != nil {
-			return nil, wrap(err, "count jobs per queue")
-		}
-		c.Status = job.Status(status)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.CollectQueueCounts(rows)
+	if err != nil {
 		return nil, wrap(err, "count jobs per queue")
 	}
 	return out, nil

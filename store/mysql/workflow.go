@@ -231,9 +231,5 @@ func (s *Store) ParentResults(ctx context.Context, jobID uuid.UUID) (map[string]
 	if err != nil {
 		return nil, wrap(err, "read parent results of job %s", jobID)
 	}
-	if out := all[jobID]; out != nil {
-		// A batch step's jobs are one parent: the list of their results.
-		return store.GroupBatchResults(out)
-	}
-	return map[string]json.RawMessage{}, nil
+	return store.ParentResultsOf(all, jobID)
 }

@@ -146,16 +146,9 @@ func (s *Store) QueueStats(ctx context.Context) ([]store.QueueCount, error) {
 		return nil, fmt.Errorf("count jobs per queue: %w", dbErr(err))
 	}
 	defer rows.Close()
-	counts := []store.QueueCount{}
-	for rows.Next() {
-		var c store.QueueCount
-		if err := rows.Scan(&c.Queue, &c.Status, &c.Count); err != nil {
-			return nil, fmt.Errorf("count jobs per queue: %w", err)
-		}
-		counts = append(counts, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.CollectQueueCounts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("count jobs per queue: %w", err)
 	}
-	return counts, nil
+	return out, nil
 }

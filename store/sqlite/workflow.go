@@ -333,9 +333,5 @@ func (s *Store) ParentResults(ctx context.Context, jobID uuid.UUID) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("read parent results of job %s: %w", jobID, dbErr(err))
 	}
-	if out := all[jobID]; out != nil {
-		// A batch step's jobs are one parent: the list of their results.
-		return store.GroupBatchResults(out)
-	}
-	return map[string]json.RawMessage{}, nil
+	return store.ParentResultsOf(all, jobID)
 }
