@@ -1,12 +1,14 @@
 package store
 
 import (
+	"database/sql"
 	"encoding/json"
 	"slices"
 
 	"github.com/google/uuid"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 // Rows is what pgx.Rows and *sql.Rows both offer to read a result. The
@@ -225,4 +227,113 @@ func CollectQueueCounts(rows Rows) ([]QueueCount, error) {
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// CollectIDs reads one id a row; none is an empty slice.
+func CollectIDs(rows Rows) ([]uuid.UUID, error) {
+	out := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// CollectEdges reads (parent, child) rows into each parent's children, in
+// row order.
+func CollectEdges(rows Rows) (map[uuid.UUID][]uuid.UUID, error) {
+	out := map[uuid.UUID][]uuid.UUID{}
+	for rows.Next() {
+		var parent, child uuid.UUID
+		if err := rows.Scan(&parent, &child); err != nil {
+			return nil, err
+		}
+		out[parent] = append(out[parent], child)
+	}
+	return out, rows.Err()
+}
+
+// CollectParents reads (id, step name, status) rows of a job's parents.
+func CollectParents(rows Rows) ([]Parent, error) {
+	var out []Parent
+	for rows.Next() {
+		var p Parent
+		var status string
+		if err := rows.Scan(&p.ID, &p.StepName, &status); err != nil {
+			return nil, err
+		}
+		p.Status = job.Status(status)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ScanWorkflowState reads the workflow row resolution locks: id, status,
+// failure_policy, timeout_seconds, the five counters (total, completed,
+// failed, cancelled, skipped), error_message, completed_at, failed_at and
+// deadline. A missing row is the driver's no-rows error, for the backend to
+// name.
+func ScanWorkflowState(row Scanner) (*WorkflowState, error) {
+	var (
+		w                           WorkflowState
+		status, policy              string
+		timeout                     sql.NullFloat64
+		errMsg                      sql.NullString
+		completed, failed, deadline SQLTime
+	)
+	err := row.Scan(&w.ID, &status, &policy, &timeout,
+		&w.Total, &w.Completed, &w.Failed, &w.Cancelled, &w.Skipped,
+		&errMsg, &completed, &failed, &deadline)
+	if err != nil {
+		return nil, err
+	}
+	w.Status = workflow.Status(status)
+	w.FailurePolicy = workflow.FailurePolicy(policy)
+	w.Timeout = Seconds(timeout)
+	w.ErrorMessage = errMsg.String
+	w.CompletedAt, w.FailedAt, w.Deadline = completed.Ptr(), failed.Ptr(), deadline.Ptr()
+	return &w, nil
+}
+
+// ScanBatch reads a batch row as GetBatch reports it: id, name,
+// failure_mode, status, total, pending, completed, failed and cancelled
+// jobs, created_at, completed_at, and whether a job of a pending batch has
+// started (the batch then reads as processing). Errors are read apart.
+func ScanBatch(row Scanner) (*Batch, error) {
+	var b Batch
+	var name sql.NullString
+	var mode, status string
+	var created, completed SQLTime
+	var started bool
+	err := row.Scan(&b.ID, &name, &mode, &status, &b.TotalJobs, &b.PendingJobs,
+		&b.CompletedJobs, &b.FailedJobs, &b.CancelledJobs, &created, &completed, &started)
+	if err != nil {
+		return nil, err
+	}
+	b.Name = name.String
+	b.FailureMode = FailureMode(mode)
+	b.Status = BatchStatus(status)
+	if started {
+		b.Status = BatchProcessing
+	}
+	b.CreatedAt, b.CompletedAt = created.Time, completed.Ptr()
+	return &b, nil
+}
+
+// ScanBatchState reads the batch row resolution locks: failure_mode,
+// status, total, completed, failed and cancelled jobs, completed_at.
+func ScanBatchState(row Scanner, id uuid.UUID) (*BatchState, error) {
+	b := BatchState{ID: id}
+	var mode, status string
+	var completed SQLTime
+	if err := row.Scan(&mode, &status, &b.Total, &b.Completed, &b.Failed, &b.Cancelled, &completed); err != nil {
+		return nil, err
+	}
+	b.FailureMode = FailureMode(mode)
+	b.Status = BatchStatus(status)
+	b.CompletedAt = completed.Ptr()
+	return &b, nil
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+
+	"github.com/google/uuid"
 )
 
 // SQLQueryer is a *sql.DB, *sql.Conn or *sql.Tx: what the backends built on
@@ -27,4 +29,15 @@ func QueryStrings(ctx context.Context, q SQLQueryer, query string, args ...any) 
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// QueryIDs runs a query that returns one id column and collects it; none is
+// an empty slice.
+func QueryIDs(ctx context.Context, q SQLQueryer, query string, args ...any) ([]uuid.UUID, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return CollectIDs(rows)
 }

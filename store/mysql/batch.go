@@ -90,34 +90,19 @@ type batchQuerier interface {
 }
 
 func getBatch(ctx context.Context, q batchQuerier, id uuid.UUID) (*store.Batch, error) {
-	b := store.Batch{ID: id}
-	var name sql.NullString
-	var completed sql.NullTime
-	var mode, status string
-	var started bool
-	err := q.QueryRowContext(ctx, `SELECT b.name, b.failure_mode, b.status, b.total_jobs, b.pending_jobs,
+	b, err := store.ScanBatch(q.QueryRowContext(ctx, `SELECT b.id, b.name, b.failure_mode, b.status, b.total_jobs, b.pending_jobs,
     b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.created_at, b.completed_at,
     b.status = 'pending' AND EXISTS (SELECT 1 FROM hammerwork_jobs j
         WHERE j.batch_id = b.id AND j.status IN ('pending', 'running') AND (j.status = 'running' OR j.attempts > 0))
-FROM hammerwork_batches b WHERE b.id = ?`, id.String()).Scan(
-		&name, &mode, &status, &b.TotalJobs, &b.PendingJobs,
-		&b.CompletedJobs, &b.FailedJobs, &b.CancelledJobs, &b.CreatedAt, &completed, &started)
+FROM hammerwork_batches b WHERE b.id = ?`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	b.Name = name.String
-	b.FailureMode = store.FailureMode(mode)
-	b.Status = store.BatchStatus(status)
-	if started {
-		b.Status = store.BatchProcessing
-	}
-	b.CreatedAt = store.UTC(b.CreatedAt)
-	b.CompletedAt = utcPtr(completed)
 	if b.FailureMode != store.CollectErrors || b.FailedJobs == 0 {
-		return &b, nil
+		return b, nil
 	}
 	rows, err := q.QueryContext(ctx, `SELECT id, COALESCE(error_message, '') FROM hammerwork_jobs
 WHERE batch_id = ? AND status = 'failed' ORDER BY id`, id.String())
@@ -128,7 +113,7 @@ WHERE batch_id = ? AND status = 'failed' ORDER BY id`, id.String())
 	if b.Errors, err = store.CollectBatchErrors(rows); err != nil {
 		return nil, err
 	}
-	return &b, nil
+	return b, nil
 }
 
 func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]uuid.UUID, error) {
@@ -142,22 +127,12 @@ WHERE id IN (`+placeholders(len(ids))+`) AND batch_id IS NOT NULL`, idArgs(ids).
 }
 
 func (r resolveTx) LockBatch(ctx context.Context, id uuid.UUID) (*store.BatchState, error) {
-	b := store.BatchState{ID: id}
-	var mode, status string
-	var completed sql.NullTime
-	err := r.tx.QueryRowContext(ctx, `SELECT failure_mode, status, total_jobs, completed_jobs, failed_jobs, cancelled_jobs, completed_at
-FROM hammerwork_batches WHERE id = ? FOR UPDATE`, id.String()).Scan(
-		&mode, &status, &b.Total, &b.Completed, &b.Failed, &b.Cancelled, &completed)
+	b, err := store.ScanBatchState(r.tx.QueryRowContext(ctx, `SELECT failure_mode, status, total_jobs, completed_jobs, failed_jobs, cancelled_jobs, completed_at
+FROM hammerwork_batches WHERE id = ? FOR UPDATE`, id.String()), id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	b.FailureMode = store.FailureMode(mode)
-	b.Status = store.BatchStatus(status)
-	b.CompletedAt = utcPtr(completed)
-	return &b, nil
+	return b, err
 }
 
 func (r resolveTx) SaveBatch(ctx context.Context, b *store.BatchState) error {

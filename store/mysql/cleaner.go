@@ -220,20 +220,8 @@ func (s *Store) CountFinished(ctx context.Context, f store.FinishedFilter) (int,
 // lockIDs runs a SELECT of ids (a locking one, where it locks) and returns
 // them sorted.
 func lockIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]uuid.UUID, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
+	ids, err := store.QueryIDs(ctx, tx, query, args...)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return sortedIDs(ids), nil

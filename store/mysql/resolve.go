@@ -12,7 +12,6 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 // resolveTx is store.WorkflowTx in SQL on one transaction. Without UPDATE ...
@@ -351,49 +350,18 @@ WHERE d.job_id = ? AND p.status IN ('failed', 'cancelled') ORDER BY p.id`, id.St
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.Parent
-	for rows.Next() {
-		var p store.Parent
-		var status string
-		if err := rows.Scan(&p.ID, &p.StepName, &status); err != nil {
-			return nil, err
-		}
-		p.Status = job.Status(status)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return store.CollectParents(rows)
 }
 
 func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.WorkflowState, error) {
-	var (
-		w                     store.WorkflowState
-		status, policy        string
-		timeout               sql.NullFloat64
-		errMsg                sql.NullString
-		completedAt, failedAt sql.NullTime
-		deadline              sql.NullTime
-	)
-	err := r.tx.QueryRowContext(ctx, `SELECT id, status, failure_policy, timeout_seconds,
+	w, err := store.ScanWorkflowState(r.tx.QueryRowContext(ctx, `SELECT id, status, failure_policy, timeout_seconds,
     total_jobs, completed_jobs, failed_jobs, cancelled_jobs, skipped_jobs,
     error_message, completed_at, failed_at, deadline
-FROM hammerwork_workflows WHERE id = ? FOR UPDATE`, id.String()).Scan(
-		&w.ID, &status, &policy, &timeout,
-		&w.Total, &w.Completed, &w.Failed, &w.Cancelled, &w.Skipped,
-		&errMsg, &completedAt, &failedAt, &deadline)
+FROM hammerwork_workflows WHERE id = ? FOR UPDATE`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	w.Status = workflow.Status(status)
-	w.FailurePolicy = workflow.FailurePolicy(policy)
-	w.Timeout = store.Seconds(timeout)
-	w.ErrorMessage = errMsg.String
-	w.CompletedAt = utcPtr(completedAt)
-	w.FailedAt = utcPtr(failedAt)
-	w.Deadline = utcPtr(deadline)
-	return &w, nil
+	return w, err
 }
 
 func (r resolveTx) SaveWorkflow(ctx context.Context, w *store.WorkflowState) error {

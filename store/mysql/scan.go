@@ -35,14 +35,6 @@ var (
 	fullJobCols = jobCols + ", " + dependentsColumn
 )
 
-func utcPtr(t sql.NullTime) *time.Time {
-	if !t.Valid {
-		return nil
-	}
-	u := store.UTC(t.Time)
-	return &u
-}
-
 // nullStr stores an empty optional string as NULL.
 func nullStr(s string) sql.NullString {
 	return sql.NullString{String: s, Valid: s != ""}

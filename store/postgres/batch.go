@@ -87,33 +87,19 @@ type queryer interface {
 }
 
 func getBatch(ctx context.Context, q queryer, id uuid.UUID) (*store.Batch, error) {
-	var b store.Batch
-	var name *string
-	var mode, status string
-	var started bool
-	err := q.QueryRow(ctx, `SELECT b.id, b.name, b.failure_mode, b.status, b.total_jobs, b.pending_jobs,
+	b, err := store.ScanBatch(q.QueryRow(ctx, `SELECT b.id, b.name, b.failure_mode, b.status, b.total_jobs, b.pending_jobs,
     b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.created_at, b.completed_at,
     b.status = 'pending' AND EXISTS (SELECT 1 FROM hammerwork_jobs j
         WHERE j.batch_id = b.id AND j.status IN ('pending', 'running') AND (j.status = 'running' OR j.attempts > 0))
-FROM hammerwork_batches b WHERE b.id = $1`, id).Scan(
-		&b.ID, &name, &mode, &status, &b.TotalJobs, &b.PendingJobs,
-		&b.CompletedJobs, &b.FailedJobs, &b.CancelledJobs, &b.CreatedAt, &b.CompletedAt, &started)
+FROM hammerwork_batches b WHERE b.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	b.Name = str(name)
-	b.FailureMode = store.FailureMode(mode)
-	b.Status = store.BatchStatus(status)
-	if started {
-		b.Status = store.BatchProcessing
-	}
-	b.CreatedAt = store.UTC(b.CreatedAt)
-	b.CompletedAt = utcPtr(b.CompletedAt)
 	if b.FailureMode != store.CollectErrors || b.FailedJobs == 0 {
-		return &b, nil
+		return b, nil
 	}
 	rows, err := q.Query(ctx, `SELECT id, coalesce(error_message, '') FROM hammerwork_jobs
 WHERE batch_id = $1 AND status = 'failed' ORDER BY id`, id)
@@ -124,7 +110,7 @@ WHERE batch_id = $1 AND status = 'failed' ORDER BY id`, id)
 	if b.Errors, err = store.CollectBatchErrors(rows); err != nil {
 		return nil, err
 	}
-	return &b, nil
+	return b, nil
 }
 
 func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]uuid.UUID, error) {
@@ -137,21 +123,12 @@ func (r resolveTx) JobBatches(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 }
 
 func (r resolveTx) LockBatch(ctx context.Context, id uuid.UUID) (*store.BatchState, error) {
-	b := store.BatchState{ID: id}
-	var mode, status string
-	err := r.tx.QueryRow(ctx, `SELECT failure_mode, status, total_jobs, completed_jobs, failed_jobs, cancelled_jobs, completed_at
-FROM hammerwork_batches WHERE id = $1 FOR UPDATE`, id).Scan(
-		&mode, &status, &b.Total, &b.Completed, &b.Failed, &b.Cancelled, &b.CompletedAt)
+	b, err := store.ScanBatchState(r.tx.QueryRow(ctx, `SELECT failure_mode, status, total_jobs, completed_jobs, failed_jobs, cancelled_jobs, completed_at
+FROM hammerwork_batches WHERE id = $1 FOR UPDATE`, id), id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	b.FailureMode = store.FailureMode(mode)
-	b.Status = store.BatchStatus(status)
-	b.CompletedAt = utcPtr(b.CompletedAt)
-	return &b, nil
+	return b, err
 }
 
 func (r resolveTx) SaveBatch(ctx context.Context, b *store.BatchState) error {

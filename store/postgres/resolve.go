@@ -13,7 +13,6 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 // maxTxAttempts bounds the re-runs of a transaction that PostgreSQL aborted
@@ -235,17 +234,7 @@ WHERE d.job_id = $1 AND p.status IN ('failed', 'cancelled') ORDER BY p.id`, id)
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.Parent
-	for rows.Next() {
-		var p store.Parent
-		var status string
-		if err := rows.Scan(&p.ID, &p.StepName, &status); err != nil {
-			return nil, err
-		}
-		p.Status = job.Status(status)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return store.CollectParents(rows)
 }
 
 const recomputeSQL = `UPDATE hammerwork_jobs j SET
@@ -269,31 +258,14 @@ func (r resolveTx) RecomputeDependencies(ctx context.Context, ids []uuid.UUID) (
 }
 
 func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.WorkflowState, error) {
-	var w store.WorkflowState
-	var status, policy string
-	var timeout *float64
-	var errMsg *string
-	err := r.tx.QueryRow(ctx, `SELECT id, status, failure_policy, timeout_seconds,
+	w, err := store.ScanWorkflowState(r.tx.QueryRow(ctx, `SELECT id, status, failure_policy, timeout_seconds,
     total_jobs, completed_jobs, failed_jobs, cancelled_jobs, skipped_jobs,
     error_message, completed_at, failed_at, deadline
-FROM hammerwork_workflows WHERE id = $1 FOR UPDATE`, id).Scan(
-		&w.ID, &status, &policy, &timeout,
-		&w.Total, &w.Completed, &w.Failed, &w.Cancelled, &w.Skipped,
-		&errMsg, &w.CompletedAt, &w.FailedAt, &w.Deadline)
+FROM hammerwork_workflows WHERE id = $1 FOR UPDATE`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	w.Status = workflow.Status(status)
-	w.FailurePolicy = workflow.FailurePolicy(policy)
-	w.Timeout = seconds(timeout)
-	w.ErrorMessage = str(errMsg)
-	w.CompletedAt = utcPtr(w.CompletedAt)
-	w.FailedAt = utcPtr(w.FailedAt)
-	w.Deadline = utcPtr(w.Deadline)
-	return &w, nil
+	return w, err
 }
 
 func (r resolveTx) SaveWorkflow(ctx context.Context, w *store.WorkflowState) error {

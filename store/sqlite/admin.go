@@ -58,10 +58,9 @@ func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID
 	var stateErr error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var status string
-		var wf, bt sql.NullString
 		c := store.JobChange{ID: id, To: t.To}
 		err := tx.QueryRowContext(ctx, `SELECT status, `+changeColumns+`
-			FROM hammerwork_jobs WHERE id = ?`, id.String()).Scan(&status, &wf, &bt, &c.Dependents)
+			FROM hammerwork_jobs WHERE id = ?`, id.String()).Scan(&status, &c.WorkflowID, &c.BatchID, &c.Dependents)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -72,9 +71,6 @@ func (s *Store) transition(ctx context.Context, t store.Transition, id uuid.UUID
 		if !t.Allows(c.From) {
 			stateErr = t.Conflict(c.From)
 			return nil
-		}
-		if err := setRefs(&c, wf, bt); err != nil {
-			return err
 		}
 		now, err := s.clock.At(ctx, injected)
 		if err != nil {

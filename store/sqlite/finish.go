@@ -58,17 +58,13 @@ func (s *Store) Complete(ctx context.Context, p store.CompleteParams) ([]uuid.UU
 				result = string(c.Result)
 			}
 			ch := store.JobChange{ID: c.ID, From: job.StatusRunning, To: job.StatusCompleted}
-			var wf, bt sql.NullString
 			err := stmt.QueryRowContext(ctx, ts(now), result, nullString(c.Note), c.ID.String(), c.Token, now.UnixMicro()).
-				Scan(&wf, &bt, &ch.Dependents)
+				Scan(&ch.WorkflowID, &ch.BatchID, &ch.Dependents)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("job %s: %w", c.ID, err)
-			}
-			if err := setRefs(&ch, wf, bt); err != nil {
-				return err
 			}
 			done = append(done, c.ID)
 			changes = append(changes, ch)
@@ -120,17 +116,13 @@ func (s *Store) Fail(ctx context.Context, p store.FailParams) (store.FailResult,
 			}
 			seen[f.ID] = true
 			l := store.Locked{Change: store.JobChange{ID: f.ID}}
-			var wf, bt sql.NullString
 			err := tx.QueryRowContext(ctx, lockFailing, f.ID.String(), f.Token).
-				Scan(&l.Attempts, &l.MaxAttempts, &wf, &bt, &l.Change.Dependents)
+				Scan(&l.Attempts, &l.MaxAttempts, &l.Change.WorkflowID, &l.Change.BatchID, &l.Change.Dependents)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("job %s: %w", f.ID, err)
-			}
-			if err := setRefs(&l.Change, wf, bt); err != nil {
-				return err
 			}
 			locked = append(locked, l)
 		}

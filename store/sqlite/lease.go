@@ -212,18 +212,8 @@ func (s *Store) RescueExpired(ctx context.Context, p store.RescueParams) (store.
 		}
 		var expired []store.Locked
 		for rows.Next() {
-			var id string
-			var wf, bt sql.NullString
 			var l store.Locked
-			if err := rows.Scan(&id, &l.Attempts, &l.MaxAttempts, &wf, &bt, &l.Change.Dependents); err != nil {
-				rows.Close()
-				return err
-			}
-			if l.Change.ID, err = uuid.Parse(id); err != nil {
-				rows.Close()
-				return fmt.Errorf("job id %q: %w", id, err)
-			}
-			if err := setRefs(&l.Change, wf, bt); err != nil {
+			if err := rows.Scan(&l.Change.ID, &l.Attempts, &l.MaxAttempts, &l.Change.WorkflowID, &l.Change.BatchID, &l.Change.Dependents); err != nil {
 				rows.Close()
 				return err
 			}

@@ -41,11 +41,11 @@ func getJob(ctx context.Context, q querier, id uuid.UUID) (*job.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if j.DependsOn, err = queryIDs(ctx, q,
+	if j.DependsOn, err = store.QueryIDs(ctx, q,
 		`SELECT depends_on_id FROM hammerwork_job_dependencies WHERE job_id = ? ORDER BY depends_on_id`, id); err != nil {
 		return nil, fmt.Errorf("read parents: %w", err)
 	}
-	if j.Dependents, err = queryIDs(ctx, q,
+	if j.Dependents, err = store.QueryIDs(ctx, q,
 		`SELECT job_id FROM hammerwork_job_dependencies WHERE depends_on_id = ? ORDER BY job_id`, id); err != nil {
 		return nil, fmt.Errorf("read children: %w", err)
 	}
@@ -66,27 +66,6 @@ func (s *Store) hideExpiredResults(ctx context.Context, jobs ...*job.Job) error 
 		}
 	}
 	return nil
-}
-
-func queryIDs(ctx context.Context, q querier, query string, id uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.QueryContext(ctx, query, id.String())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ids := []uuid.UUID{}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		u, err := uuid.Parse(s)
-		if err != nil {
-			return nil, fmt.Errorf("job id %q: %w", s, err)
-		}
-		ids = append(ids, u)
-	}
-	return ids, rows.Err()
 }
 
 // List returns one page of jobs, newest first.

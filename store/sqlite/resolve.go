@@ -12,7 +12,6 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
-	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 // resolveTx is store.WorkflowTx in SQL on the write transaction. Id lists
@@ -29,18 +28,6 @@ const hasChildren = `EXISTS (SELECT 1 FROM hammerwork_job_dependencies d WHERE d
 // changeColumns are the RETURNING columns of a job transition that
 // resolution needs: workflow, batch and whether the job has children.
 const changeColumns = `workflow_id, batch_id, ` + hasChildren
-
-// setRefs fills a change's workflow and batch from their columns.
-func setRefs(c *store.JobChange, workflowID, batchID sql.NullString) error {
-	var err error
-	if c.WorkflowID, err = parseNullUUID(workflowID); err != nil {
-		return fmt.Errorf("workflow_id of job %s: %w", c.ID, err)
-	}
-	if c.BatchID, err = parseNullUUID(batchID); err != nil {
-		return fmt.Errorf("batch_id of job %s: %w", c.ID, err)
-	}
-	return nil
-}
 
 func idList(ids []uuid.UUID) string {
 	s := make([]string, len(ids))
@@ -87,22 +74,17 @@ func (r resolveTx) ready(ctx context.Context, query string, args ...any) ([]stor
 	defer rows.Close()
 	var out []store.ReadyChild
 	for rows.Next() {
-		var id, depStatus string
-		var wf, cond sql.NullString
+		var c store.ReadyChild
+		var depStatus string
+		var cond sql.NullString
 		var pending int
-		if err := rows.Scan(&id, &wf, &pending, &depStatus, &cond); err != nil {
+		if err := rows.Scan(&c.ID, &c.WorkflowID, &pending, &depStatus, &cond); err != nil {
 			return nil, err
 		}
 		if pending != 0 || depStatus != string(job.DependencyWaiting) || !cond.Valid {
 			continue
 		}
-		c := store.ReadyChild{Condition: cond.String}
-		if c.ID, err = uuid.Parse(id); err != nil {
-			return nil, fmt.Errorf("job id %q: %w", id, err)
-		}
-		if c.WorkflowID, err = parseNullUUID(wf); err != nil {
-			return nil, fmt.Errorf("workflow id of job %s: %w", id, err)
-		}
+		c.Condition = cond.String
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -226,56 +208,20 @@ func (r resolveTx) DeadParents(ctx context.Context, id uuid.UUID) ([]store.Paren
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.Parent
-	for rows.Next() {
-		var p store.Parent
-		var pid, status string
-		if err := rows.Scan(&pid, &p.StepName, &status); err != nil {
-			return nil, err
-		}
-		if p.ID, err = uuid.Parse(pid); err != nil {
-			return nil, err
-		}
-		p.Status = job.Status(status)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return store.CollectParents(rows)
 }
 
 // LockWorkflow reads a workflow row; the write transaction already holds
 // the database's one write lock.
 func (r resolveTx) LockWorkflow(ctx context.Context, id uuid.UUID) (*store.WorkflowState, error) {
-	w := store.WorkflowState{ID: id}
-	var status, policy string
-	var timeout sql.NullFloat64
-	var errMsg, completedAt, failedAt, deadline sql.NullString
-	err := r.tx.QueryRowContext(ctx, `SELECT status, failure_policy, timeout_seconds,
+	w, err := store.ScanWorkflowState(r.tx.QueryRowContext(ctx, `SELECT id, status, failure_policy, timeout_seconds,
 		total_jobs, completed_jobs, failed_jobs, cancelled_jobs, skipped_jobs,
 		error_message, completed_at, failed_at, deadline
-		FROM hammerwork_workflows WHERE id = ?`, id.String()).Scan(
-		&status, &policy, &timeout,
-		&w.Total, &w.Completed, &w.Failed, &w.Cancelled, &w.Skipped,
-		&errMsg, &completedAt, &failedAt, &deadline)
+		FROM hammerwork_workflows WHERE id = ?`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	w.Status = workflow.Status(status)
-	w.FailurePolicy = workflow.FailurePolicy(policy)
-	w.Timeout = store.Seconds(timeout)
-	w.ErrorMessage = errMsg.String
-	if w.CompletedAt, err = parseNullTS(completedAt); err != nil {
-		return nil, err
-	}
-	if w.FailedAt, err = parseNullTS(failedAt); err != nil {
-		return nil, err
-	}
-	if w.Deadline, err = parseNullTS(deadline); err != nil {
-		return nil, err
-	}
-	return &w, nil
+	return w, err
 }
 
 func nullTS(t *time.Time) any {
@@ -301,7 +247,7 @@ func (r resolveTx) RequeueWorkflowJobs(ctx context.Context, workflowID uuid.UUID
 		WHERE workflow_id = ? AND status IN ('failed', 'cancelled')`, ts(now), workflowID.String()); err != nil {
 		return nil, err
 	}
-	return queryIDs(ctx, r.tx, `SELECT id FROM hammerwork_jobs WHERE workflow_id = ? AND status = 'pending'`, workflowID)
+	return store.QueryIDs(ctx, r.tx, `SELECT id FROM hammerwork_jobs WHERE workflow_id = ? AND status = 'pending'`, workflowID)
 }
 
 func (r resolveTx) CountWorkflowJobs(ctx context.Context, workflowID uuid.UUID) (map[job.Status]int, error) {

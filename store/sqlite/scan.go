@@ -57,15 +57,3 @@ func nullUUID(id *uuid.UUID) any {
 
 // jobColumns is every column of hammerwork_jobs in store.ScanSQLJob's order.
 var jobColumns = strings.Join(store.JobColumns, ", ")
-
-func parseNullUUID(s sql.NullString) (*uuid.UUID, error) {
-	if !s.Valid {
-		return nil, nil
-	}
-	id, err := uuid.Parse(s.String)
-	if err != nil {
-		return nil, err
-	}
-	return &id, nil
-}
-

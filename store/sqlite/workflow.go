@@ -219,23 +219,7 @@ func (s *Store) workflowEdges(ctx context.Context, id uuid.UUID) (map[uuid.UUID]
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[uuid.UUID][]uuid.UUID{}
-	for rows.Next() {
-		var parent, child string
-		if err := rows.Scan(&parent, &child); err != nil {
-			return nil, err
-		}
-		p, err := uuid.Parse(parent)
-		if err != nil {
-			return nil, fmt.Errorf("job id %q: %w", parent, err)
-		}
-		c, err := uuid.Parse(child)
-		if err != nil {
-			return nil, fmt.Errorf("job id %q: %w", child, err)
-		}
-		out[p] = append(out[p], c)
-	}
-	return out, rows.Err()
+	return store.CollectEdges(rows)
 }
 
 // workflowOp runs one of the workflow-wide operations in a write
@@ -285,7 +269,7 @@ func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsPara
 	}
 	var expired []uuid.UUID
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		ids, err := queryIDList(ctx, tx, `SELECT id FROM hammerwork_workflows
+		ids, err := store.QueryIDs(ctx, tx, `SELECT id FROM hammerwork_workflows
 			WHERE status IN ('running', 'paused') AND deadline IS NOT NULL AND deadline <= ?
 			ORDER BY deadline, id LIMIT ?`, ts(now), p.ExpireLimit())
 		if err != nil {
@@ -303,27 +287,6 @@ func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsPara
 		return nil, fmt.Errorf("expire workflows: %w", err)
 	}
 	return expired, nil
-}
-
-func queryIDList(ctx context.Context, q querier, query string, args ...any) ([]uuid.UUID, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []uuid.UUID
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		id, err := uuid.Parse(s)
-		if err != nil {
-			return nil, fmt.Errorf("id %q: %w", s, err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // ParentResults returns the results of a job's parents keyed by step name
