@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -83,4 +84,55 @@ func cut[T any](pg Paging, rows []T, id func(T) uuid.UUID) ([]T, string) {
 	}
 	rows = rows[:pg.Limit]
 	return rows, id(rows[pg.Limit-1]).String()
+}
+
+// Filter is one condition of a job listing: a fixed column of
+// hammerwork_jobs, its operator and the value a backend binds.
+type Filter struct {
+	Column string
+	Op     string // "=", or "<" for the page's cursor
+	Value  any
+}
+
+// Filters lists the conditions of a job listing in a fixed order, the
+// page's cursor last. Ids are uuid.UUID values, which every driver binds.
+func (p ListParams) Filters(pg Paging) []Filter {
+	var out []Filter
+	add := func(col, op string, v any) { out = append(out, Filter{col, op, v}) }
+	if p.Queue != "" {
+		add("queue_name", "=", p.Queue)
+	}
+	if p.Status != "" {
+		add("status", "=", string(p.Status))
+	}
+	if p.DependencyStatus != "" {
+		add("dependency_status", "=", string(p.DependencyStatus))
+	}
+	if p.WorkflowID != nil {
+		add("workflow_id", "=", *p.WorkflowID)
+	}
+	if pg.Before != nil {
+		add("id", "<", *pg.Before)
+	}
+	return out
+}
+
+// WhereClause renders filters as " WHERE a.col op ? AND ..." (empty when
+// there are none) for a table alias (or "" for none) and the dialect's
+// placeholder for the n-th argument, from 1; it returns the arguments in
+// the same order. Columns and operators are fixed strings, never input.
+func WhereClause(fs []Filter, alias string, placeholder func(n int) string) (string, []any) {
+	if len(fs) == 0 {
+		return "", nil
+	}
+	if alias != "" {
+		alias += "."
+	}
+	conds := make([]string, len(fs))
+	args := make([]any, len(fs))
+	for i, f := range fs {
+		conds[i] = alias + f.Column + " " + f.Op + " " + placeholder(i+1)
+		args[i] = f.Value
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -34,34 +33,9 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if p.Queue != "" {
-		add("j.queue_name = ?", p.Queue)
-	}
-	if p.Status != "" {
-		add("j.status = ?", string(p.Status))
-	}
-	if p.DependencyStatus != "" {
-		add("j.dependency_status = ?", string(p.DependencyStatus))
-	}
-	if p.WorkflowID != nil {
-		add("j.workflow_id = ?", p.WorkflowID.String())
-	}
-	if pg.Before != nil {
-		add("j.id < ?", pg.BeforeString())
-	}
-	query := `SELECT ` + jobCols + ` FROM hammerwork_jobs j`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY j.id DESC LIMIT ?`
+	where, args := store.WhereClause(p.Filters(pg), "j", func(int) string { return "?" })
+	query := `SELECT ` + jobCols + ` FROM hammerwork_jobs j` + where + ` ORDER BY j.id DESC LIMIT ?`
 	args = append(args, pg.Fetch())
-
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, wrap(err, "list jobs")

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -34,34 +34,9 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if p.Queue != "" {
-		add("j.queue_name = $%d", p.Queue)
-	}
-	if p.Status != "" {
-		add("j.status = $%d", string(p.Status))
-	}
-	if p.DependencyStatus != "" {
-		add("j.dependency_status = $%d", string(p.DependencyStatus))
-	}
-	if p.WorkflowID != nil {
-		add("j.workflow_id = $%d", *p.WorkflowID)
-	}
-	if pg.Before != nil {
-		add("j.id < $%d", *pg.Before)
-	}
-	sql := `SELECT ` + jobCols + ` FROM hammerwork_jobs j`
-	if len(where) > 0 {
-		sql += ` WHERE ` + strings.Join(where, " AND ")
-	}
+	where, args := store.WhereClause(p.Filters(pg), "j", func(n int) string { return "$" + strconv.Itoa(n) })
 	args = append(args, pg.Fetch())
-	sql += fmt.Sprintf(` ORDER BY j.id DESC LIMIT $%d`, len(args))
-
+	sql := `SELECT ` + jobCols + ` FROM hammerwork_jobs j` + where + ` ORDER BY j.id DESC LIMIT $` + strconv.Itoa(len(args))
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, wrap(err, "list jobs")

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -74,33 +73,8 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	var where []string
-	var args []any
-	if p.Queue != "" {
-		where = append(where, "queue_name = ?")
-		args = append(args, p.Queue)
-	}
-	if p.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, string(p.Status))
-	}
-	if p.DependencyStatus != "" {
-		where = append(where, "dependency_status = ?")
-		args = append(args, string(p.DependencyStatus))
-	}
-	if p.WorkflowID != nil {
-		where = append(where, "workflow_id = ?")
-		args = append(args, p.WorkflowID.String())
-	}
-	if pg.Before != nil {
-		where = append(where, "id < ?")
-		args = append(args, pg.BeforeString())
-	}
-	query := `SELECT ` + jobColumns + ` FROM hammerwork_jobs`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ?`
+	where, args := store.WhereClause(p.Filters(pg), "", func(int) string { return "?" })
+	query := `SELECT ` + jobColumns + ` FROM hammerwork_jobs` + where + ` ORDER BY id DESC LIMIT ?`
 	args = append(args, pg.Fetch())
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
