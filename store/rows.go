@@ -337,3 +337,17 @@ func ScanBatchState(row Scanner, id uuid.UUID) (*BatchState, error) {
 	b.CompletedAt = completed.Ptr()
 	return &b, nil
 }
+
+// CollectScanned reads every row with scan, such as a backend's row
+// scanner for jobs or workflows.
+func CollectScanned[T any](rows Rows, scan func(Scanner) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

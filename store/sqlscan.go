@@ -224,13 +224,5 @@ func decodeIDs(raw []byte, out *[]uuid.UUID) error {
 // ScanSQLJobs reads every row of rows with ScanSQLJob and closes them.
 func ScanSQLJobs(rows *sql.Rows, dependents bool) ([]*job.Job, error) {
 	defer rows.Close()
-	var out []*job.Job
-	for rows.Next() {
-		j, err := ScanSQLJob(rows, dependents)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return CollectScanned(rows, func(row Scanner) (*job.Job, error) { return ScanSQLJob(row, dependents) })
 }

@@ -99,15 +99,8 @@ func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) 
 		return nil, wrap(err, "list workflows")
 	}
 	defer rows.Close()
-	var wfs []*workflow.Record
-	for rows.Next() {
-		w, err := store.ScanSQLWorkflow(rows)
-		if err != nil {
-			return nil, wrap(err, "list workflows")
-		}
-		wfs = append(wfs, w)
-	}
-	if err := rows.Err(); err != nil {
+	wfs, err := store.CollectScanned(rows, store.ScanSQLWorkflow)
+	if err != nil {
 		return nil, wrap(err, "list workflows")
 	}
 	return pg.WorkflowPage(wfs), nil

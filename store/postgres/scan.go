@@ -37,7 +37,7 @@ var (
 )
 
 // scanJob reads one row of jobCols (and, with dependents, dependentsColumn).
-func scanJob(row pgx.Row, dependents bool) (*job.Job, error) {
+func scanJob(row store.Scanner, dependents bool) (*job.Job, error) {
 	var (
 		j                                                 job.Job
 		status, depStatus                                 string
@@ -171,15 +171,7 @@ func nullSeconds(d time.Duration) *float64 {
 // collectJobs scans every row of rows.
 func collectJobs(rows pgx.Rows, dependents bool) ([]*job.Job, error) {
 	defer rows.Close()
-	var out []*job.Job
-	for rows.Next() {
-		j, err := scanJob(rows, dependents)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return store.CollectScanned(rows, func(row store.Scanner) (*job.Job, error) { return scanJob(row, dependents) })
 }
 
 // splitLeases turns refs into the parallel arrays the statements unnest.

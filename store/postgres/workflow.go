@@ -158,7 +158,7 @@ const workflowCols = `w.id, w.name, w.description, w.status, w.failure_policy, w
     (SELECT count(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'pending'),
     (SELECT count(*) FROM hammerwork_jobs j WHERE j.workflow_id = w.id AND j.status = 'running')`
 
-func scanWorkflow(row pgx.Row) (*workflow.Record, error) {
+func scanWorkflow(row store.Scanner) (*workflow.Record, error) {
 	var (
 		w                                   workflow.Record
 		status, policy                      string
@@ -223,15 +223,8 @@ ORDER BY w.id DESC LIMIT $3`, status, pg.Before, pg.Fetch())
 		return nil, wrap(err, "list workflows")
 	}
 	defer rows.Close()
-	var wfs []*workflow.Record
-	for rows.Next() {
-		w, err := scanWorkflow(rows)
-		if err != nil {
-			return nil, wrap(err, "list workflows")
-		}
-		wfs = append(wfs, w)
-	}
-	if err := rows.Err(); err != nil {
+	wfs, err := store.CollectScanned(rows, scanWorkflow)
+	if err != nil {
 		return nil, wrap(err, "list workflows")
 	}
 	return pg.WorkflowPage(wfs), nil

@@ -164,15 +164,8 @@ func (s *Store) ListWorkflows(ctx context.Context, p store.ListWorkflowsParams) 
 		return nil, fmt.Errorf("list workflows: %w", dbErr(err))
 	}
 	defer rows.Close()
-	var wfs []*workflow.Record
-	for rows.Next() {
-		w, err := store.ScanSQLWorkflow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list workflows: %w", err)
-		}
-		wfs = append(wfs, w)
-	}
-	if err := rows.Err(); err != nil {
+	wfs, err := store.CollectScanned(rows, store.ScanSQLWorkflow)
+	if err != nil {
 		return nil, fmt.Errorf("list workflows: %w", err)
 	}
 	return pg.WorkflowPage(wfs), nil
