@@ -139,3 +139,12 @@ func MergeQueues(infos []QueueInfo, pauses []QueuePause, only string) []QueueInf
 	}
 	return infos
 }
+
+// QueueList names a selection of queues in an error message: "every queue"
+// for none, else the quoted, comma-separated names.
+func QueueList(queues []string) string {
+	if len(queues) == 0 {
+		return "every queue"
+	}
+	return fmt.Sprintf("%q", strings.Join(queues, ","))
+}

@@ -53,7 +53,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
+		return nil, wrap(err, "lease jobs from %s", store.QueueList(p.Queues))
 	}
 	until := store.UTC(at.Add(p.Duration))
 	var filter strings.Builder
@@ -135,16 +135,9 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 		return nil
 	})
 	if err != nil {
-		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
+		return nil, wrap(err, "lease jobs from %s", store.QueueList(p.Queues))
 	}
 	return store.LeaseOrder(jobs), nil
-}
-
-func queueList(queues []string) string {
-	if len(queues) == 0 {
-		return "every queue"
-	}
-	return fmt.Sprintf("%q", strings.Join(queues, ","))
 }
 
 // lockedJob is what the batch calls need to know of a row they locked.

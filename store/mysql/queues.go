@@ -127,7 +127,7 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
+		return time.Time{}, false, wrap(err, "find next due job of %s", store.QueueList(p.Queues))
 	}
 	var b strings.Builder
 	var args []any
@@ -142,7 +142,7 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 	b.WriteString(`) n`)
 	var next sql.NullTime
 	if err := s.db.QueryRowContext(ctx, b.String(), args...).Scan(&next); err != nil {
-		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
+		return time.Time{}, false, wrap(err, "find next due job of %s", store.QueueList(p.Queues))
 	}
 	if !next.Valid {
 		return time.Time{}, false, nil
@@ -155,7 +155,7 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+		return nil, wrap(err, "find ready priorities of %s", store.QueueList(p.Queues))
 	}
 	var b strings.Builder
 	var args []any
@@ -168,12 +168,12 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 	}
 	rows, err := s.db.QueryContext(ctx, b.String(), args...)
 	if err != nil {
-		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+		return nil, wrap(err, "find ready priorities of %s", store.QueueList(p.Queues))
 	}
 	defer rows.Close()
 	out, err := store.CollectPriorities(rows)
 	if err != nil {
-		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+		return nil, wrap(err, "find ready priorities of %s", store.QueueList(p.Queues))
 	}
 	return out, nil
 }

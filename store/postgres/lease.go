@@ -89,7 +89,7 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
+		return nil, wrap(err, "lease jobs from %s", store.QueueList(p.Queues))
 	}
 	exclude := p.ExcludeQueues
 	if exclude == nil {
@@ -99,21 +99,14 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 	args := append([]any{at, p.AgentID, store.UTC(at.Add(p.Duration)), exclude, p.Limit}, more...)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
+		return nil, wrap(err, "lease jobs from %s", store.QueueList(p.Queues))
 	}
 	jobs, err := collectJobs(rows, false)
 	if err != nil {
-		return nil, wrap(err, "lease jobs from %s", queueList(p.Queues))
+		return nil, wrap(err, "lease jobs from %s", store.QueueList(p.Queues))
 	}
 	// RETURNING does not keep the subquery's order.
 	return store.LeaseOrder(jobs), nil
-}
-
-func queueList(queues []string) string {
-	if len(queues) == 0 {
-		return "every queue"
-	}
-	return fmt.Sprintf("%q", strings.Join(queues, ","))
 }
 
 const extendSQL = `UPDATE hammerwork_jobs j SET lease_expires_at = $1

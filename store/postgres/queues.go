@@ -134,11 +134,11 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 	b.WriteString(") n")
 	since, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
+		return time.Time{}, false, wrap(err, "find next due job of %s", store.QueueList(p.Queues))
 	}
 	var at *time.Time
 	if err := s.pool.QueryRow(ctx, b.String(), append([]any{since}, args...)...).Scan(&at); err != nil {
-		return time.Time{}, false, wrap(err, "find next due job of %s", queueList(p.Queues))
+		return time.Time{}, false, wrap(err, "find next due job of %s", store.QueueList(p.Queues))
 	}
 	if at == nil {
 		return time.Time{}, false, nil
@@ -160,16 +160,16 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+		return nil, wrap(err, "find ready priorities of %s", store.QueueList(p.Queues))
 	}
 	rows, err := s.pool.Query(ctx, b.String(), append([]any{at}, args...)...)
 	if err != nil {
-		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+		return nil, wrap(err, "find ready priorities of %s", store.QueueList(p.Queues))
 	}
 	out, err := store.CollectPriorities(rows)
 	rows.Close()
 	if err != nil {
-		return nil, wrap(err, "find ready priorities of %s", queueList(p.Queues))
+		return nil, wrap(err, "find ready priorities of %s", store.QueueList(p.Queues))
 	}
 	return out, nil
 }

@@ -95,17 +95,10 @@ func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*job.Job, err
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lease jobs from %s: %w", queuesLabel(p.Queues), err)
+		return nil, fmt.Errorf("lease jobs from %s: %w", store.QueueList(p.Queues), err)
 	}
 	// RETURNING yields rows in no particular order.
 	return store.LeaseOrder(jobs), nil
-}
-
-func queuesLabel(queues []string) string {
-	if len(queues) == 0 {
-		return "every queue"
-	}
-	return strings.Join(queues, ",")
 }
 
 // jsonList encodes names for json_each, which keeps the statement fixed

@@ -130,7 +130,7 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
 	since, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", queuesLabel(p.Queues), err)
+		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", store.QueueList(p.Queues), err)
 	}
 	at := ts(since)
 	var b strings.Builder
@@ -147,11 +147,11 @@ func (s *Store) NextDue(ctx context.Context, p store.NextDueParams) (time.Time, 
 	b.WriteString(`)`)
 	var next sql.NullString
 	if err := s.read.QueryRowContext(ctx, b.String(), args...).Scan(&next); err != nil {
-		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", queuesLabel(p.Queues), dbErr(err))
+		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", store.QueueList(p.Queues), dbErr(err))
 	}
 	t, err := parseNullTS(next)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", queuesLabel(p.Queues), err)
+		return time.Time{}, false, fmt.Errorf("find next due job of %s: %w", store.QueueList(p.Queues), err)
 	}
 	if t == nil {
 		return time.Time{}, false, nil
@@ -164,7 +164,7 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 	where, sel := leasable(p.Queues, p.ExcludeQueues)
 	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
-		return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), err)
+		return nil, fmt.Errorf("find ready priorities of %s: %w", store.QueueList(p.Queues), err)
 	}
 	at := ts(now)
 	var b strings.Builder
@@ -179,12 +179,12 @@ func (s *Store) ReadyPriorities(ctx context.Context, p store.ReadyPrioritiesPara
 	}
 	rows, err := s.read.QueryContext(ctx, b.String(), args...)
 	if err != nil {
-		return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), dbErr(err))
+		return nil, fmt.Errorf("find ready priorities of %s: %w", store.QueueList(p.Queues), dbErr(err))
 	}
 	defer rows.Close()
 	out, err := store.CollectPriorities(rows)
 	if err != nil {
-		return nil, fmt.Errorf("find ready priorities of %s: %w", queuesLabel(p.Queues), err)
+		return nil, fmt.Errorf("find ready priorities of %s: %w", store.QueueList(p.Queues), err)
 	}
 	return out, nil
 }
