@@ -46,6 +46,15 @@ type Params struct {
 	Clock func() time.Time
 }
 
+// busyPoll is how soon a producer polls again after a lease that found
+// jobs or answered a wake-up, on stores that cannot announce enqueues
+// (MySQL/MariaDB, SQLite): there, jobs that other agents enqueue or make
+// ready (a workflow child of a parent they completed) are found only by
+// polling. Each quiet lease doubles the wait back to poll_interval, so an
+// idle agent polls as before. This agent's own enqueues and completions
+// wake its producers at once (Wake), whatever the store.
+const busyPoll = 50 * time.Millisecond
+
 // Causes of a request cancelled by the agent, so the goroutine that ran it
 // knows what to record.
 var (
@@ -158,15 +167,20 @@ func New(p Params) (*Agent, error) {
 		a.health = newHealthChecker(cfg.App.HealthURL, client, cfg.App.HealthInterval.D(), log)
 		a.health.metrics = p.Metrics
 	}
+	waiter, notifies := p.Store.(jobWaiter)
+	var busy time.Duration
+	if !notifies {
+		busy = busyPoll
+	}
 	for _, sel := range cfg.selections() {
 		a.producers = append(a.producers, newProducer(producerConfig{
 			sel: sel, acquirer: a.acquirer, due: due, slots: a.slots, health: a.health,
-			outage: db, metrics: p.Metrics, log: log, poll: cfg.Agent.PollInterval.D(),
+			outage: db, metrics: p.Metrics, log: log, poll: cfg.Agent.PollInterval.D(), busyPoll: busy,
 			start: a.start, release: a.release, leased: a.countLeased,
 		}))
 	}
-	if w, ok := p.Store.(jobWaiter); ok {
-		a.listener = newEnqueueListener(w, p.Store.Ping, a.producers, cfg.Agent.PollInterval.D(), a.db, log)
+	if notifies {
+		a.listener = newEnqueueListener(waiter, p.Store.Ping, a.producers, cfg.Agent.PollInterval.D(), a.db, log)
 	}
 	return a, nil
 }

@@ -169,11 +169,15 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
-func start(t *testing.T, cfg Config, s store.Store) *running {
+// start runs an agent on s; tweaks change it before it runs.
+func start(t *testing.T, cfg Config, s store.Store, tweaks ...func(a *Agent)) *running {
 	t.Helper()
 	logs := &testkit.Buffer{}
 	a, err := New(Params{Config: cfg, Store: s, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
+	for _, tweak := range tweaks {
+		tweak(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{Agent: a, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- a.Run(ctx) }()

@@ -109,6 +109,12 @@ type producerConfig struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	poll    time.Duration
+	// busyPoll, when set, is the first wait after a lease that came up
+	// short but found jobs or answered a wake-up; each quiet lease after it
+	// doubles the wait, up to poll. Zero: always poll. The agent sets it for stores that cannot
+	// announce enqueues, where polling is how jobs other agents enqueue or
+	// free are found.
+	busyPoll time.Duration
 	// start hands a leased job on; the job's request calls done when it
 	// ends, freeing its slot.
 	start func(j *job.Job, done func())
@@ -160,6 +166,10 @@ type producer struct {
 	// two are used by its goroutine only.
 	backoff    *backoff.ExponentialBackOff
 	backingOff bool
+	// wait is the last idle wait with busyPoll set, and woken says the
+	// next lease answers a wake-up (both used by the goroutine only).
+	wait  time.Duration
+	woken bool
 
 	// share is this producer's part of the slots; wake is its wake-ups.
 	share *share
@@ -198,6 +208,7 @@ func newProducer(cfg producerConfig) *producer {
 	p := &producer{
 		cfg: cfg, sel: cfg.sel.Selection, gate: newDispatchGate(cfg.sel.rate, cfg.sel.burst),
 		backoff: newDBBackoff(cfg.poll),
+		wait:    cfg.poll,
 		share:   cfg.slots.join(cfg.sel.limit, wake),
 		wake:    wake,
 	}
@@ -239,6 +250,7 @@ func (p *producer) loop(ctx context.Context) {
 		// A wake-up that came before this lease is answered by it.
 		select {
 		case <-p.wake:
+			p.woken = true
 		default:
 		}
 		if p.gate != nil {
@@ -282,7 +294,9 @@ func (p *producer) loop(ctx context.Context) {
 			continue
 		}
 		if len(jobs) < n {
-			if !p.idle(ctx, true, since) {
+			busy := len(jobs) > 0 || p.woken
+			p.woken = false
+			if !p.idle(ctx, busy, since) {
 				return
 			}
 		}
@@ -356,29 +370,52 @@ func (p *producer) databaseNow() time.Time {
 	return now
 }
 
-// idle waits poll_interval ±20%, cut short by the next delayed job of p's
-// queues falling due (when checkDue) or one of p's jobs finishing; false
-// when the producer is stopping. since is the database's time when the
-// lease that came up short began: a job that fell due since then was not
+// idle waits poll_interval ±20% (less while the queues were busy a moment
+// ago: pollWait), cut short by the next delayed job of p's queues falling
+// due or a wake-up; false when the producer is stopping. busy says whether
+// the lease that came up short found jobs or answered a wake-up. since is
+// the database's time when the lease that came up short began: a job that fell due since then was not
 // leased, so "next due" counts from there and such a job ends the wait at
 // once. The wait is a delay by the database's clock, so an agent whose host
 // clock is off neither wakes early nor oversleeps.
-func (p *producer) idle(ctx context.Context, checkDue bool, since time.Time) bool {
-	d := maintenance.Jittered(p.cfg.poll, 0.2)
-	if checkDue {
-		if in, ok := p.nextDue(since); ok {
-			d = min(d, in)
-		}
+func (p *producer) idle(ctx context.Context, busy bool, since time.Time) bool {
+	d := maintenance.Jittered(p.pollWait(busy), 0.2)
+	if in, ok := p.nextDue(since); ok {
+		d = min(d, in)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-p.wake:
+		p.woken = true
 	case <-ctx.Done():
 		return false
 	}
 	return true
+}
+
+// pollWait is the wait before the next lease after one that came up short.
+// Without busyPoll it is poll_interval. With it, a busy lease (one that
+// found jobs, or answered a wake-up) means the queues are busy, likely with
+// jobs other agents enqueue or free too, which this agent hears of from no
+// one: the wait drops to busyPoll, and doubles with each quiet lease after
+// it, back to poll_interval. A busy queue is thus polled every busyPoll or
+// so, and an idle one costs a few extra leases before it is polled at
+// poll_interval again. A wake-up counts as busy because on MySQL/MariaDB a
+// lease can come back without a ready job that another lease's scan held
+// locked for that moment (SKIP LOCKED; producers woken together lease
+// together): the short poll that follows finds it.
+func (p *producer) pollWait(busy bool) time.Duration {
+	if p.cfg.busyPoll <= 0 {
+		return p.cfg.poll
+	}
+	if busy {
+		p.wait = p.cfg.busyPoll
+	} else {
+		p.wait = min(2*p.wait, p.cfg.poll)
+	}
+	return min(p.wait, p.cfg.poll)
 }
 
 // nextDue asks how long until the next delayed job of p's queues that

@@ -17,7 +17,8 @@ import (
 )
 
 // backendsWithoutNotify are the backends where nothing but the agent's own
-// wake-ups can end an idle producer's wait early.
+// wake-ups and its short polls after busy leases end an idle producer's wait
+// early.
 var backendsWithoutNotify = []struct {
 	name string
 	open func(t *testing.T) store.Store
@@ -26,13 +27,21 @@ var backendsWithoutNotify = []struct {
 	{"mysql", func(t *testing.T) store.Store { return testkit.MySQL(t) }},
 }
 
+// noBusyPoll turns off the short polls after busy leases, so that only
+// wake-ups end a wait of poll_interval.
+func noBusyPoll(a *Agent) {
+	for _, p := range a.producers {
+		p.cfg.busyPoll = 0
+	}
+}
+
 // idleAgent starts an agent that polls once an hour, so that a job reaching
 // its app after the first, empty lease proves a wake-up, and waits for that
 // lease.
-func idleAgent(t *testing.T, cfg Config, s store.Store) *running {
+func idleAgent(t *testing.T, cfg Config, s store.Store, tweaks ...func(a *Agent)) *running {
 	t.Helper()
 	cfg.Agent.PollInterval = job.Duration(time.Hour)
-	r := start(t, cfg, s)
+	r := start(t, cfg, s, tweaks...)
 	eventually(t, "the agent's first, empty lease", func() bool {
 		return strings.Contains(r.logs.String(), `msg="leased jobs"`)
 	})
@@ -60,15 +69,23 @@ func TestWakeDeliversAJobEnqueuedWhileTheAgentIdles(t *testing.T) {
 	}
 }
 
-// TestWorkflowChildIsDispatchedWhenItsParentCompletes: nothing but the
-// completer's wake-up after writing a parent's completion can bring its
-// child, in another producer's queue, to the app before the next poll.
+// TestWorkflowChildIsDispatchedWhenItsParentCompletes: on SQLite, with the
+// short polls off, nothing but the completer's wake-up after writing a
+// parent's completion can bring its child, in another producer's queue, to
+// the app before the next poll. On MariaDB the agent runs as in production:
+// producers woken together lease together, and one can come back without a
+// child the other's scan held locked for a moment, which the short poll
+// after a wake-up then finds.
 func TestWorkflowChildIsDispatchedWhenItsParentCompletes(t *testing.T) {
 	t.Parallel()
 	for _, b := range backendsWithoutNotify {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			s := b.open(t)
+			var tweaks []func(*Agent)
+			if b.name == "sqlite" {
+				tweaks = append(tweaks, noBusyPoll)
+			}
 			def, err := workflow.New("chain").
 				Add(workflow.Step{Name: "first", Queue: "wf"}).
 				Then(workflow.Step{Name: "second", Queue: "wf_solo"}).
@@ -78,7 +95,7 @@ func TestWorkflowChildIsDispatchedWhenItsParentCompletes(t *testing.T) {
 			res := enqueueWorkflow(t, s, def)
 			cfg := testConfig(t, newApp(t, ok))
 			cfg.Queues = []QueueConfig{{Name: "wf_solo", Concurrency: 1}}
-			idleAgent(t, cfg, s)
+			idleAgent(t, cfg, s, tweaks...)
 			waitStatus(t, s, []*job.Job{{ID: res.Jobs["third"]}}, job.StatusCompleted)
 		})
 	}
@@ -86,7 +103,8 @@ func TestWorkflowChildIsDispatchedWhenItsParentCompletes(t *testing.T) {
 
 // TestRetriedJobIsLeasedWhenItFallsDue: a failed attempt put back to
 // pending wakes its queue's producers once written, so they wait for the
-// retry's due time, not for the next poll.
+// retry's due time, not for the next poll (the short polls are off, so only
+// that wake-up can end the wait).
 func TestRetriedJobIsLeasedWhenItFallsDue(t *testing.T) {
 	t.Parallel()
 	s := newSQLite(t)
@@ -100,7 +118,7 @@ func TestRetriedJobIsLeasedWhenItFallsDue(t *testing.T) {
 	cfg := testConfig(t, a)
 	cfg.Queues = []QueueConfig{{Name: "flaky", Retry: &job.RetryPolicy{Strategy: "fixed", Initial: job.Duration(10 * time.Millisecond)}}}
 	jobs := enqueue(t, s, store.NewJob{Queue: "flaky", MaxAttempts: 3})
-	idleAgent(t, cfg, s)
+	idleAgent(t, cfg, s, noBusyPoll)
 	waitStatus(t, s, jobs, job.StatusCompleted)
 	require.Equal(t, 2, a.callsOf(jobs[0].ID))
 }
@@ -133,4 +151,34 @@ func TestGatherTakesWhatWaitsWithoutWaitingForMore(t *testing.T) {
 	}
 	require.Len(t, c.gather([]outcome{{}}), completeBatch)
 	require.Len(t, c.gather(nil), 1)
+}
+
+// TestBusyQueueFindsJobsOtherAgentsEnqueue: on MariaDB, which announces no
+// enqueue, a job another agent enqueues (here: the store, without a wake-up)
+// into a queue that was busy a moment ago is found by the short poll that
+// follows a lease that found jobs, not at the next poll_interval (an hour).
+func TestBusyQueueFindsJobsOtherAgentsEnqueue(t *testing.T) {
+	t.Parallel()
+	s := testkit.MySQL(t)
+	first := enqueue(t, s, store.NewJob{Queue: "q"})
+	cfg := testConfig(t, newApp(t, ok))
+	cfg.Agent.PollInterval = job.Duration(time.Hour)
+	start(t, cfg, s)
+	waitStatus(t, s, first, job.StatusCompleted)
+	waitStatus(t, s, enqueue(t, s, store.NewJob{Queue: "q"}), job.StatusCompleted)
+}
+
+func TestPollWaitDropsWhileBusyAndBacksOffToPollInterval(t *testing.T) {
+	t.Parallel()
+	const poll = time.Second
+	p := &producer{cfg: producerConfig{poll: poll, busyPoll: 50 * time.Millisecond}, wait: poll}
+	var got []time.Duration
+	for _, found := range []bool{false, true, false, false, false, false, false, true} {
+		got = append(got, p.pollWait(found))
+	}
+	ms := time.Millisecond
+	require.Equal(t, []time.Duration{poll, 50 * ms, 100 * ms, 200 * ms, 400 * ms, 800 * ms, poll, 50 * ms}, got)
+
+	always := &producer{cfg: producerConfig{poll: poll}, wait: poll}
+	require.Equal(t, poll, always.pollWait(true), "without busyPoll (stores that announce enqueues)")
 }
