@@ -121,3 +121,22 @@ type ExpireWorkflowsParams struct {
 	Now   time.Time
 	Limit int
 }
+
+// ExpireEach expires workflows past their deadline one at a time, so one
+// workflow's large cancellation never holds the others' locks: expire runs
+// one workflow's transaction and reports whether it still found it live and
+// unlocked (another expirer may hold it or have finished it). It returns
+// the ids expired, in order, and stops at the first error.
+func ExpireEach(ids []uuid.UUID, expire func(uuid.UUID) (bool, error)) ([]uuid.UUID, error) {
+	var expired []uuid.UUID
+	for _, id := range ids {
+		did, err := expire(id)
+		if err != nil {
+			return expired, err
+		}
+		if did {
+			expired = append(expired, id)
+		}
+	}
+	return expired, nil
+}

@@ -169,31 +169,14 @@ func (s *Store) ExpireWorkflows(ctx context.Context, p store.ExpireWorkflowsPara
 	if err != nil {
 		return nil, wrap(err, "find expired workflows")
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM hammerwork_workflows
+	ids, err := store.QueryIDs(ctx, s.db, `SELECT id FROM hammerwork_workflows
 WHERE status IN ('running', 'paused') AND deadline IS NOT NULL AND deadline <= ?
 ORDER BY deadline, id LIMIT ?`, at, p.ExpireLimit())
 	if err != nil {
 		return nil, wrap(err, "find expired workflows")
 	}
-	var ids []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, wrap(err, "find expired workflows")
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, wrap(err, "find expired workflows")
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(err, "find expired workflows")
-	}
-	var expired []uuid.UUID
-	for _, id := range ids {
-		var did bool
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+	return store.ExpireEach(ids, func(id uuid.UUID) (did bool, err error) {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
 			did = false
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM hammerwork_workflows
@@ -208,13 +191,10 @@ WHERE id = ? AND status IN ('running', 'paused') AND deadline <= ? FOR UPDATE SK
 			return store.ExpireWorkflow(ctx, resolveTx{tx}, id, at)
 		})
 		if err != nil {
-			return expired, wrap(err, "expire workflow %s", id)
+			return false, wrap(err, "expire workflow %s", id)
 		}
-		if did {
-			expired = append(expired, id)
-		}
-	}
-	return expired, nil
+		return did, nil
+	})
 }
 
 // ParentResults returns the results of a job's parents keyed by step name

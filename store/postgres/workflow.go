@@ -306,10 +306,8 @@ ORDER BY deadline, id LIMIT $2`, at, p.ExpireLimit())
 	if err != nil {
 		return nil, wrap(err, "find expired workflows")
 	}
-	var expired []uuid.UUID
-	for _, id := range ids {
-		var did bool
-		err := s.inTx(ctx, func(tx pgx.Tx) error {
+	return store.ExpireEach(ids, func(id uuid.UUID) (did bool, err error) {
+		err = s.inTx(ctx, func(tx pgx.Tx) error {
 			var ok bool
 			err := tx.QueryRow(ctx, `SELECT true FROM hammerwork_workflows
 WHERE id = $1 AND status IN ('running', 'paused') AND deadline <= $2 FOR UPDATE SKIP LOCKED`, id, at).Scan(&ok)
@@ -324,13 +322,10 @@ WHERE id = $1 AND status IN ('running', 'paused') AND deadline <= $2 FOR UPDATE 
 			return store.ExpireWorkflow(ctx, resolveTx{tx}, id, at)
 		})
 		if err != nil {
-			return expired, wrap(err, "expire workflow %s", id)
+			return false, wrap(err, "expire workflow %s", id)
 		}
-		if did {
-			expired = append(expired, id)
-		}
-	}
-	return expired, nil
+		return did, nil
+	})
 }
 
 // ParentResults returns the results of a job's parents keyed by step name
