@@ -133,10 +133,13 @@ func (p EnqueueBatchParams) Validate() error {
 	return nil
 }
 
-// Mode returns the failure mode with the default applied.
-// Stamped returns the batch's id (a new UUIDv7 when p.ID is zero) and
-// copies of its jobs with batch_id set, ready for a backend to write.
+// Stamped validates the batch and returns its id (a new UUIDv7 when p.ID
+// is zero) and copies of its jobs with batch_id set, ready for a backend to
+// write.
 func (p EnqueueBatchParams) Stamped() (uuid.UUID, []NewJob, error) {
+	if err := p.Validate(); err != nil {
+		return uuid.Nil, nil, err
+	}
 	id := p.ID
 	if id == uuid.Nil {
 		var err error
@@ -152,6 +155,7 @@ func (p EnqueueBatchParams) Stamped() (uuid.UUID, []NewJob, error) {
 	return id, news, nil
 }
 
+// Mode returns the failure mode with the default applied.
 func (p EnqueueBatchParams) Mode() FailureMode {
 	if p.FailureMode == "" {
 		return ContinueOnError

@@ -22,16 +22,13 @@ var (
 // one transaction. Duplicates of live unique keys are not part of the
 // batch: total_jobs counts the jobs written.
 func (s *Store) EnqueueBatch(ctx context.Context, p store.EnqueueBatchParams) (*store.BatchEnqueued, error) {
-	if err := p.Validate(); err != nil {
+	id, news, err := p.Stamped()
+	if err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "enqueue batch")
-	}
-	id, news, err := p.Stamped()
-	if err != nil {
-		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
 	var out *store.BatchEnqueued
 	err = s.inTx(ctx, func(tx *sql.Tx) error {

@@ -22,14 +22,11 @@ var (
 // Duplicates of live unique keys are not part of the batch: total_jobs
 // counts the jobs written.
 func (s *Store) EnqueueBatch(ctx context.Context, p store.EnqueueBatchParams) (*store.BatchEnqueued, error) {
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("enqueue batch: %w", err)
-	}
-	now, err := s.clock.At(ctx, p.Now)
+	id, news, err := p.Stamped()
 	if err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
-	id, news, err := p.Stamped()
+	now, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue batch: %w", err)
 	}
