@@ -84,6 +84,9 @@ func (s *Server) completeJob(c echo.Context) error {
 	if len(stale) > 0 {
 		return s.staleLease(ctx, id)
 	}
+	// The completion may have freed children on queues this request does
+	// not know, so every producer looks once.
+	s.wake()
 	return s.respondJob(c, id, nil, settlement{outcome: "completed"}, "job completed through the API")
 }
 
@@ -138,6 +141,8 @@ func (s *Server) failJob(c echo.Context) error {
 	}
 	st := settlement{outcome: "failed", errorType: failOutcome, message: msg}
 	if len(res.Retried) > 0 {
+		// The producer learns the retry's due time from its next lease.
+		s.wake(j.Queue)
 		st.outcome = "retry"
 	}
 	return s.respondJob(c, id, j, st, "job failed through the API")

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -75,5 +76,35 @@ func TestWritesThatMakeJobsLeasableWakeTheirQueues(t *testing.T) {
 		r = e.post(t, "/v1/queues/a/resume", "")
 		require.Equal(t, http.StatusOK, r.status, string(r.body))
 		require.Equal(t, [][]string{nil, {"a"}, {"a"}}, w.take())
+	})
+}
+
+// TestAsyncOutcomesWakeTheAgent: a completion through the API may free
+// children on any queue, so it wakes every producer; a failure that will
+// be retried wakes its own queue; a stale answer wakes nobody.
+func TestAsyncOutcomesWakeTheAgent(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, st store.Store) {
+		w := &wakes{}
+		e := setup(t, st, func(p *api.Params) { p.Wake = w.wake })
+		e.enqueue(t, `{"queue": "async"}`)
+		e.enqueue(t, `{"queue": "async"}`)
+		leased, err := st.Lease(t.Context(), store.LeaseParams{AgentID: "a", Queues: []string{"async"}, Limit: 2, Duration: time.Minute})
+		require.NoError(t, err)
+		require.Len(t, leased, 2)
+		w.take()
+
+		done, failed := leased[0], leased[1]
+		r := e.post(t, "/v1/jobs/"+done.ID.String()+"/complete", `{"lease_token": "`+done.LeaseToken+`"}`)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Equal(t, [][]string{nil}, w.take(), "a completion wakes every producer")
+
+		r = e.post(t, "/v1/jobs/"+failed.ID.String()+"/fail", `{"lease_token": "`+failed.LeaseToken+`", "error": "busy"}`)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Equal(t, [][]string{{"async"}}, w.take(), "a retried failure wakes its queue")
+
+		r = e.post(t, "/v1/jobs/"+done.ID.String()+"/complete", `{"lease_token": "`+done.LeaseToken+`"}`)
+		require.Equal(t, http.StatusConflict, r.status, string(r.body))
+		require.Empty(t, w.take(), "a stale answer changes nothing and wakes nobody")
 	})
 }
