@@ -96,7 +96,7 @@ func (app *scriptedApp) requests(id string) []appRequest {
 	return append([]appRequest(nil), app.byJob[id]...)
 }
 
-// TestResponseTableAndHeadersEndToEnd runs every row of DESIGN.md's
+// TestResponseTableAndHeadersEndToEnd runs every row of the README's
 // response -> outcome table, the optional headers (batch, correlation,
 // traceparent, Standard Webhooks signature) and a SIGTERM drain that
 // releases a request still in flight, through the real binary on every

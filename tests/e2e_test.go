@@ -202,7 +202,7 @@ func expectation(t *testing.T, id string, req map[string]any) enqueued {
 }
 
 // checkDispatch checks one request against the dispatch contract of
-// DESIGN.md: path, headers and body.
+// the README ("The app contract"): path, headers and body.
 func checkDispatch(t *testing.T, r appRequest, e enqueued, attempt int) {
 	t.Helper()
 	h := r.Header
