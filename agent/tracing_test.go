@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hammerwork-go/hw-agent/api"
-	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -28,20 +26,7 @@ import (
 // startWith runs an agent built from p until the test ends.
 func startWith(t *testing.T, p Params) *Agent {
 	t.Helper()
-	logs := &testkit.Buffer{}
-	p.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(p)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Agent: a, logs: logs, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		require.NoError(t, r.stop(t))
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs)
-		}
-	})
-	return a
+	return startLogged(t, p).Agent
 }
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {

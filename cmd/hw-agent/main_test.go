@@ -351,13 +351,8 @@ func TestRunDispatchesJobsAndStopsCleanly(t *testing.T) {
 		"HW_AGENT_POLL_INTERVAL=50ms",
 		"HW_API_LISTEN=127.0.0.1:0",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr testkit.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- execute(ctx, []string{"run", "--migrate", "--database-url", db}, &stdout, &stderr, env)
-	}()
+	run := startRun(t, db, env)
+	stderr := &run.stderr
 
 	require.Eventually(t, func() bool {
 		return strings.Contains(stderr.String(), "api listening")
@@ -372,10 +367,37 @@ func TestRunDispatchesJobsAndStopsCleanly(t *testing.T) {
 	_, hit := hits.Load("/jobs/emails")
 	require.True(t, hit)
 
-	cancel()
+	run.stop(t)
+}
+
+// runningAgent is `hw-agent run --migrate` executed in-process until stop.
+type runningAgent struct {
+	cancel context.CancelFunc
+	done   chan int
+	stderr testkit.Buffer
+}
+
+// startRun starts `hw-agent run --migrate` on db with env, in-process; its
+// logs go to stderr. The test must call stop.
+func startRun(t *testing.T, db string, env []string) *runningAgent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r := &runningAgent{cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		var stdout testkit.Buffer
+		r.done <- execute(ctx, []string{"run", "--migrate", "--database-url", db}, &stdout, &r.stderr, env)
+	}()
+	return r
+}
+
+// stop cancels the run and requires it to exit 0 within 30 s.
+func (r *runningAgent) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
 	select {
-	case code := <-done:
-		require.Equal(t, 0, code, "stderr: %s", stderr.String())
+	case code := <-r.done:
+		require.Equal(t, 0, code, "stderr: %s", r.stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not stop after its context was cancelled")
 	}

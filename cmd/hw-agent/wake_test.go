@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/hammerwork-go/hw-agent/internal/testkit"
 )
 
 // TestRunDeliversAnAPIEnqueueWithoutWaitingForThePoll: with an hour between
@@ -36,13 +33,8 @@ func TestRunDeliversAnAPIEnqueueWithoutWaitingForThePoll(t *testing.T) {
 		"HW_API_LISTEN=127.0.0.1:0",
 		"HW_LOG_LEVEL=debug",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr testkit.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- execute(ctx, []string{"run", "--migrate", "--database-url", db}, &stdout, &stderr, env)
-	}()
+	run := startRun(t, db, env)
+	stderr := &run.stderr
 
 	addr := regexp.MustCompile(`msg="api listening" addr=(\S+)`)
 	var base string
@@ -67,11 +59,5 @@ func TestRunDeliversAnAPIEnqueueWithoutWaitingForThePoll(t *testing.T) {
 		t.Fatalf("the job did not reach the app; stderr: %s", stderr.String())
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		require.Equal(t, 0, code, "stderr: %s", stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not stop after its context was cancelled")
-	}
+	run.stop(t)
 }
