@@ -73,9 +73,13 @@ type Schedules interface {
 	// planned run (job_id / workflow_id of what was written: a job
 	// deduplicated by its unique key records the job that holds the key),
 	// the schedule's new state, and deletes the schedule's runs beyond the
-	// newest ScheduleRunsKept. A schedule whose target fails to enqueue
-	// (say a workflow that no longer validates) is rolled back alone and
-	// reported in Errors; the others still fire.
+	// newest ScheduleRunsKept. A schedule whose transaction fails is rolled
+	// back alone and reported in Errors; the others still fire. When the
+	// error wraps ErrInvalid or ErrConflict (a target that can no longer be
+	// written), a second transaction writes the planned runs as skipped,
+	// each with a Note holding the error, and the planned state, so a broken
+	// target costs its slots instead of failing every pass; any other error
+	// (the database) leaves the schedule due, to be retried.
 	FireSchedules(ctx context.Context, p FireSchedulesParams) (*FireResult, error)
 }
 
@@ -266,6 +270,9 @@ type FireResult struct {
 	Runs []*ScheduleRun
 	// Missed counts, per schedule, the slots the catch-up policy let pass.
 	Missed map[string]int
+	// Queues lists, sorted and once each, the queues that got new jobs, so
+	// the agent wakes its producers for them.
+	Queues []string
 	// Errors holds, per schedule, why its transaction was rolled back.
 	Errors map[string]error
 }

@@ -38,6 +38,7 @@ type Store interface {
 	Batches
 	QueueControls
 	Cleaner
+	Schedules
 	DatabaseClock
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
