@@ -138,6 +138,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, queueTests...)
 	tests = append(tests, cleanupTests...)
 	tests = append(tests, uniqueTests...)
+	tests = append(tests, scheduleTests...)
 	tests = append(tests, batchTests...)
 	tests = append(tests, batchStepTests...)
 	tests = append(tests, traceStateTests...)
