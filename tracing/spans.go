@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
 )
 
 // InstrumentationName names hw-agent's tracer.
@@ -31,6 +33,8 @@ const (
 	AttrWorkflowName = attribute.Key("hammerwork.workflow.name")
 	AttrStep         = attribute.Key("hammerwork.step")
 	AttrOutcome      = attribute.Key("hammerwork.outcome")
+	AttrSchedule     = attribute.Key("hammerwork.schedule.name")
+	AttrNominalTime  = attribute.Key("hammerwork.schedule.nominal_time")
 )
 
 // BaggageCorrelationID is the baggage member that carries a job's
@@ -152,6 +156,32 @@ func (t *Tracer) StartCreate(ctx context.Context, p CreateParams) (context.Conte
 		cr.ParentSpanID = parent.SpanID().String()
 	}
 	return ctx, span, cr
+}
+
+// ScheduleRun is a store.RunTracer: it records the PRODUCER span
+// "schedule <name>" of one fired run, the root of a new trace, so every run
+// of a schedule is a trace of its own instead of all runs piling into one,
+// and returns it as the creation context the run's job or workflow
+// carries. The span has no parent: a run is started by the clock, not by a
+// request. It ends at once, as the store plans the run before writing it;
+// a run whose transaction rolls back leaves a span with nothing under it.
+// With tracing off it still returns a fresh valid context, as StartCreate
+// does, so the app sees one trace per run either way.
+func (t *Tracer) ScheduleRun(schedule string, nominal time.Time) store.RunTrace {
+	_, span := t.tracer.Start(context.Background(), "schedule "+schedule,
+		trace.WithNewRoot(),
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String(MessagingSystem),
+			AttrSchedule.String(schedule),
+			AttrNominalTime.String(nominal.UTC().Format(time.RFC3339Nano)),
+		))
+	span.End()
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		sc = synthesize(trace.SpanContext{}, trace.TraceID{})
+	}
+	return store.RunTrace{TraceID: sc.TraceID().String(), SpanContext: traceparent(sc), TraceState: sc.TraceState().String()}
 }
 
 // synthesize is a new span context under parent (or a root in trace want,

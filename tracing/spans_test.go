@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/store"
 )
 
 func newRecorded(t *testing.T) (*Tracer, *tracetest.SpanRecorder) {
@@ -191,4 +192,39 @@ func TestSetupPicksTheOTLPProtocolFromTheEnvironment(t *testing.T) {
 	env := map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}
 	_, err := Setup(context.Background(), Config{Getenv: func(k string) string { return env[k] }})
 	require.ErrorContains(t, err, "http/json")
+}
+
+// Each fired run of a schedule is the root of a trace of its own, named
+// after the schedule, and the job gets that root as its creation context.
+func TestScheduleRunStartsANewTracePerRun(t *testing.T) {
+	t.Parallel()
+	tr, rec := newRecorded(t)
+	nominal := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	first := tr.ScheduleRun("nightly", nominal)
+	second := tr.ScheduleRun("nightly", nominal.Add(24*time.Hour))
+
+	spans := rec.Ended()
+	require.Len(t, spans, 2)
+	sp := spans[0]
+	require.Equal(t, "schedule nightly", sp.Name())
+	require.Equal(t, trace.SpanKindProducer, sp.SpanKind())
+	require.False(t, sp.Parent().IsValid(), "a run's span is a root")
+	require.Contains(t, sp.Attributes(), AttrSchedule.String("nightly"))
+	require.Contains(t, sp.Attributes(), AttrNominalTime.String("2026-12-04T03:00:00Z"))
+	require.Equal(t, sp.SpanContext().TraceID().String(), first.TraceID)
+	require.Equal(t, "00-"+first.TraceID+"-"+sp.SpanContext().SpanID().String()+"-01", first.SpanContext)
+	require.NotEqual(t, first.TraceID, second.TraceID)
+}
+
+// With tracing off a run still gets a valid traceparent of a new trace.
+func TestScheduleRunWithTracingOffStillGivesATrace(t *testing.T) {
+	t.Parallel()
+	tr := NewTracer(nil)
+	a, b := tr.ScheduleRun("s", time.Now()), tr.ScheduleRun("s", time.Now())
+	for _, rt := range []store.RunTrace{a, b} {
+		tp, err := ParseTraceparent(rt.SpanContext)
+		require.NoError(t, err)
+		require.Equal(t, rt.TraceID, trace.TraceID(tp.TraceID).String())
+	}
+	require.NotEqual(t, a.TraceID, b.TraceID)
 }
