@@ -57,12 +57,12 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if err != nil {
 		return nil, wrap(err, "enqueue %d jobs", len(p.Jobs))
 	}
+	if err := validateJobs(p.Jobs); err != nil {
+		return nil, err
+	}
 	jobs := make([]*job.Job, len(p.Jobs))
 	var b batch
 	for i, n := range p.Jobs {
-		if err := n.Validate(); err != nil {
-			return nil, fmt.Errorf("enqueue job %d: %w", i, err)
-		}
 		j, policy, err := newJob(n, at)
 		if err != nil {
 			return nil, fmt.Errorf("enqueue job %d: %w", i, err)
@@ -86,6 +86,17 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		return nil, wrap(err, "enqueue %d jobs", len(jobs))
 	}
 	return jobs, nil
+}
+
+// validateJobs checks every new job before anything is written: Enqueue's
+// rule, which a schedule's fire applies to its jobs too.
+func validateJobs(news []store.NewJob) error {
+	for i, n := range news {
+		if err := n.Validate(); err != nil {
+			return fmt.Errorf("enqueue job %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // newJob applies the defaults of store.NewJob and returns the job as stored

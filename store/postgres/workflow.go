@@ -119,34 +119,44 @@ func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowPara
 	if err != nil {
 		return nil, err
 	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error { return writeWorkflow(ctx, tx, plan) })
+	if err != nil {
+		return nil, workflowError(err, plan.Workflow.Name)
+	}
+	return &store.WorkflowEnqueued{Workflow: plan.Workflow, Jobs: plan.Steps}, nil
+}
+
+// writeWorkflow writes a planned workflow, its batches, its jobs and their
+// edges in the caller's transaction: EnqueueWorkflow's and a schedule run's.
+func writeWorkflow(ctx context.Context, tx pgx.Tx, plan *store.WorkflowPlan) error {
 	w := plan.Workflow
 	var metadata *string
 	if len(w.Metadata) > 0 {
 		m := string(w.Metadata)
 		metadata = &m
 	}
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status, failure_policy,
+	if _, err := tx.Exec(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status, failure_policy,
     priority, timeout_seconds, deadline, trace_id, correlation_id, metadata, total_jobs, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			w.ID, w.Name, nullStr(w.Description), string(w.Status), string(w.FailurePolicy),
-			int16(w.Priority), nullSeconds(w.Timeout.D()), w.Deadline, nullStr(w.TraceID), nullStr(w.CorrelationID),
-			metadata, w.Stats.TotalJobs, w.CreatedAt); err != nil {
-			return fmt.Errorf("insert workflow: %w", err)
-		}
-		if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
-			return err
-		}
-		return copyJobs(ctx, tx, plan.Jobs, plan.Edges)
-	})
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return nil, fmt.Errorf("enqueue workflow %q: %w: %s", w.Name, store.ErrConflict, pgErr.Detail)
-		}
-		return nil, wrap(err, "enqueue workflow %q", w.Name)
+		w.ID, w.Name, nullStr(w.Description), string(w.Status), string(w.FailurePolicy),
+		int16(w.Priority), nullSeconds(w.Timeout.D()), w.Deadline, nullStr(w.TraceID), nullStr(w.CorrelationID),
+		metadata, w.Stats.TotalJobs, w.CreatedAt); err != nil {
+		return fmt.Errorf("insert workflow: %w", err)
 	}
-	return &store.WorkflowEnqueued{Workflow: w, Jobs: plan.Steps}, nil
+	if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
+		return err
+	}
+	return copyJobs(ctx, tx, plan.Jobs, plan.Edges)
+}
+
+// workflowError maps a unique violation (an id that exists already) to
+// ErrConflict.
+func workflowError(err error, name string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("enqueue workflow %q: %w: %s", name, store.ErrConflict, pgErr.Detail)
+	}
+	return wrap(err, "enqueue workflow %q", name)
 }
 
 // workflowCols is what scanWorkflow reads, with pending and running counted
