@@ -24,10 +24,8 @@ RETURNING ` + jobColumns
 // one prepared statement (SQLite is in-process, so a row per execution costs
 // no round trip). It returns the stored rows in input order.
 func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job, error) {
-	for i, n := range p.Jobs {
-		if err := n.Validate(); err != nil {
-			return nil, fmt.Errorf("job %d: %w", i, err)
-		}
+	if err := validateJobs(p.Jobs); err != nil {
+		return nil, err
 	}
 	if len(p.Jobs) == 0 {
 		return []*job.Job{}, nil
@@ -67,6 +65,17 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		return nil, fmt.Errorf("enqueue %d jobs: %w", len(p.Jobs), err)
 	}
 	return jobs, nil
+}
+
+// validateJobs checks every job before anything is written, for Enqueue
+// and for the jobs a schedule's runs enqueue.
+func validateJobs(news []store.NewJob) error {
+	for i, n := range news {
+		if err := n.Validate(); err != nil {
+			return fmt.Errorf("job %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // insertArgs applies the documented defaults and returns insertJob's arguments.

@@ -101,28 +101,34 @@ func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowPara
 		return nil, err
 	}
 	w := plan.Workflow
-	var metadata any
-	if len(w.Metadata) > 0 {
-		metadata = string(w.Metadata)
-	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status,
-			failure_policy, priority, timeout_seconds, deadline, trace_id, correlation_id, metadata, total_jobs, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			w.ID.String(), w.Name, nullString(w.Description), string(w.Status), string(w.FailurePolicy),
-			int(w.Priority), nullSeconds(w.Timeout.D()), nullTS(w.Deadline), nullString(w.TraceID),
-			nullString(w.CorrelationID), metadata, w.Stats.TotalJobs, ts(w.CreatedAt)); err != nil {
-			return fmt.Errorf("insert workflow: %w", err)
-		}
-		if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
-			return err
-		}
-		return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
-	})
+	err = s.inTx(ctx, func(tx *sql.Tx) error { return insertWorkflow(ctx, tx, plan) })
 	if err != nil {
 		return nil, fmt.Errorf("enqueue workflow %q: %w", w.Name, err)
 	}
 	return &store.WorkflowEnqueued{Workflow: w, Jobs: plan.Steps}, nil
+}
+
+// insertWorkflow writes a planned workflow, its batch steps' rows, its jobs
+// and its edges in the caller's transaction: EnqueueWorkflow's own, or a
+// schedule's firing, which writes its runs and state beside it.
+func insertWorkflow(ctx context.Context, tx *sql.Tx, plan *store.WorkflowPlan) error {
+	w := plan.Workflow
+	var metadata any
+	if len(w.Metadata) > 0 {
+		metadata = string(w.Metadata)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status,
+		failure_policy, priority, timeout_seconds, deadline, trace_id, correlation_id, metadata, total_jobs, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		w.ID.String(), w.Name, nullString(w.Description), string(w.Status), string(w.FailurePolicy),
+		int(w.Priority), nullSeconds(w.Timeout.D()), nullTS(w.Deadline), nullString(w.TraceID),
+		nullString(w.CorrelationID), metadata, w.Stats.TotalJobs, ts(w.CreatedAt)); err != nil {
+		return fmt.Errorf("insert workflow: %w", err)
+	}
+	if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
+		return err
+	}
+	return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
 }
 
 // workflowCols is what scanWorkflow reads, with pending and running counted
