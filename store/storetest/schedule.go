@@ -37,6 +37,19 @@ var scheduleTests = []struct {
 	{"ScheduleFireJobTargetOncePerSlot", testScheduleFireJob},
 	{"ScheduleFireWorkflowTarget", testScheduleFireWorkflow},
 	{"ScheduleRunsPagesNewestFirst", testScheduleRuns},
+	{"ScheduleOverlapSkipHoldsBackSlotsWhileTheRunIsLive", testScheduleOverlapSkip},
+	{"ScheduleOverlapAllowFiresWhileTheRunIsLive", testScheduleOverlapAllow},
+	{"ScheduleOverlapBufferOneHoldsOneSlotUntilTheRunEnds", testScheduleOverlapBufferOne},
+	{"ScheduleCatchupLatestFiresTheNewestSlotWithinTheWindow", testScheduleCatchupLatest},
+	{"ScheduleCatchupNoneFiresNothingLate", testScheduleCatchupNone},
+	{"ScheduleCatchupAllWithOverlapAllowFiresEveryMissedSlot", testScheduleCatchupAll},
+	{"ScheduleCatchupAllIsBoundedByMaxCatchupRuns", testScheduleCatchupAllIsBounded},
+	{"ScheduleEndAtStopsTheSchedule", testScheduleEndAt},
+	{"ScheduleStartAtFiresNothingBeforeIt", testScheduleStartAt},
+	{"ScheduleConcurrentPassesFireEachSlotOnce", testScheduleConcurrentFire},
+	{"ScheduleDependsOnScheduleWaitsForItsLatestJob", testScheduleDependsOn},
+	{"ScheduleUniqueKeyRecordsTheJobHoldingTheKey", testScheduleUniqueKey},
+	{"ScheduleRunsKeepsTheNewestScheduleRunsKept", testScheduleRunsKept},
 }
 
 const (

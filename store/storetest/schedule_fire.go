@@ -1,0 +1,335 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/schedule"
+	"github.com/hammerwork-go/hw-agent/store"
+)
+
+// The policies of a slot: overlap while the previous run is live, catch-up
+// after a gap, start and end, a dependency on another schedule, and firing
+// exactly once when several passes race.
+
+// runsOf keeps a pass's runs of one schedule, in the pass's order.
+func runsOf(res *store.FireResult, name string) []*store.ScheduleRun {
+	var out []*store.ScheduleRun
+	for _, r := range res.Runs {
+		if r.Schedule == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fireOne runs one pass at now that must write exactly one run.
+func fireOne(t *testing.T, s store.Store, now time.Time) *store.ScheduleRun {
+	t.Helper()
+	res := fireAt(t, s, now)
+	require.Len(t, res.Runs, 1, "one run at %s", now)
+	return res.Runs[0]
+}
+
+func requireSkipped(t *testing.T, run *store.ScheduleRun, nominal time.Time) {
+	t.Helper()
+	requireTime(t, nominal, run.NominalTime, "skipped run's nominal time")
+	require.Equal(t, store.RunSkipped, run.Outcome)
+	require.NotEmpty(t, run.Note, "a skipped run says why")
+	require.Nil(t, run.JobID, "a skipped run creates no job")
+	require.Nil(t, run.WorkflowID, "a skipped run creates no workflow")
+}
+
+func countJobs(t *testing.T, s store.Store, queue string) int {
+	t.Helper()
+	return len(listAll(t, s, store.ListParams{Queue: queue}))
+}
+
+func withOverlap(def store.ScheduleDef, o schedule.Overlap) store.ScheduleDef {
+	def.Overlap = o
+	return def
+}
+
+func testScheduleOverlapSkip(t *testing.T, s store.Store) {
+	putSchedule(t, s, cronJob("report"), base)
+	first := requireFiredJob(t, s, fireOne(t, s, slot(0)), "report", slot(0), false)
+
+	res := fireAt(t, s, slot(1))
+	require.Equal(t, 1, res.Taken)
+	require.Len(t, res.Runs, 1)
+	requireSkipped(t, res.Runs[0], slot(1))
+	require.Empty(t, res.Queues, "no queue got a job")
+	require.Equal(t, 1, countJobs(t, s, cronQueue), "a pending job holds back the next slot")
+	rec := getSchedule(t, s, "report")
+	require.Equal(t, first.ID, *rec.LastJobID, "the skipped run is not the last run")
+	requireTimePtr(t, slot(0), rec.LastRunAt, "last_run_at stays at the fired slot")
+	requireTimePtr(t, slot(2), rec.NextRunAt, "next_run_at moves on")
+
+	leased := leaseOne(t, s, slot(1).Add(time.Second))
+	require.Equal(t, first.ID, leased.ID)
+	res = fireAt(t, s, slot(2))
+	require.Len(t, res.Runs, 1)
+	requireSkipped(t, res.Runs[0], slot(2))
+	require.Equal(t, 1, countJobs(t, s, cronQueue), "a running job holds back the next slot")
+
+	require.Empty(t, complete(t, s, slot(2).Add(time.Second), store.Completion{LeaseRef: ref(leased)}))
+	res = fireAt(t, s, slot(3))
+	require.Len(t, res.Runs, 1)
+	requireFiredJob(t, s, res.Runs[0], "report", slot(3), false)
+	require.Equal(t, 2, countJobs(t, s, cronQueue), "once the job finished the next slot fires")
+
+	runs := allRuns(t, s, "report")
+	require.Equal(t, []time.Time{slot(3), slot(2), slot(1), slot(0)}, nominals(runs))
+	require.Equal(t, []store.RunOutcome{store.RunFired, store.RunSkipped, store.RunSkipped, store.RunFired},
+		[]store.RunOutcome{runs[0].Outcome, runs[1].Outcome, runs[2].Outcome, runs[3].Outcome})
+}
+
+func testScheduleOverlapAllow(t *testing.T, s store.Store) {
+	putSchedule(t, s, withOverlap(cronJob("report"), schedule.OverlapAllow), base)
+	a := requireFiredJob(t, s, fireOne(t, s, slot(0)), "report", slot(0), false)
+	res := fireAt(t, s, slot(1))
+	require.Len(t, res.Runs, 1)
+	b := requireFiredJob(t, s, res.Runs[0], "report", slot(1), false)
+	require.NotEqual(t, a.ID, b.ID)
+	require.Equal(t, job.StatusPending, get(t, s, a.ID).Status, "the first run is still live")
+	require.Equal(t, 2, countJobs(t, s, cronQueue), "allow fires while the previous run is live")
+	require.Equal(t, b.ID, *getSchedule(t, s, "report").LastJobID)
+}
+
+func testScheduleOverlapBufferOne(t *testing.T, s store.Store) {
+	putSchedule(t, s, withOverlap(cronJob("report"), schedule.OverlapBufferOne), base)
+	first := requireFiredJob(t, s, fireOne(t, s, slot(0)), "report", slot(0), false)
+
+	res := fireAt(t, s, slot(1))
+	require.Equal(t, 1, res.Taken)
+	require.Empty(t, res.Runs, "the slot is held, not written")
+	rec := getSchedule(t, s, "report")
+	requireTimePtr(t, slot(1), rec.Buffered, "buffered holds the slot")
+	require.NotNil(t, rec.NextRunAt)
+	require.False(t, rec.NextRunAt.After(slot(1)), "a buffered schedule is due again at once, next_run_at %s", rec.NextRunAt)
+
+	res = fireAt(t, s, slot(2))
+	require.Len(t, res.Runs, 1)
+	requireSkipped(t, res.Runs[0], slot(2))
+	requireTimePtr(t, slot(1), getSchedule(t, s, "report").Buffered, "one slot is held, the rest are skipped")
+	require.Equal(t, 1, countJobs(t, s, cronQueue))
+
+	leased := leaseOne(t, s, slot(2).Add(time.Second))
+	require.Equal(t, first.ID, leased.ID)
+	require.Empty(t, complete(t, s, slot(2).Add(2*time.Second), store.Completion{LeaseRef: ref(leased)}))
+	at := slot(2).Add(time.Minute)
+	res = fireAt(t, s, at)
+	require.Len(t, res.Runs, 1)
+	requireFiredJob(t, s, res.Runs[0], "report", slot(1), false)
+	rec = getSchedule(t, s, "report")
+	require.Nil(t, rec.Buffered, "the held slot fired")
+	requireTimePtr(t, slot(3), rec.NextRunAt, "next_run_at is the next slot")
+	requireTimePtr(t, slot(1), rec.LastRunAt, "last_run_at is the held slot's nominal time")
+	require.Equal(t, 2, countJobs(t, s, cronQueue))
+	require.Equal(t, []time.Time{slot(2), slot(1), slot(0)}, nominals(allRuns(t, s, "report")))
+}
+
+func testScheduleCatchupLatest(t *testing.T, s store.Store) {
+	putSchedule(t, s, cronJob("latest"), base)
+	narrow := cronJob("narrow")
+	narrow.CatchupWindow = job.Duration(2 * time.Minute)
+	putSchedule(t, s, narrow, base)
+
+	at := slot(5).Add(3 * time.Minute)
+	res := fireAt(t, s, at)
+	require.Equal(t, 2, res.Taken)
+
+	latest := runsOf(res, "latest")
+	require.Len(t, latest, 1, "latest fires one run after a gap")
+	requireFiredJob(t, s, latest[0], "latest", slot(5), false)
+	require.Equal(t, 5, res.Missed["latest"], "the older slots are missed")
+	rec := getSchedule(t, s, "latest")
+	requireTimePtr(t, slot(6), rec.NextRunAt, "next_run_at is the first slot after Now")
+	requireTime(t, slot(5), rec.Cursor, "cursor")
+
+	require.Empty(t, runsOf(res, "narrow"), "a slot later than catchup_window does not fire")
+	require.Equal(t, 6, res.Missed["narrow"], "every slot of the gap is missed")
+	require.Empty(t, allRuns(t, s, "narrow"), "missed slots are not runs")
+	rec = getSchedule(t, s, "narrow")
+	requireTimePtr(t, slot(6), rec.NextRunAt, "next_run_at is the first slot after Now")
+	require.Nil(t, rec.LastRunAt)
+	require.Equal(t, 1, countJobs(t, s, cronQueue), "only latest's run made a job")
+}
+
+func testScheduleCatchupNone(t *testing.T, s store.Store) {
+	def := cronJob("report")
+	def.Catchup = schedule.CatchupNone
+	putSchedule(t, s, def, base)
+
+	res := fireAt(t, s, slot(0).Add(2*time.Minute))
+	require.Equal(t, 1, res.Taken)
+	require.Empty(t, res.Runs, "none fires nothing for a late slot")
+	require.Equal(t, 1, res.Missed["report"])
+	require.Zero(t, countJobs(t, s, cronQueue))
+
+	res = fireAt(t, s, slot(1).Add(30*time.Second))
+	require.Len(t, res.Runs, 1, "a slot noticed within the grace fires")
+	requireFiredJob(t, s, res.Runs[0], "report", slot(1), false)
+}
+
+func testScheduleCatchupAll(t *testing.T, s store.Store) {
+	def := withOverlap(cronJob("report"), schedule.OverlapAllow)
+	def.Catchup = schedule.CatchupAll
+	putSchedule(t, s, def, base)
+
+	res := fireAt(t, s, slot(5).Add(time.Minute))
+	runs := runsOf(res, "report")
+	require.Len(t, runs, 6, "all fires every missed slot")
+	for i, r := range runs {
+		requireFiredJob(t, s, r, "report", slot(i), false)
+	}
+	require.Zero(t, res.Missed["report"])
+	require.Equal(t, 6, countJobs(t, s, cronQueue))
+	requireTimePtr(t, slot(6), getSchedule(t, s, "report").NextRunAt, "next_run_at")
+}
+
+func testScheduleCatchupAllIsBounded(t *testing.T, s store.Store) {
+	def := withOverlap(cronJob("flood"), schedule.OverlapAllow)
+	def.Cron, def.Catchup = "* * * * *", schedule.CatchupAll
+	putSchedule(t, s, def, base)
+
+	first := time.Date(2099, time.March, 4, 5, 7, 0, 0, time.UTC)
+	const slots = schedule.MaxCatchupRuns + 20
+	res := fireAt(t, s, first.Add((slots-1)*time.Minute+30*time.Second))
+	runs := runsOf(res, "flood")
+	require.Len(t, runs, schedule.MaxCatchupRuns, "one pass fires at most MaxCatchupRuns")
+	requireTime(t, first.Add(20*time.Minute), runs[0].NominalTime, "the newest slots fire")
+	requireTime(t, first.Add((slots-1)*time.Minute), runs[len(runs)-1].NominalTime, "the newest slots fire, oldest first")
+	require.Equal(t, 20, res.Missed["flood"], "the older slots are missed")
+	require.Equal(t, schedule.MaxCatchupRuns, countJobs(t, s, cronQueue))
+}
+
+func testScheduleEndAt(t *testing.T, s store.Store) {
+	def := withOverlap(cronJob("report"), schedule.OverlapAllow)
+	end := slot(1)
+	def.EndAt = &end
+	putSchedule(t, s, def, base)
+
+	requireFiredJob(t, s, fireOne(t, s, slot(0)), "report", slot(0), false)
+	requireTimePtr(t, slot(1), getSchedule(t, s, "report").NextRunAt, "end_at is inclusive")
+	res := fireAt(t, s, slot(1).Add(time.Second))
+	require.Len(t, res.Runs, 1)
+	requireFiredJob(t, s, res.Runs[0], "report", slot(1), false)
+
+	require.Nil(t, getSchedule(t, s, "report").NextRunAt, "no slot is left after end_at")
+	res = fireAt(t, s, slot(5))
+	require.Zero(t, res.Taken, "a schedule past end_at is not taken")
+	require.Len(t, allRuns(t, s, "report"), 2)
+}
+
+func testScheduleStartAt(t *testing.T, s store.Store) {
+	def := cronJob("report")
+	start := slot(3)
+	def.StartAt = &start
+	rec, _ := putSchedule(t, s, def, base)
+	requireTimePtr(t, slot(3), rec.NextRunAt, "the first slot is start_at (inclusive)")
+
+	res := fireAt(t, s, slot(1))
+	require.Zero(t, res.Taken, "nothing fires before start_at")
+	res = fireAt(t, s, slot(3))
+	require.Len(t, res.Runs, 1)
+	requireFiredJob(t, s, res.Runs[0], "report", slot(3), false)
+	require.Zero(t, res.Missed["report"], "slots before start_at are not missed")
+	require.Equal(t, 1, countJobs(t, s, cronQueue))
+}
+
+func testScheduleConcurrentFire(t *testing.T, s store.Store) {
+	putSchedule(t, s, withOverlap(cronJob("report"), schedule.OverlapAllow), base)
+	const passes = 4
+	for i := range 3 {
+		var wg sync.WaitGroup
+		results := make([]*store.FireResult, passes)
+		errs := make([]error, passes)
+		for g := range passes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[g], errs[g] = s.FireSchedules(t.Context(), store.FireSchedulesParams{Limit: 10, Now: slot(i)})
+			}()
+		}
+		wg.Wait()
+		runs := 0
+		for g := range passes {
+			require.NoError(t, errs[g], "pass %d at slot %d", g, i)
+			require.Empty(t, results[g].Errors, "pass %d at slot %d", g, i)
+			runs += len(results[g].Runs)
+		}
+		require.Equal(t, 1, runs, "slot %d fires once across the passes", i)
+	}
+	require.Equal(t, []time.Time{slot(2), slot(1), slot(0)}, nominals(allRuns(t, s, "report")))
+	require.Equal(t, 3, countJobs(t, s, cronQueue), "one job per slot")
+}
+
+func testScheduleDependsOn(t *testing.T, s store.Store) {
+	extract := cronJob("extract")
+	extract.Cron = "0 0 1 1 *" // yearly: never due during the test
+	extract.Target.Job.Queue = "extract"
+	putSchedule(t, s, extract, base)
+	load := cronJob("load")
+	load.DependsOnSchedule = "extract"
+	putSchedule(t, s, load, base)
+
+	res := fireAt(t, s, slot(0))
+	require.Equal(t, 1, res.Taken)
+	require.Len(t, res.Runs, 1)
+	requireSkipped(t, res.Runs[0], slot(0))
+	require.Contains(t, res.Runs[0].Note, "extract", "the note names the dependency")
+	require.Zero(t, countJobs(t, s, cronQueue))
+
+	dep := triggerSchedule(t, s, "extract", slot(0).Add(time.Minute))
+	res = fireAt(t, s, slot(1))
+	require.Len(t, res.Runs, 1)
+	j := requireFiredJob(t, s, res.Runs[0], "load", slot(1), false)
+	require.Equal(t, []uuid.UUID{*dep.JobID}, j.DependsOn, "the job waits for the dependency's latest job")
+	require.Equal(t, job.DependencyWaiting, j.DependencyStatus)
+
+	leased := lease(t, s, store.LeaseParams{Limit: 10, Now: slot(1).Add(time.Second)})
+	require.Equal(t, []uuid.UUID{*dep.JobID}, ids(leased), "the dependent waits")
+	require.Empty(t, complete(t, s, slot(1).Add(2*time.Second), store.Completion{LeaseRef: ref(leased[0])}))
+	require.Equal(t, job.DependencySatisfied, get(t, s, j.ID).DependencyStatus, "the dependency completed")
+	require.Equal(t, j.ID, leaseOne(t, s, slot(1).Add(3*time.Second)).ID)
+}
+
+func testScheduleUniqueKey(t *testing.T, s store.Store) {
+	def := withOverlap(cronJob("report"), schedule.OverlapAllow)
+	def.Target.Job.UniqueKey = "daily-report"
+	putSchedule(t, s, def, base)
+
+	first := fireOne(t, s, slot(0))
+	res := fireAt(t, s, slot(1))
+	require.Len(t, res.Runs, 1)
+	second := res.Runs[0]
+	require.Equal(t, store.RunFired, second.Outcome)
+	require.Equal(t, first.JobID, second.JobID, "a deduplicated job records the job that holds the key")
+	require.Equal(t, first.JobID, getSchedule(t, s, "report").LastJobID)
+	require.Equal(t, 1, countJobs(t, s, cronQueue))
+}
+
+func testScheduleRunsKept(t *testing.T, s store.Store) {
+	def := withOverlap(cronJob("often"), schedule.OverlapAllow)
+	def.Cron, def.Catchup = "@every 1s", schedule.CatchupAll
+	putSchedule(t, s, def, base)
+
+	const passes = store.ScheduleRunsKept/schedule.MaxCatchupRuns + 1
+	at := base.Truncate(time.Second)
+	for range passes {
+		at = at.Add(schedule.MaxCatchupRuns * time.Second)
+		require.Len(t, fireAt(t, s, at).Runs, schedule.MaxCatchupRuns)
+	}
+	page, err := s.ScheduleRuns(t.Context(), store.ScheduleRunsParams{Name: "often", Limit: store.MaxListLimit})
+	require.NoError(t, err)
+	require.Len(t, page.Runs, store.ScheduleRunsKept, "a fire deletes the runs beyond the newest ScheduleRunsKept")
+	require.Empty(t, page.NextCursor)
+	requireTime(t, at, page.Runs[0].NominalTime, "the newest run is kept")
+	requireTime(t, at.Add(-(store.ScheduleRunsKept-1)*time.Second), page.Runs[len(page.Runs)-1].NominalTime, "the oldest kept run")
+}
