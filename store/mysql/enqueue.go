@@ -46,10 +46,8 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 	if err != nil {
 		return nil, wrap(err, "enqueue %d jobs", len(p.Jobs))
 	}
-	for i, n := range p.Jobs {
-		if err := n.Validate(); err != nil {
-			return nil, fmt.Errorf("enqueue job %d: %w", i, err)
-		}
+	if err := validateJobs(p.Jobs); err != nil {
+		return nil, err
 	}
 	var jobs []*job.Job
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -64,6 +62,18 @@ func (s *Store) Enqueue(ctx context.Context, p store.EnqueueParams) ([]*job.Job,
 		return nil, wrap(err, "enqueue %d jobs", len(p.Jobs))
 	}
 	return jobs, nil
+}
+
+// validateJobs checks every new job before a transaction starts, naming
+// the first invalid one by its index: Enqueue's check, and a schedule's for
+// the jobs of its runs.
+func validateJobs(news []store.NewJob) error {
+	for i, n := range news {
+		if err := n.Validate(); err != nil {
+			return fmt.Errorf("enqueue job %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // lockParents reads the status of existing parents under a shared lock (LOCK

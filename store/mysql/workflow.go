@@ -28,29 +28,34 @@ func (s *Store) EnqueueWorkflow(ctx context.Context, p store.EnqueueWorkflowPara
 	if err != nil {
 		return nil, err
 	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error { return insertWorkflow(ctx, tx, plan) })
+	if err != nil {
+		return nil, wrap(err, "enqueue workflow %q", plan.Workflow.Name)
+	}
+	return &store.WorkflowEnqueued{Workflow: plan.Workflow, Jobs: plan.Steps}, nil
+}
+
+// insertWorkflow writes a planned workflow, its batch steps' rows, its jobs
+// and its edges in the caller's transaction: EnqueueWorkflow's, or a
+// schedule run's beside its run row.
+func insertWorkflow(ctx context.Context, tx *sql.Tx, plan *store.WorkflowPlan) error {
 	w := plan.Workflow
 	var metadata sql.NullString
 	if len(w.Metadata) > 0 {
 		metadata = sql.NullString{String: string(w.Metadata), Valid: true}
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status, failure_policy,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_workflows (id, name, description, status, failure_policy,
     priority, timeout_seconds, deadline, trace_id, correlation_id, metadata, total_jobs, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			w.ID.String(), w.Name, nullStr(w.Description), string(w.Status), string(w.FailurePolicy),
-			int(w.Priority), nullSeconds(w.Timeout.D()), nullTime(w.Deadline), nullStr(w.TraceID), nullStr(w.CorrelationID),
-			metadata, w.Stats.TotalJobs, w.CreatedAt); err != nil {
-			return fmt.Errorf("insert workflow: %w", err)
-		}
-		if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
-			return err
-		}
-		return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
-	})
-	if err != nil {
-		return nil, wrap(err, "enqueue workflow %q", w.Name)
+		w.ID.String(), w.Name, nullStr(w.Description), string(w.Status), string(w.FailurePolicy),
+		int(w.Priority), nullSeconds(w.Timeout.D()), nullTime(w.Deadline), nullStr(w.TraceID), nullStr(w.CorrelationID),
+		metadata, w.Stats.TotalJobs, w.CreatedAt); err != nil {
+		return fmt.Errorf("insert workflow: %w", err)
 	}
-	return &store.WorkflowEnqueued{Workflow: w, Jobs: plan.Steps}, nil
+	if err := insertBatches(ctx, tx, plan.Batches, w.CreatedAt); err != nil {
+		return err
+	}
+	return insertJobs(ctx, tx, plan.Jobs, plan.Edges)
 }
 
 // workflowCols is what scanWorkflow reads, with pending and running counted
