@@ -43,7 +43,7 @@ ON CONFLICT (name) DO NOTHING RETURNING ` + scheduleCols
 
 	// dueScheduleSQL takes the schedule a pass fires next: the partial index
 	// on next_run_at serves it, rows another agent is firing are skipped,
-	// and those that failed earlier in the same pass are left for the next.
+	// and those taken earlier in the same pass are left for the next.
 	dueScheduleSQL = `SELECT ` + scheduleCols + ` FROM hammerwork_schedules
 WHERE NOT paused AND next_run_at <= $1 AND name <> ALL ($2::text[])
 ORDER BY next_run_at, name LIMIT 1 FOR UPDATE SKIP LOCKED`
@@ -218,9 +218,6 @@ func (s *Store) PutSchedule(ctx context.Context, p store.PutScheduleParams) (*st
 	if errors.Is(err, errPutRaced) {
 		err = s.inTx(ctx, put)
 	}
-	if errors.Is(err, store.ErrInvalid) {
-		return nil, false, fmt.Errorf("put schedule %q: %w", name, err)
-	}
 	if err != nil {
 		return nil, false, wrap(err, "put schedule %q", name)
 	}
@@ -272,9 +269,6 @@ func (s *Store) DeleteSchedule(ctx context.Context, name string) error {
 		_, err = tx.Exec(ctx, `DELETE FROM hammerwork_schedule_runs WHERE schedule_name = $1`, name)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("delete schedule %q: %w", name, err)
-	}
 	if err != nil {
 		return wrap(err, "delete schedule %q", name)
 	}
@@ -356,9 +350,6 @@ SET paused = false, paused_reason = NULL, paused_at = NULL WHERE name = $1`, p.N
 		rec, err = saveState(ctx, tx, p.Name, store.PlanScheduleResume(rec, at))
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("resume schedule %q: %w", p.Name, err)
-	}
 	if err != nil {
 		return nil, wrap(err, "resume schedule %q", p.Name)
 	}
@@ -401,9 +392,6 @@ func (s *Store) TriggerSchedule(ctx context.Context, p store.TriggerSchedulePara
 		run = runs[0]
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-		return nil, fmt.Errorf("trigger schedule %q: %w", p.Name, err)
-	}
 	if err != nil {
 		return nil, wrap(err, "trigger schedule %q", p.Name)
 	}
@@ -446,17 +434,18 @@ type fired struct {
 }
 
 // FireSchedules takes due schedules one transaction each (fireNext) until
-// p.Limit were taken or none is due. A schedule that failed is not taken
-// again in the same pass, so one broken row cannot use up the pass.
+// p.Limit were taken or none is due. A pass takes each schedule once: one
+// that is due again at once (a buffered slot waiting for its live run) or
+// that failed waits for the next pass instead of using up this one.
 func (s *Store) FireSchedules(ctx context.Context, p store.FireSchedulesParams) (*store.FireResult, error) {
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "fire schedules")
 	}
 	res := &store.FireResult{Missed: map[string]int{}, Errors: map[string]error{}}
-	failed := []string{}
+	taken := []string{}
 	for res.Taken < max(p.Limit, 1) {
-		f, err := s.fireNext(ctx, p, at, failed)
+		f, err := s.fireNext(ctx, p, at, taken)
 		if err != nil {
 			return nil, err
 		}
@@ -464,6 +453,7 @@ func (s *Store) FireSchedules(ctx context.Context, p store.FireSchedulesParams) 
 			break
 		}
 		res.Taken++
+		taken = append(taken, f.name)
 		res.Runs = append(res.Runs, f.runs...)
 		if f.missed > 0 {
 			res.Missed[f.name] += f.missed
@@ -475,7 +465,6 @@ func (s *Store) FireSchedules(ctx context.Context, p store.FireSchedulesParams) 
 		}
 		if f.err != nil {
 			res.Errors[f.name] = f.err
-			failed = append(failed, f.name)
 		}
 	}
 	slices.Sort(res.Queues)
