@@ -213,7 +213,7 @@ func (s *Store) DeleteSchedule(ctx context.Context, name string) error {
 func (s *Store) PruneSchedules(ctx context.Context, p store.PruneSchedulesParams) ([]string, error) {
 	keep := p.Keep
 	if keep == nil {
-		keep = []string{} // jsonList(nil) is JSON null, which would keep nothing out
+		keep = []string{} // jsonList(nil) is JSON null, against which NOT IN matches no name
 	}
 	var names []string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -372,7 +372,7 @@ func (s *Store) ScheduleRuns(ctx context.Context, p store.ScheduleRunsParams) (*
 func (s *Store) FireSchedules(ctx context.Context, p store.FireSchedulesParams) (*store.FireResult, error) {
 	res := &store.FireResult{Runs: []*store.ScheduleRun{}, Missed: map[string]int{}, Errors: map[string]error{}}
 	queues := map[string]bool{}
-	taken := []string{} // not nil: jsonList(nil) is JSON null, which would exclude every name
+	taken := []string{} // not nil: jsonList(nil) is JSON null, against which NOT IN matches no name
 	for len(taken) < p.Limit {
 		f, err := s.fireNext(ctx, p, taken)
 		if err != nil {
