@@ -169,6 +169,16 @@ func New(p Params) *Server {
 	v1.GET("/queues/:name", s.getQueue)
 	v1.POST("/queues/:name/pause", s.pauseQueue)
 	v1.POST("/queues/:name/resume", s.resumeQueue)
+	v1.GET("/schedules", s.listSchedules)
+	v1.POST("/schedules", s.createSchedule)
+	v1.GET("/schedules/:name", s.getSchedule)
+	v1.PUT("/schedules/:name", s.putSchedule)
+	v1.DELETE("/schedules/:name", s.deleteSchedule)
+	v1.POST("/schedules/:name/pause", s.pauseSchedule)
+	v1.POST("/schedules/:name/resume", s.resumeSchedule)
+	v1.POST("/schedules/:name/trigger", s.triggerSchedule)
+	v1.GET("/schedules/:name/runs", s.scheduleRuns)
+	v1.GET("/schedules/:name/next", s.scheduleNext)
 
 	s.echo = e
 	return s
