@@ -50,6 +50,9 @@ var scheduleTests = []struct {
 	{"ScheduleDependsOnScheduleWaitsForItsLatestJob", testScheduleDependsOn},
 	{"ScheduleUniqueKeyRecordsTheJobHoldingTheKey", testScheduleUniqueKey},
 	{"ScheduleRunsKeepsTheNewestScheduleRunsKept", testScheduleRunsKept},
+	{"ScheduleDependencyDeletedByRetentionCountsAsResolved", testScheduleDependencyDeletedByRetention},
+	{"ScheduleJitterDelaysTheRunNotItsNominalTime", testScheduleJitter},
+	{"ScheduleTimezoneFiresAtItsWallClock", testScheduleTimezone},
 }
 
 const (
@@ -419,10 +422,14 @@ func testScheduleTrigger(t *testing.T, s store.Store) {
 	requireTimePtr(t, at, rec.LastRunAt, "last_run_at names the triggered run")
 	require.Equal(t, run.JobID, rec.LastJobID, "last_job_id names the triggered job")
 
+	requireTime(t, at, run.FiredAt, "fired_at is Now")
+
 	runs := allRuns(t, s, "report")
 	require.Len(t, runs, 1)
 	require.True(t, runs[0].Triggered)
 	require.Equal(t, run.JobID, runs[0].JobID)
+	require.Equal(t, store.RunFired, runs[0].Outcome)
+	requireTime(t, at, runs[0].FiredAt, "fired_at as stored")
 
 	_, err = s.TriggerSchedule(t.Context(), store.TriggerScheduleParams{Name: "nope", Now: at})
 	requireNotFound(t, err, "triggering an unknown schedule")
@@ -438,6 +445,7 @@ func testScheduleFireJob(t *testing.T, s store.Store) {
 	require.Equal(t, 1, res.Taken)
 	require.Len(t, res.Runs, 1)
 	j := requireFiredJob(t, s, res.Runs[0], "report", slot(0), false)
+	requireTime(t, slot(0), res.Runs[0].FiredAt, "fired_at is the pass's Now")
 	require.Equal(t, []string{cronQueue}, res.Queues, "the queue that got a job")
 	require.Zero(t, res.Missed["report"])
 	require.Len(t, listAll(t, s, store.ListParams{}), 1, "one job")

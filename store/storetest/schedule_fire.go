@@ -333,3 +333,62 @@ func testScheduleRunsKept(t *testing.T, s store.Store) {
 	requireTime(t, at, page.Runs[0].NominalTime, "the newest run is kept")
 	requireTime(t, at.Add(-(store.ScheduleRunsKept-1)*time.Second), page.Runs[len(page.Runs)-1].NominalTime, "the oldest kept run")
 }
+
+func testScheduleDependencyDeletedByRetention(t *testing.T, s store.Store) {
+	extract := cronJob("extract")
+	extract.Cron = "0 0 1 1 *" // yearly: never due during the test
+	extract.Target.Job.Queue = "extract"
+	putSchedule(t, s, extract, base)
+	load := withOverlap(cronJob("load"), schedule.OverlapAllow)
+	load.DependsOnSchedule = "extract"
+	putSchedule(t, s, load, base)
+
+	run := triggerSchedule(t, s, "load", base.Add(time.Minute))
+	j := requireFiredJob(t, s, run, "load", base.Add(time.Minute), true)
+	require.Empty(t, j.DependsOn, "a trigger before the dependency ran has no parent")
+
+	dep := triggerSchedule(t, s, "extract", base.Add(2*time.Minute))
+	leased := lease(t, s, store.LeaseParams{Queues: []string{"extract"}, Limit: 1, Now: base.Add(3 * time.Minute)})
+	require.Equal(t, []uuid.UUID{*dep.JobID}, ids(leased))
+	require.Empty(t, complete(t, s, base.Add(4*time.Minute), store.Completion{LeaseRef: ref(leased[0])}))
+	require.Equal(t, 1, deleteFinished(t, s, store.DeleteFinishedParams{FinishedFilter: store.FinishedFilter{Status: job.StatusCompleted}}))
+
+	res := fireAt(t, s, slot(0))
+	require.Len(t, res.Runs, 1)
+	j = requireFiredJob(t, s, res.Runs[0], "load", slot(0), false)
+	require.Empty(t, j.DependsOn, "a dependency job deleted by retention counts as resolved")
+	require.NotEqual(t, job.DependencyWaiting, j.DependencyStatus)
+}
+
+func testScheduleJitter(t *testing.T, s store.Store) {
+	def := cronJob("report")
+	def.Jitter = job.Duration(30 * time.Second)
+	rec, _ := putSchedule(t, s, def, base)
+	require.NotNil(t, rec.NextRunAt)
+	require.False(t, rec.NextRunAt.Before(slot(0)), "next_run_at %s is the slot plus jitter", rec.NextRunAt)
+	require.False(t, rec.NextRunAt.After(slot(0).Add(30*time.Second)), "next_run_at %s is at most jitter after the slot", rec.NextRunAt)
+	require.Equal(t, job.Duration(30*time.Second), getSchedule(t, s, "report").Jitter, "jitter is stored")
+
+	if rec.NextRunAt.After(slot(0)) {
+		require.Zero(t, fireAt(t, s, slot(0)).Taken, "not taken before its jittered next_run_at")
+	}
+	run := fireOne(t, s, *rec.NextRunAt)
+	requireFiredJob(t, s, run, "report", slot(0), false)
+	requireTime(t, *rec.NextRunAt, run.FiredAt, "fired_at is the pass's Now")
+	next := getSchedule(t, s, "report").NextRunAt
+	require.NotNil(t, next)
+	require.False(t, next.Before(slot(1)) || next.After(slot(1).Add(30*time.Second)), "next_run_at %s is the next slot plus jitter", next)
+}
+
+func testScheduleTimezone(t *testing.T, s store.Store) {
+	def := cronJob("berlin")
+	def.Cron, def.Timezone = "0 3 * * *", "Europe/Berlin"
+	rec, _ := putSchedule(t, s, def, base)
+	threeInBerlin := time.Date(2099, time.March, 5, 2, 0, 0, 0, time.UTC) // CET, UTC+1
+	requireTimePtr(t, threeInBerlin, rec.NextRunAt, "03:00 in Berlin")
+	require.Equal(t, "Europe/Berlin", getSchedule(t, s, "berlin").Timezone)
+
+	run := fireOne(t, s, threeInBerlin)
+	requireFiredJob(t, s, run, "berlin", threeInBerlin, false)
+	requireTimePtr(t, threeInBerlin.Add(24*time.Hour), getSchedule(t, s, "berlin").NextRunAt, "the next day's 03:00")
+}
