@@ -456,7 +456,7 @@ func (s *Store) FireSchedules(ctx context.Context, p store.FireSchedulesParams) 
 		taken = append(taken, f.name)
 		res.Runs = append(res.Runs, f.runs...)
 		if f.missed > 0 {
-			res.Missed[f.name] += f.missed
+			res.Missed[f.name] = f.missed
 		}
 		for _, q := range f.queues {
 			if !slices.Contains(res.Queues, q) {
