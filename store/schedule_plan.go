@@ -62,6 +62,9 @@ func (d ScheduleDef) Validate() error {
 			add("depends_on_schedule", errors.New("only a job target may depend on another schedule"))
 		}
 	}
+	if len(d.DependsOnSchedule) > schedule.MaxNameLength {
+		add("depends_on_schedule", fmt.Errorf("is %d bytes long, at most %d", len(d.DependsOnSchedule), schedule.MaxNameLength))
+	}
 	if d.DependsOnSchedule == d.Name && d.Name != "" {
 		add("depends_on_schedule", errors.New("a schedule cannot depend on itself"))
 	}
@@ -157,11 +160,14 @@ func (r *ScheduleRecord) applyState(st ScheduleState) {
 	r.Cursor, r.Buffered, r.NextRunAt = st.Cursor, st.Buffered, st.NextRunAt
 }
 
-// normalized fills the policy defaults and UTC times, so that a definition
-// stored and read back compares equal to the one given.
+// normalized fills the policy defaults, UTC times and the whole
+// milliseconds the tables keep durations in, so that a definition stored and
+// read back compares equal to the one given.
 func (d ScheduleDef) normalized() ScheduleDef {
 	p := d.Policy()
-	d.Overlap, d.Catchup, d.CatchupWindow = p.Overlap, p.Catchup, job.Duration(p.CatchupWindow)
+	d.Overlap, d.Catchup = p.Overlap, p.Catchup
+	d.CatchupWindow = job.Duration(p.CatchupWindow.Truncate(time.Millisecond))
+	d.Jitter = job.Duration(d.Jitter.D().Truncate(time.Millisecond))
 	if d.Timezone == "" {
 		d.Timezone = "UTC"
 	}
@@ -260,6 +266,7 @@ func PlanScheduleTrigger(in FireInput) (PlannedRun, ScheduleState, error) {
 	if err != nil {
 		return PlannedRun{}, ScheduleState{}, err
 	}
+	pr.Run.FiredAt = UTC(in.Now)
 	st := ScheduleState{Cursor: rec.Cursor, Buffered: rec.Buffered, NextRunAt: rec.NextRunAt}
 	st.record(pr)
 	return pr, st, nil
