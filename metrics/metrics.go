@@ -1,6 +1,6 @@
 // Package metrics holds hw-agent's Prometheus metrics, served on /metrics.
 // Every label has a bounded set of values (queue names, statuses, outcome
-// classes); job and workflow ids never become labels, since each new value
+// classes, schedule names); job and workflow ids never become labels, since each new value
 // is a new time series kept for the life of the process.
 //
 // All methods are safe on a nil *Metrics, so code paths that run without
@@ -40,6 +40,8 @@ type Metrics struct {
 	dbErrors          prometheus.Counter
 	dbUp              prometheus.Gauge
 	dbOutages         prometheus.Counter
+	scheduleRuns      *prometheus.CounterVec
+	scheduleLag       *prometheus.HistogramVec
 
 	// depthMu serialises depth refreshes; depthQueues are the queues the
 	// last one reported, whose series the next removes if they are gone.
@@ -99,13 +101,22 @@ func New() *Metrics {
 			Namespace: namespace, Name: "db_outages_total",
 			Help: "Database outages the agent saw begin: a failed lease call after a successful one.",
 		}),
+		scheduleRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "schedule_runs_total",
+			Help: "Schedule slots this agent's scheduler handled, by schedule and outcome (fired, skipped, missed).",
+		}, []string{"schedule", "outcome"}),
+		scheduleLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "schedule_lag_seconds",
+			Help:    "Time from a slot's nominal time to the run this agent fired for it, jitter included; triggered runs are left out.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600},
+		}, []string{"schedule"}),
 	}
 	m.appHealthy.Set(1)
 	m.dbUp.Set(1)
 	m.reg.MustRegister(
 		m.leased, m.completed, m.failed, m.retried, m.cancelled, m.skipped,
 		m.dispatch, m.inFlight, m.depth, m.leaseBatch, m.workflowsFinished, m.appHealthy,
-		m.dbErrors, m.dbUp, m.dbOutages,
+		m.dbErrors, m.dbUp, m.dbOutages, m.scheduleRuns, m.scheduleLag,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -262,6 +273,26 @@ func (m *Metrics) DBUp() {
 		return
 	}
 	m.dbUp.Set(1)
+}
+
+// ScheduleRuns counts n slots of a schedule that ended with outcome: fired,
+// skipped or missed. Schedule names are a bounded set, the schedules an
+// operator defined, so they may be a label.
+func (m *Metrics) ScheduleRuns(schedule, outcome string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.scheduleRuns.WithLabelValues(schedule, outcome).Add(float64(n))
+}
+
+// ScheduleLag observes how late a schedule's slot fired after its nominal
+// time: a lag that grows says the agents are too few or too slow to keep
+// up, or were down.
+func (m *Metrics) ScheduleLag(schedule string, lag time.Duration) {
+	if m == nil {
+		return
+	}
+	m.scheduleLag.WithLabelValues(schedule).Observe(lag.Seconds())
 }
 
 // QueueLister is the part of the store the depth poller reads: every

@@ -81,21 +81,25 @@ func TestMetricsPassPromlintAndTheTextParser(t *testing.T) {
 	m.AppHealthy(false)
 	m.DBError()
 	m.DBDown()
+	m.ScheduleRuns("nightly", "fired", 2)
+	m.ScheduleRuns("nightly", "missed", 3)
+	m.ScheduleRuns("nightly", "skipped", 0)
+	m.ScheduleLag("nightly", 1500*time.Millisecond)
 	m.depth.WithLabelValues("emails", string(job.StatusPending)).Set(3)
 
 	body, mfs := scrape(t, m)
 	problems, err := promlint.New(bytes.NewReader(body)).Lint()
 	require.NoError(t, err)
 	require.Empty(t, problems)
-	// Every label is bounded: queues, outcomes and statuses, never a job
-	// id or anything else that grows with the traffic.
+	// Every label is bounded: queues, outcomes, statuses and schedule
+	// names, never a job id or anything else that grows with the traffic.
 	for name, mf := range mfs {
 		if !strings.HasPrefix(name, "hammerwork_") {
 			continue
 		}
 		for _, mt := range mf.GetMetric() {
 			for _, l := range mt.GetLabel() {
-				require.Contains(t, []string{"queue", "outcome", "status"}, l.GetName(), "label of %s", name)
+				require.Contains(t, []string{"queue", "outcome", "status", "schedule"}, l.GetName(), "label of %s", name)
 			}
 		}
 	}
@@ -116,6 +120,10 @@ func TestMetricsPassPromlintAndTheTextParser(t *testing.T) {
 	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_errors_total", nil))
 	require.Equal(t, 0.0, value(t, mfs, "hammerwork_db_up", nil))
 	require.Equal(t, 1.0, value(t, mfs, "hammerwork_db_outages_total", nil))
+	require.Equal(t, 2.0, value(t, mfs, "hammerwork_schedule_runs_total", map[string]string{"schedule": "nightly", "outcome": "fired"}))
+	require.Equal(t, 3.0, value(t, mfs, "hammerwork_schedule_runs_total", map[string]string{"schedule": "nightly", "outcome": "missed"}))
+	require.Len(t, mfs["hammerwork_schedule_runs_total"].GetMetric(), 2, "a count of zero adds no series")
+	require.Equal(t, 1.0, value(t, mfs, "hammerwork_schedule_lag_seconds", map[string]string{"schedule": "nightly"}))
 }
 
 // The database is up until an outage begins, and up again when it ends;
@@ -162,6 +170,8 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.DBError()
 	m.DBDown()
 	m.DBUp()
+	m.ScheduleRuns("nightly", "fired", 1)
+	m.ScheduleLag("nightly", time.Second)
 	require.NoError(t, m.RefreshQueueDepth(context.Background(), nil))
 }
 
