@@ -26,6 +26,7 @@ var scheduleTests = []struct {
 }{
 	{"SchedulePutCreatesWithDefaultsAndTheFirstSlotAfterNow", testSchedulePutCreates},
 	{"SchedulePutOfTheSameDefinitionChangesNothing", testSchedulePutUnchanged},
+	{"SchedulePutOfTheSameDefinitionWithEveryFieldSetChangesNothing", testSchedulePutUnchangedEveryField},
 	{"SchedulePutOfAChangedCronCountsFromNowAndKeepsPauseAndLastRun", testSchedulePutChanged},
 	{"SchedulePutRejectsInvalidDefinitionsAndWritesNothing", testSchedulePutInvalid},
 	{"ScheduleGetUnknownIsNotFound", testScheduleGetNotFound},
@@ -53,6 +54,8 @@ var scheduleTests = []struct {
 	{"ScheduleDependencyDeletedByRetentionCountsAsResolved", testScheduleDependencyDeletedByRetention},
 	{"ScheduleJitterDelaysTheRunNotItsNominalTime", testScheduleJitter},
 	{"ScheduleTimezoneFiresAtItsWallClock", testScheduleTimezone},
+	{"ScheduleFireTakesAtMostLimitOldestNextRunFirst", testScheduleFireLimit},
+	{"ScheduleOverlapSkipWaitsForTheWorkflow", testScheduleOverlapWorkflow},
 }
 
 const (
@@ -213,6 +216,58 @@ func testSchedulePutUnchanged(t *testing.T, s store.Store) {
 	}
 }
 
+// testSchedulePutUnchangedEveryField puts definitions with every field set,
+// times in another zone with nanoseconds among them, twice: what the
+// backend stored must read back as the same definition, or every start-up
+// of an agent would restart the schedules of its configuration file.
+func testSchedulePutUnchangedEveryField(t *testing.T, s store.Store) {
+	tokyo := time.FixedZone("JST", 9*3600)
+	start := time.Date(2099, time.March, 4, 15, 0, 0, 123456789, tokyo)
+	end := time.Date(2100, time.January, 1, 0, 0, 0, 999, tokyo)
+	jitter := 0.2
+	prio := job.PriorityCritical
+	full := cronJob("full")
+	full.Timezone, full.Overlap, full.Catchup = "America/New_York", schedule.OverlapBufferOne, schedule.CatchupAll
+	full.CatchupWindow, full.Jitter = job.Duration(90*time.Second+500*time.Millisecond), job.Duration(1500*time.Millisecond)
+	full.StartAt, full.EndAt, full.DependsOnSchedule = &start, &end, "other"
+	full.Target.Job.Priority, full.Target.Job.UniqueKey = &prio, "full-key"
+	full.Target.Job.ResultTTL = job.Duration(48 * time.Hour)
+	full.Target.Job.Retry = &job.RetryPolicy{Strategy: "fixed", Initial: job.Duration(time.Second), Max: job.Duration(time.Minute), Jitter: &jitter}
+
+	w := definition(workflow.ContinueOnFailure, step("extract"), step("load", "extract"))
+	w.Name, w.Description, w.Timeout = "nightly", "the nightly load", job.Duration(time.Hour)
+	w.Metadata = json.RawMessage(`{"team":"data","tags":["a","b"]}`)
+	wfDef := store.ScheduleDef{Name: "wf", Cron: "0 3 * * *", Timezone: "Europe/Berlin", Target: store.ScheduleTarget{Workflow: &w}}
+
+	for _, def := range []store.ScheduleDef{full, wfDef} {
+		first, created := putSchedule(t, s, def, base)
+		require.True(t, created)
+		rec, created := putSchedule(t, s, def, base.Add(time.Hour))
+		require.False(t, created, "%s: the same definition does not create", def.Name)
+		requireTime(t, first.UpdatedAt, rec.UpdatedAt, def.Name+": updated_at is unchanged")
+		requireTime(t, first.Cursor, rec.Cursor, def.Name+": the cursor is unchanged")
+		require.Equal(t, first.NextRunAt, rec.NextRunAt, "%s: next_run_at is unchanged", def.Name)
+	}
+
+	got := getSchedule(t, s, "full")
+	require.Equal(t, "America/New_York", got.Timezone)
+	require.Equal(t, schedule.OverlapBufferOne, got.Overlap)
+	require.Equal(t, schedule.CatchupAll, got.Catchup)
+	require.Equal(t, job.Duration(90*time.Second+500*time.Millisecond), got.CatchupWindow, "catchup_window in milliseconds")
+	require.Equal(t, job.Duration(1500*time.Millisecond), got.Jitter, "jitter in milliseconds")
+	requireTimePtr(t, start.Truncate(time.Microsecond), got.StartAt, "start_at")
+	requireTimePtr(t, end.Truncate(time.Microsecond), got.EndAt, "end_at")
+	require.Equal(t, "other", got.DependsOnSchedule)
+	require.Equal(t, "full-key", got.Target.Job.UniqueKey)
+	require.Equal(t, full.Target.Job.Retry, got.Target.Job.Retry)
+	require.Equal(t, job.Duration(48*time.Hour), got.Target.Job.ResultTTL)
+	gotWF := getSchedule(t, s, "wf").Target.Workflow
+	require.NotNil(t, gotWF)
+	require.Equal(t, "nightly", gotWF.Name)
+	require.Len(t, gotWF.Steps, 2)
+	require.JSONEq(t, `{"team":"data","tags":["a","b"]}`, string(gotWF.Metadata))
+}
+
 func testSchedulePutChanged(t *testing.T, s store.Store) {
 	putSchedule(t, s, cronJob("report"), base)
 	_, err := s.PauseSchedule(t.Context(), store.PauseScheduleParams{Name: "report", Reason: "holiday", Now: base.Add(time.Minute)})
@@ -327,6 +382,11 @@ func testScheduleDelete(t *testing.T, s store.Store) {
 
 	requireNotFound(t, s.DeleteSchedule(t.Context(), "report"), "deleting again")
 	requireNotFound(t, s.DeleteSchedule(t.Context(), "nope"), "deleting an unknown schedule")
+
+	rec, created := putSchedule(t, s, cronJob("report"), slot(0).Add(time.Second))
+	require.True(t, created, "a deleted name can be created again")
+	require.Nil(t, rec.LastJobID, "as a new schedule")
+	require.Empty(t, allRuns(t, s, "report"), "without the old runs")
 }
 
 func testSchedulePrune(t *testing.T, s store.Store) {

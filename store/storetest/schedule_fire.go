@@ -11,6 +11,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/schedule"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 // The policies of a slot: overlap while the previous run is live, catch-up
@@ -391,4 +392,50 @@ func testScheduleTimezone(t *testing.T, s store.Store) {
 	run := fireOne(t, s, threeInBerlin)
 	requireFiredJob(t, s, run, "berlin", threeInBerlin, false)
 	requireTimePtr(t, threeInBerlin.Add(24*time.Hour), getSchedule(t, s, "berlin").NextRunAt, "the next day's 03:00")
+}
+
+func testScheduleFireLimit(t *testing.T, s store.Store) {
+	for name, minute := range map[string]string{"a": "12", "b": "11", "c": "13"} {
+		def := cronJob(name)
+		def.Cron = minute + " * * * *"
+		putSchedule(t, s, def, base)
+	}
+	at := time.Date(2099, time.March, 4, 5, 20, 0, 0, time.UTC)
+	res, err := s.FireSchedules(t.Context(), store.FireSchedulesParams{Limit: 2, Now: at})
+	require.NoError(t, err)
+	require.Empty(t, res.Errors)
+	require.Equal(t, 2, res.Taken, "at most Limit schedules")
+	var names []string
+	for _, r := range res.Runs {
+		names = append(names, r.Schedule)
+	}
+	require.ElementsMatch(t, []string{"b", "a"}, names, "the oldest next_run_at first")
+
+	res = fireAt(t, s, at)
+	require.Equal(t, 1, res.Taken, "the next pass takes the rest")
+	require.Len(t, res.Runs, 1)
+	require.Equal(t, "c", res.Runs[0].Schedule)
+}
+
+func testScheduleOverlapWorkflow(t *testing.T, s store.Store) {
+	w := definition(workflow.FailFast, step("only"))
+	w.Name = "nightly"
+	putSchedule(t, s, store.ScheduleDef{Name: "etl", Cron: every5, Target: store.ScheduleTarget{Workflow: &w}}, base)
+
+	first := fireOne(t, s, slot(0))
+	require.NotNil(t, first.WorkflowID)
+	requireSkipped(t, fireOne(t, s, slot(1)), slot(1))
+
+	leased := leaseOne(t, s, slot(1).Add(time.Second))
+	require.Equal(t, *first.WorkflowID, *leased.WorkflowID)
+	requireSkipped(t, fireOne(t, s, slot(2)), slot(2))
+	require.Empty(t, complete(t, s, slot(2).Add(time.Second), store.Completion{LeaseRef: ref(leased)}))
+	rec, err := s.GetWorkflow(t.Context(), *first.WorkflowID)
+	require.NoError(t, err)
+	require.Equal(t, workflow.StatusCompleted, rec.Status)
+
+	run := fireOne(t, s, slot(3))
+	require.Equal(t, store.RunFired, run.Outcome, "once the workflow finished the next slot fires")
+	require.NotNil(t, run.WorkflowID)
+	require.NotEqual(t, *first.WorkflowID, *run.WorkflowID)
 }
