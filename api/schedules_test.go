@@ -11,22 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammerwork-go/hw-agent/api"
-	"github.com/hammerwork-go/hw-agent/internal/testkit"
 	"github.com/hammerwork-go/hw-agent/store"
 )
-
-// scheduleBackends are the stores the schedule routes are tested on.
-var scheduleBackends = []testkit.Backend{testkit.SQLiteBackend}
-
-func forEachScheduleBackend(t *testing.T, test func(t *testing.T, st store.Store)) {
-	t.Helper()
-	for _, b := range scheduleBackends {
-		t.Run(b.Name, func(t *testing.T) {
-			t.Parallel()
-			test(t, b.Store(t))
-		})
-	}
-}
 
 // clock is a server clock a test moves, so a changed schedule's times can
 // be told from an unchanged one's.
@@ -113,7 +99,7 @@ const nightly = `{"name": "nightly", "cron": "0 2 * * *", "timezone": "Europe/Be
 
 func TestScheduleCreateGetListPutDelete(t *testing.T) {
 	t.Parallel()
-	forEachScheduleBackend(t, func(t *testing.T, st store.Store) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
 		clk := &clock{t: now}
 		e := setup(t, st, withClock(clk))
 
@@ -182,7 +168,7 @@ func TestScheduleCreateGetListPutDelete(t *testing.T) {
 
 func TestScheduleWritesRejectBadInputNamingTheField(t *testing.T) {
 	t.Parallel()
-	forEachScheduleBackend(t, func(t *testing.T, st store.Store) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
 		e := setup(t, st)
 		for _, tc := range []struct {
 			name, body string
@@ -220,7 +206,7 @@ func TestScheduleWritesRejectBadInputNamingTheField(t *testing.T) {
 
 func TestSchedulePauseResumeTrigger(t *testing.T) {
 	t.Parallel()
-	forEachScheduleBackend(t, func(t *testing.T, st store.Store) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
 		w := &wakes{}
 		clk := &clock{t: now}
 		e := setup(t, st, withClock(clk), func(p *api.Params) { p.Wake = w.wake })
@@ -277,7 +263,7 @@ func TestSchedulePauseResumeTrigger(t *testing.T) {
 
 func TestScheduleRunsArePagedNewestFirst(t *testing.T) {
 	t.Parallel()
-	forEachScheduleBackend(t, func(t *testing.T, st store.Store) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
 		clk := &clock{t: now}
 		e := setup(t, st, withClock(clk))
 		e.post(t, "/v1/schedules", nightly).schedule(t, http.StatusCreated)
@@ -315,7 +301,7 @@ func TestScheduleRunsArePagedNewestFirst(t *testing.T) {
 
 func TestScheduleNextPreviewsFireTimes(t *testing.T) {
 	t.Parallel()
-	forEachScheduleBackend(t, func(t *testing.T, st store.Store) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
 		clk := &clock{t: time.Date(2027, 3, 26, 12, 0, 0, 0, time.UTC)}
 		e := setup(t, st, withClock(clk))
 		e.post(t, "/v1/schedules", nightly).schedule(t, http.StatusCreated)
@@ -363,7 +349,7 @@ func TestScheduleNextPreviewsFireTimes(t *testing.T) {
 
 func TestScheduleRoutesNeedTheToken(t *testing.T) {
 	t.Parallel()
-	forEachScheduleBackend(t, func(t *testing.T, st store.Store) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
 		e := setup(t, st, func(p *api.Params) { p.Token = "s3cret" })
 		e.get(t, "/v1/schedules").requireError(t, http.StatusUnauthorized, "unauthorized")
 		e.post(t, "/v1/schedules", nightly).requireError(t, http.StatusUnauthorized, "unauthorized")
