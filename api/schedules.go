@@ -329,7 +329,9 @@ func (s *Server) createSchedule(c echo.Context) error {
 		return scheduleError(err)
 	}
 	if !created {
-		// Another request created the name between the check and the put.
+		// Another request created the name between the check and the
+		// put, which then replaced its definition (the store has no
+		// create-only write): still answered as a name that exists.
 		return fmt.Errorf("schedule %q was created concurrently: %w", def.Name, store.ErrConflict)
 	}
 	s.log.Info("schedule created through the API", scheduleAttrs(rec)...)
