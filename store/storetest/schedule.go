@@ -56,6 +56,8 @@ var scheduleTests = []struct {
 	{"ScheduleTimezoneFiresAtItsWallClock", testScheduleTimezone},
 	{"ScheduleFireTakesAtMostLimitOldestNextRunFirst", testScheduleFireLimit},
 	{"ScheduleOverlapSkipWaitsForTheWorkflow", testScheduleOverlapWorkflow},
+	{"ScheduleResumeAndAChangedDefinitionDropTheHeldSlot", testScheduleDropTheHeldSlot},
+	{"SchedulePutConcurrentlyCreatesOnce", testSchedulePutConcurrently},
 }
 
 const (

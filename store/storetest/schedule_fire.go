@@ -439,3 +439,50 @@ func testScheduleOverlapWorkflow(t *testing.T, s store.Store) {
 	require.NotNil(t, run.WorkflowID)
 	require.NotEqual(t, *first.WorkflowID, *run.WorkflowID)
 }
+
+func testScheduleDropTheHeldSlot(t *testing.T, s store.Store) {
+	def := withOverlap(cronJob("report"), schedule.OverlapBufferOne)
+	putSchedule(t, s, def, base)
+	fireOne(t, s, slot(0))
+	require.Empty(t, fireAt(t, s, slot(1)).Runs)
+	requireTimePtr(t, slot(1), getSchedule(t, s, "report").Buffered, "slot 1 is held")
+
+	_, err := s.PauseSchedule(t.Context(), store.PauseScheduleParams{Name: "report", Now: slot(1).Add(time.Second)})
+	require.NoError(t, err)
+	rec, err := s.ResumeSchedule(t.Context(), store.ResumeScheduleParams{Name: "report", Now: slot(3).Add(time.Minute)})
+	require.NoError(t, err)
+	require.Nil(t, rec.Buffered, "a resume drops the held slot")
+	requireTimePtr(t, slot(4), rec.NextRunAt, "next_run_at")
+
+	require.Empty(t, fireAt(t, s, slot(4)).Runs, "the first run is still live: slot 4 is held")
+	def.Cron = "*/10 * * * *"
+	rec, _ = putSchedule(t, s, def, slot(4).Add(time.Second))
+	require.Nil(t, rec.Buffered, "a changed definition drops the held slot")
+	require.Nil(t, getSchedule(t, s, "report").Buffered)
+}
+
+// testSchedulePutConcurrently is agents starting together, each putting
+// the schedules of the same configuration file.
+func testSchedulePutConcurrently(t *testing.T, s store.Store) {
+	const agents = 4
+	var wg sync.WaitGroup
+	created := make([]bool, agents)
+	errs := make([]error, agents)
+	for i := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created[i], errs[i] = s.PutSchedule(t.Context(), store.PutScheduleParams{Def: cronJob("report"), Now: base})
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for i := range agents {
+		require.NoError(t, errs[i], "agent %d", i)
+		if created[i] {
+			n++
+		}
+	}
+	require.Equal(t, 1, n, "one agent creates the schedule, the others find it unchanged")
+	requireTimePtr(t, slot(0), getSchedule(t, s, "report").NextRunAt, "next_run_at")
+}
