@@ -80,6 +80,7 @@ type Agent struct {
 	rescuer    *maintenance.Rescuer
 	expirer    *maintenance.Expirer
 	cleaner    *maintenance.Cleaner // nil when retention.interval is 0
+	scheduler  *maintenance.Scheduler
 	completer  *completer
 	// db is the agent's one database outage tracker: every loop that
 	// reports to it shares it, so an outage is logged and counted once.
@@ -150,6 +151,10 @@ func New(p Params) (*Agent, error) {
 	if a.tracer == nil {
 		a.tracer = tracing.NewTracer(nil)
 	}
+	a.scheduler = maintenance.NewScheduler(maintenance.SchedulerConfig{
+		Store: p.Store, Interval: cfg.Schedules.Interval.D(), Trace: a.tracer.ScheduleRun, Wake: a.Wake,
+		Metrics: p.Metrics, Logger: log, Outage: db,
+	})
 	if cfg.Retention.Interval > 0 {
 		a.cleaner = maintenance.NewCleaner(maintenance.CleanerConfig{
 			Store: p.Store, Clock: due, Interval: cfg.Retention.Interval.D(), BatchSize: cfg.Retention.BatchSize,
@@ -260,6 +265,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(pending) > 0 {
 		return fmt.Errorf("%w: pending %s", store.ErrNotMigrated, strings.Join(pending, ", "))
 	}
+	if err := a.applySchedules(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("apply the configuration's schedules: %w", err)
+	}
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
@@ -271,7 +282,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.health != nil {
 		services = append(services, a.health)
 	}
-	services = append(services, a.rescuer, a.expirer, a.heartbeat, a.completer)
+	services = append(services, a.rescuer, a.expirer, a.scheduler, a.heartbeat, a.completer)
 	if a.listener != nil {
 		services = append(services, a.listener)
 	}

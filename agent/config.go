@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,7 +16,10 @@ import (
 
 	"github.com/hammerwork-go/hw-agent/dispatch"
 	"github.com/hammerwork-go/hw-agent/job"
+	"github.com/hammerwork-go/hw-agent/maintenance"
+	"github.com/hammerwork-go/hw-agent/schedule"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/workflow"
 )
 
 // Config is the whole configuration of an agent. Every key is optional; the
@@ -33,6 +38,11 @@ type Config struct {
 	Tracing TracingConfig `toml:"tracing"`
 	// Retention says how long finished jobs and results are kept.
 	Retention RetentionConfig `toml:"retention"`
+	// Schedules tunes the scheduler and how [[schedule]] entries are applied.
+	Schedules SchedulesConfig `toml:"schedules"`
+	// Schedule lists the cron schedules this file defines, upserted by name
+	// at start-up.
+	Schedule []ScheduleConfig `toml:"schedule"`
 }
 
 // RetentionConfig drives the cleaner: every Interval it clears expired
@@ -160,6 +170,173 @@ type QueueConfig struct {
 	Burst int `toml:"burst"`
 }
 
+// SchedulesConfig tunes the scheduler every agent runs and how the
+// [[schedule]] entries are applied at start-up.
+type SchedulesConfig struct {
+	// Interval between scheduler passes, ±5%: how late a slot may fire
+	// when every agent just looked. Defaults to 1s, so an "@every 1s"
+	// schedule fires every second.
+	Interval job.Duration `toml:"interval"`
+	// Prune deletes, at start-up, every stored schedule that no
+	// [[schedule]] entry names (with its runs; the jobs they created stay),
+	// so the file is the whole list. Defaults to false: schedules created
+	// through the API or the CLI are kept.
+	Prune bool `toml:"prune"`
+}
+
+// ScheduleConfig is one [[schedule]] entry: a store.ScheduleDef whose
+// target is a job (queue and the job keys) or a workflow (workflow_file).
+// Zero policy keys take the store's defaults (overlap "skip", catch-up
+// "latest" within 1h, no jitter).
+type ScheduleConfig struct {
+	Name string `toml:"name"`
+	// Cron is 5 or 6 fields, a descriptor ("@daily") or "@every 10m".
+	Cron string `toml:"cron"`
+	// Timezone is an IANA name the cron fields are read in; empty is UTC.
+	Timezone      string           `toml:"timezone"`
+	Overlap       schedule.Overlap `toml:"overlap"`
+	Catchup       schedule.Catchup `toml:"catchup"`
+	CatchupWindow job.Duration     `toml:"catchup_window"`
+	Jitter        job.Duration     `toml:"jitter"`
+	// StartAt and EndAt bound the slots that fire, both inclusive.
+	StartAt           ScheduleTime `toml:"start_at"`
+	EndAt             ScheduleTime `toml:"end_at"`
+	DependsOnSchedule string       `toml:"depends_on_schedule"`
+	// Paused, when set, pauses (true) or resumes (false) the schedule at
+	// every start-up; unset leaves a pause made through the API or the CLI
+	// as it is.
+	Paused *bool `toml:"paused"`
+
+	// Queue makes the target a job on that queue, with the keys below.
+	Queue       string           `toml:"queue"`
+	Payload     SchedulePayload  `toml:"payload"`
+	Priority    *job.Priority    `toml:"priority"`
+	MaxAttempts int              `toml:"max_attempts"`
+	Timeout     job.Duration     `toml:"timeout"`
+	Retry       *job.RetryPolicy `toml:"retry"`
+	UniqueKey   string           `toml:"unique_key"`
+	ResultTTL   job.Duration     `toml:"result_ttl"`
+
+	// WorkflowFile makes the target a workflow: the path of a definition
+	// as `hw-agent workflow create --file` reads it (.yaml/.yml as YAML,
+	// else JSON), relative to the configuration file's directory.
+	WorkflowFile string `toml:"workflow_file"`
+}
+
+// SchedulePayload is a [[schedule]] job's payload as JSON. A string is
+// JSON text, taken as it is (payload = '{"report": "daily"}'); any other
+// TOML value, a table above all (payload = { report = "daily" }), is
+// converted to the same JSON.
+type SchedulePayload json.RawMessage
+
+// UnmarshalTOML converts the decoded TOML value to JSON.
+func (p *SchedulePayload) UnmarshalTOML(v any) error {
+	if text, ok := v.(string); ok {
+		if !json.Valid([]byte(text)) {
+			return fmt.Errorf("payload string %q is not JSON text; write a JSON document or a TOML table", text)
+		}
+		*p = SchedulePayload(text)
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("payload cannot be converted to JSON: %w", err)
+	}
+	*p = b
+	return nil
+}
+
+// ScheduleTime is start_at or end_at: a TOML date-time with an offset
+// (2026-01-01T00:00:00Z) or the same as an RFC 3339 string; empty is unset.
+// A date-time without an offset is refused: it would mean this machine's
+// zone, and agents on other machines would disagree.
+type ScheduleTime string
+
+// UnmarshalTOML keeps the time as RFC 3339 text.
+func (t *ScheduleTime) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case time.Time:
+		if strings.HasSuffix(v.Location().String(), "-local") {
+			return fmt.Errorf("%s has no offset; write it as 2026-01-01T00:00:00Z or with +hh:mm", v.Format("2006-01-02T15:04:05"))
+		}
+		*t = ScheduleTime(v.Format(time.RFC3339Nano))
+	case string:
+		*t = ScheduleTime(v)
+	default:
+		return fmt.Errorf("%v is not a date-time", v)
+	}
+	return nil
+}
+
+// parse is the time, nil when unset.
+func (t ScheduleTime) parse() (*time.Time, error) {
+	if t == "" {
+		return nil, nil
+	}
+	v, err := time.Parse(time.RFC3339Nano, string(t))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an RFC 3339 date-time such as 2026-01-01T00:00:00Z", string(t))
+	}
+	return &v, nil
+}
+
+// def is the entry as the store keeps it. A workflow target's file is read
+// and parsed here, so the definition stored is the file's as of start-up.
+func (s ScheduleConfig) def() (store.ScheduleDef, error) {
+	d := store.ScheduleDef{Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, Overlap: s.Overlap, Catchup: s.Catchup,
+		CatchupWindow: s.CatchupWindow, Jitter: s.Jitter, DependsOnSchedule: s.DependsOnSchedule}
+	var err error
+	if d.StartAt, err = s.StartAt.parse(); err != nil {
+		return d, fmt.Errorf("start_at: %w", err)
+	}
+	if d.EndAt, err = s.EndAt.parse(); err != nil {
+		return d, fmt.Errorf("end_at: %w", err)
+	}
+	switch {
+	case s.WorkflowFile != "":
+		b, err := os.ReadFile(s.WorkflowFile)
+		if err != nil {
+			return d, fmt.Errorf("workflow_file: %w", err)
+		}
+		w, err := workflow.ParseFile(s.WorkflowFile, b)
+		if err != nil {
+			return d, fmt.Errorf("workflow_file %s: %w", s.WorkflowFile, err)
+		}
+		d.Target.Workflow = &w
+	case s.Queue != "":
+		d.Target.Job = &store.JobTemplate{Queue: s.Queue, Payload: json.RawMessage(s.Payload), Priority: s.Priority,
+			MaxAttempts: s.MaxAttempts, Timeout: s.Timeout, Retry: s.Retry, UniqueKey: s.UniqueKey, ResultTTL: s.ResultTTL}
+	}
+	return d, nil
+}
+
+// jobKeysSet names the [[schedule]] keys only a job target takes that the
+// entry sets, in the file's documented order.
+func (s ScheduleConfig) jobKeysSet() []string {
+	var keys []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"payload", len(s.Payload) > 0}, {"priority", s.Priority != nil}, {"max_attempts", s.MaxAttempts != 0},
+		{"timeout", s.Timeout != 0}, {"retry", s.Retry != nil}, {"unique_key", s.UniqueKey != ""}, {"result_ttl", s.ResultTTL != 0}} {
+		if k.set {
+			keys = append(keys, k.name)
+		}
+	}
+	return keys
+}
+
+// resolveWorkflowFiles makes relative workflow_file paths relative to dir,
+// the configuration file's directory, so the agent finds them whatever
+// directory it was started from.
+func (c *Config) resolveWorkflowFiles(dir string) {
+	for i := range c.Schedule {
+		if f := c.Schedule[i].WorkflowFile; f != "" && !filepath.IsAbs(f) {
+			c.Schedule[i].WorkflowFile = filepath.Join(dir, f)
+		}
+	}
+}
+
 // LogConfig configures log/slog output.
 type LogConfig struct {
 	// Format is "text" (default) or "json".
@@ -209,7 +386,8 @@ func DefaultConfig() Config {
 			Skipped:   job.Duration(7 * 24 * time.Hour),
 			BatchSize: 500,
 		},
-		Log: LogConfig{Format: "text", Level: "info"},
+		Log:       LogConfig{Format: "text", Level: "info"},
+		Schedules: SchedulesConfig{Interval: job.Duration(maintenance.DefaultScheduleInterval)},
 	}
 }
 
@@ -230,6 +408,7 @@ func LoadConfig(path string, environ []string) (Config, error) {
 			}
 			return Config{}, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
 		}
+		cfg.resolveWorkflowFiles(filepath.Dir(path))
 	}
 	if err := applyEnv(&cfg, environ); err != nil {
 		return Config{}, err
@@ -336,6 +515,7 @@ func (c *Config) Validate() error {
 	c.validateLog(v)
 	c.validateTracing(v)
 	c.validateQueues(v)
+	c.validateSchedules(v)
 	return v.err()
 }
 
@@ -501,6 +681,57 @@ func (c *Config) validateQueue(v *problems, key string, q QueueConfig) {
 	}
 	if _, _, err := q.RateLimit.Parse(); err != nil {
 		v.add("%s: rate_limit: %v", key, err)
+	}
+}
+
+func (c *Config) validateSchedules(v *problems) {
+	if c.Schedules.Interval.D() <= 0 {
+		v.add("schedules.interval must be positive")
+	}
+	first := map[string]int{}
+	for i, s := range c.Schedule {
+		key := fmt.Sprintf("schedule[%d]", i)
+		if j, dup := first[s.Name]; dup && s.Name != "" {
+			v.add("%s.name %q is schedule[%d]'s name too", key, s.Name, j)
+		} else {
+			first[s.Name] = i
+		}
+		c.validateSchedule(v, key, s)
+	}
+}
+
+// validateSchedule checks one [[schedule]] with store.ScheduleDef.Validate,
+// naming each problem by its key in the file; key is "schedule[i]".
+func (c *Config) validateSchedule(v *problems, key string, s ScheduleConfig) {
+	switch {
+	case s.Queue == "" && s.WorkflowFile == "":
+		v.add("%s: needs a target: queue (a job) or workflow_file (a workflow)", key)
+	case s.Queue != "" && s.WorkflowFile != "":
+		v.add("%s: queue and workflow_file are both set; give one target", key)
+	case s.WorkflowFile != "":
+		for _, k := range s.jobKeysSet() {
+			v.add("%s.%s: only a job target (queue) takes it; a workflow's steps carry their own", key, k)
+		}
+	}
+	def, err := s.def()
+	if err != nil {
+		v.add("%s.%v", key, err)
+		return
+	}
+	var verr *schedule.ValidationError
+	if !errors.As(def.Validate(), &verr) {
+		return
+	}
+	for _, p := range verr.Problems {
+		switch p.Field {
+		case "target": // reported above, in the file's terms
+		case "target.job": // the message names the key
+			v.add("%s: %s", key, p.Message)
+		case "target.workflow":
+			v.add("%s.workflow_file %s: %s", key, s.WorkflowFile, p.Message)
+		default:
+			v.add("%s.%s: %s", key, strings.TrimPrefix(p.Field, "target.job."), p.Message)
+		}
 	}
 }
 
