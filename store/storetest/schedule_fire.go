@@ -56,6 +56,74 @@ func withOverlap(def store.ScheduleDef, o schedule.Overlap) store.ScheduleDef {
 	return def
 }
 
+func testScheduleFireJob(t *testing.T, s store.Store) {
+	putSchedule(t, s, cronJob("report"), base)
+	res := fireAt(t, s, slot(0).Add(-time.Microsecond))
+	require.Zero(t, res.Taken, "not due before its slot")
+	require.Empty(t, res.Runs)
+
+	res = fireAt(t, s, slot(0))
+	require.Equal(t, 1, res.Taken)
+	require.Len(t, res.Runs, 1)
+	j := requireFiredJob(t, s, res.Runs[0], "report", slot(0), false)
+	requireTime(t, slot(0), res.Runs[0].FiredAt, "fired_at is the pass's Now")
+	require.Equal(t, []string{cronQueue}, res.Queues, "the queue that got a job")
+	require.Zero(t, res.Missed["report"])
+	require.Len(t, listAll(t, s, store.ListParams{}), 1, "one job")
+
+	rec := getSchedule(t, s, "report")
+	requireTimePtr(t, slot(0), rec.LastRunAt, "last_run_at")
+	require.NotNil(t, rec.LastJobID)
+	require.Equal(t, j.ID, *rec.LastJobID, "last_job_id")
+	requireTimePtr(t, slot(1), rec.NextRunAt, "next_run_at moves to the next slot")
+	requireTime(t, slot(0), rec.Cursor, "the cursor is the slot handled")
+
+	res = fireAt(t, s, slot(0))
+	require.Zero(t, res.Taken, "a slot fires once")
+	require.Empty(t, res.Runs)
+	require.Empty(t, res.Queues)
+	require.Len(t, listAll(t, s, store.ListParams{}), 1, "still one job")
+	require.Equal(t, []time.Time{slot(0)}, nominals(allRuns(t, s, "report")))
+}
+
+func testScheduleFireWorkflow(t *testing.T, s store.Store) {
+	w := definition(workflow.FailFast, step("extract"), step("load", "extract"))
+	w.Name = "nightly"
+	def := store.ScheduleDef{Name: "etl", Cron: every5, Target: store.ScheduleTarget{Workflow: &w}}
+	putSchedule(t, s, def, base)
+
+	res := fireAt(t, s, slot(0))
+	require.Equal(t, 1, res.Taken)
+	require.Len(t, res.Runs, 1)
+	run := res.Runs[0]
+	require.Equal(t, store.RunFired, run.Outcome)
+	require.Nil(t, run.JobID, "a workflow target creates no lone job")
+	require.NotNil(t, run.WorkflowID)
+	require.Equal(t, []string{wfQueue}, res.Queues, "the workflow's queue got jobs")
+
+	rec, err := s.GetWorkflow(t.Context(), *run.WorkflowID)
+	require.NoError(t, err)
+	require.Equal(t, store.ScheduledWorkflowName("nightly", slot(0)), rec.Name)
+	require.Equal(t, store.RunCorrelationID("etl", slot(0)), rec.CorrelationID)
+	require.Equal(t, tracedID, rec.TraceID)
+	require.Equal(t, 2, rec.Stats.TotalJobs)
+
+	jobs, err := s.WorkflowJobs(t.Context(), *run.WorkflowID)
+	require.NoError(t, err)
+	require.Len(t, jobs, 2, "every step's job")
+	for _, j := range jobs {
+		require.Equal(t, store.RunCorrelationID("etl", slot(0)), j.CorrelationID, "step %s", j.StepName)
+		require.Equal(t, tracedID, j.TraceID, "step %s", j.StepName)
+		require.Equal(t, tracedSpan, j.SpanContext, "step %s", j.StepName)
+	}
+
+	sched := getSchedule(t, s, "etl")
+	require.Equal(t, run.WorkflowID, sched.LastWorkflowID, "last_workflow_id")
+	require.Nil(t, sched.LastJobID)
+	requireTimePtr(t, slot(0), sched.LastRunAt, "last_run_at")
+	requireTimePtr(t, slot(1), sched.NextRunAt, "next_run_at")
+}
+
 func testScheduleOverlapSkip(t *testing.T, s store.Store) {
 	putSchedule(t, s, cronJob("report"), base)
 	first := requireFiredJob(t, s, fireOne(t, s, slot(0)), "report", slot(0), false)
