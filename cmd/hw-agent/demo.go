@@ -35,13 +35,19 @@ const (
 	demoProgressEvery = 300 * time.Millisecond
 	// demoBounce is the address the sample app rejects, to show a permanent failure.
 	demoBounce = "bounce@example.invalid"
+	// demoSchedule fires every second into demoScheduleQueue; the demo
+	// shows demoScheduleFires of its runs reaching the app, then deletes it.
+	demoSchedule      = "heartbeat"
+	demoScheduleQueue = "heartbeats"
+	demoScheduleFires = 3
 )
 
 func (c *cli) demoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",
 		Short: "Run jobs end to end on a throwaway SQLite database and a built-in sample app",
-		Long: `Start a temporary SQLite database, a sample app with four queues and an agent,
+		Long: `Start a temporary SQLite database, a sample app with five queues and an agent
+with an "@every 1s" schedule, whose first three runs reach the app; then
 enqueue 20 jobs and watch them run: emails succeed, thumbnails take a moment,
 reports fail once with 503 and succeed on retry, and one email is rejected with
 422 and fails without a retry. Alongside runs a workflow: extract fans out to
@@ -110,6 +116,13 @@ func (c *cli) runDemo(ctx context.Context) error {
 	// The pipeline's steps get their parents' results in the envelope.
 	envelope := true
 	cfg.Queues = []agent.QueueConfig{{Name: demoPipelineQueue, Envelope: &envelope}}
+	// A schedule as a configuration file gives it: the agent writes it at
+	// start-up and fires it, one job per second. A scheduler pass every
+	// 100ms (the default is 1s) keeps each run within about that of its
+	// time, as the short poll interval keeps the jobs quick.
+	cfg.Schedule = []agent.ScheduleConfig{{Name: demoSchedule, Cron: "@every 1s", Queue: demoScheduleQueue,
+		Payload: agent.SchedulePayload(`{"beat": true}`)}}
+	cfg.Schedules.Interval = job.Duration(100 * time.Millisecond)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
@@ -127,28 +140,26 @@ func (c *cli) runDemo(ctx context.Context) error {
 		return fmt.Errorf("start agent: %w", err)
 	}
 
-	newJobs := demoJobs()
-	if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: newJobs}); err != nil {
-		return fmt.Errorf("enqueue demo jobs: %w", err)
-	}
-	def, err := demoWorkflow()
-	if err != nil {
-		return fmt.Errorf("build demo workflow: %w", err)
-	}
-	wf, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def})
-	if err != nil {
-		return fmt.Errorf("enqueue demo workflow: %w", err)
-	}
-	total := len(newJobs) + len(def.Steps)
-	fmt.Fprintf(c.stdout, "hw-agent demo\n  database    %s (temporary)\n  sample app  %s\n  enqueued    %d jobs: %s\n  workflow    %s (%d jobs): %s\n\n",
-		dbURL, cfg.App.HandlerURL, len(newJobs), describeQueues(newJobs), def.Name, len(def.Steps), demoWorkflowShape)
+	fmt.Fprintf(c.stdout, "hw-agent demo\n  database    %s (temporary)\n  sample app  %s\n  schedule    %s: %q, a job on queue %s per run\n\n",
+		dbURL, cfg.App.HandlerURL, demoSchedule, cfg.Schedule[0].Cron, demoScheduleQueue)
 
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- ag.Run(agentCtx) }()
 
-	waitErr := c.waitForDemo(ctx, st, total, wf.Workflow.ID, agentDone)
+	newJobs := demoJobs()
+	var wfID uuid.UUID
+	total := len(newJobs)
+	waitErr := c.showSchedule(ctx, st, app, agentDone)
+	if waitErr == nil {
+		var steps int
+		wfID, steps, waitErr = c.enqueueDemo(ctx, st, newJobs)
+		total += steps
+	}
+	if waitErr == nil {
+		waitErr = c.waitForDemo(ctx, st, total, wfID, agentDone)
+	}
 	stopAgent()
 	if err := <-agentDone; err != nil && waitErr == nil {
 		waitErr = fmt.Errorf("agent: %w", err)
@@ -159,7 +170,7 @@ func (c *cli) runDemo(ctx context.Context) error {
 	if err := c.printDemoSummary(ctx, st); err != nil {
 		return err
 	}
-	if err := c.printDemoWorkflow(ctx, st, wf.Workflow.ID); err != nil {
+	if err := c.printDemoWorkflow(ctx, st, wfID); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "\nAll %d jobs finished in %s.\n", total, time.Since(started).Round(10*time.Millisecond))
@@ -173,9 +184,69 @@ Next: point an agent at your own app:
 	return nil
 }
 
+// showSchedule prints the schedule's first runs as their jobs reach the
+// app, then deletes the schedule (its jobs stay) and waits for every job it
+// made, a run fired just before the delete included, so that the counts
+// of the rest of the demo leave them out.
+func (c *cli) showSchedule(ctx context.Context, st store.Store, app *demoApp, agentDone chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
+	defer cancel()
+	for range demoScheduleFires {
+		select {
+		case f := <-app.fires:
+			fmt.Fprintf(c.stdout, "  %s fired for %s: job %s reached the app %s after its time\n",
+				demoSchedule, f.nominal.Format(time.TimeOnly), f.jobID, f.at.Sub(f.nominal).Round(time.Millisecond))
+		case err := <-agentDone:
+			agentDone <- err
+			return fmt.Errorf("agent stopped before the schedule fired: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("schedule %s: no run reached the app within %s", demoSchedule, demoTimeout)
+		}
+	}
+	if err := st.DeleteSchedule(ctx, demoSchedule); err != nil {
+		return fmt.Errorf("delete demo schedule: %w", err)
+	}
+	tick := time.NewTicker(demoProgressEvery)
+	defer tick.Stop()
+	for {
+		counts, err := statusCounts(ctx, st, demoScheduleQueue)
+		if err != nil {
+			return err
+		}
+		if counts[job.StatusPending]+counts[job.StatusRunning] == 0 {
+			fmt.Fprintf(c.stdout, "  one run per second, each job in a trace of its own; %s is deleted now, its jobs stay.\n\n", demoSchedule)
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("schedule %s: its jobs did not finish within %s", demoSchedule, demoTimeout)
+		}
+	}
+}
+
+// enqueueDemo enqueues the demo's jobs and workflow, prints what it
+// enqueued, and returns the workflow's id and number of jobs.
+func (c *cli) enqueueDemo(ctx context.Context, st store.Store, newJobs []store.NewJob) (uuid.UUID, int, error) {
+	if _, err := st.Enqueue(ctx, store.EnqueueParams{Jobs: newJobs}); err != nil {
+		return uuid.Nil, 0, fmt.Errorf("enqueue demo jobs: %w", err)
+	}
+	def, err := demoWorkflow()
+	if err != nil {
+		return uuid.Nil, 0, fmt.Errorf("build demo workflow: %w", err)
+	}
+	wf, err := st.EnqueueWorkflow(ctx, store.EnqueueWorkflowParams{Workflow: def})
+	if err != nil {
+		return uuid.Nil, 0, fmt.Errorf("enqueue demo workflow: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "  enqueued    %d jobs: %s\n  workflow    %s (%d jobs): %s\n\n",
+		len(newJobs), describeQueues(newJobs), def.Name, len(def.Steps), demoWorkflowShape)
+	return wf.Workflow.ID, len(def.Steps), nil
+}
+
 // waitForDemo prints the status counts and the workflow's progress as they
 // change until every job is terminal, the agent stops, or demoTimeout passes.
-func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, wfID uuid.UUID, agentDone <-chan error) error {
+func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, wfID uuid.UUID, agentDone chan error) error {
 	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
 	defer cancel()
 	tick := time.NewTicker(demoProgressEvery)
@@ -185,6 +256,13 @@ func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, wfID u
 		counts, err := statusCounts(ctx, st, "")
 		if err != nil {
 			return err
+		}
+		beats, err := statusCounts(ctx, st, demoScheduleQueue)
+		if err != nil {
+			return err
+		}
+		for s, n := range beats { // shown before, and all finished
+			counts[s] -= n
 		}
 		wf, err := st.GetWorkflow(ctx, wfID)
 		if err != nil {
@@ -203,6 +281,7 @@ func (c *cli) waitForDemo(ctx context.Context, st store.Store, total int, wfID u
 		select {
 		case <-tick.C:
 		case err := <-agentDone:
+			agentDone <- err // for the caller, which waits for the agent to end
 			return fmt.Errorf("agent stopped before the demo finished: %v", err)
 		case <-ctx.Done():
 			if ctx.Err() == context.DeadlineExceeded {
@@ -320,6 +399,16 @@ type demoApp struct {
 	// seen remembers the report jobs already failed once.
 	mu   sync.Mutex
 	seen map[string]bool
+	// fires receives the scheduled jobs as they arrive, while the demo
+	// watches; later ones are answered without it.
+	fires chan demoFire
+}
+
+// demoFire is one scheduled job as the app received it.
+type demoFire struct {
+	jobID   string
+	nominal time.Time
+	at      time.Time
 }
 
 func startDemoApp() (*demoApp, error) {
@@ -327,7 +416,7 @@ func startDemoApp() (*demoApp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start sample app: %w", err)
 	}
-	a := &demoApp{url: "http://" + ln.Addr().String(), seen: map[string]bool{}}
+	a := &demoApp{url: "http://" + ln.Addr().String(), seen: map[string]bool{}, fires: make(chan demoFire, demoScheduleFires)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /jobs/{queue}", a.handle)
 	a.srv = &http.Server{
@@ -367,6 +456,9 @@ func (a *demoApp) handle(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"width":320,"height":240}`)
 	case demoPipelineQueue:
 		pipelineStep(w, r, body)
+	case demoScheduleQueue:
+		a.scheduled(r)
+		_, _ = io.WriteString(w, `{"beat":"ok"}`)
 	case "reports":
 		if a.firstAttempt(r.Header.Get("Hammerwork-Job-Id")) {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -377,6 +469,18 @@ func (a *demoApp) handle(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, `{"error":"no such queue"}`)
+	}
+}
+
+// scheduled hands a scheduled job to the demo. Its run's nominal time is
+// in the correlation id, "<schedule>@<RFC 3339 time>".
+func (a *demoApp) scheduled(r *http.Request) {
+	f := demoFire{jobID: r.Header.Get("Hammerwork-Job-Id"), at: time.Now()}
+	_, nominal, _ := strings.Cut(r.Header.Get("Hammerwork-Correlation-Id"), "@")
+	f.nominal, _ = time.Parse(time.RFC3339, nominal)
+	select {
+	case a.fires <- f:
+	default:
 	}
 }
 
