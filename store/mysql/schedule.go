@@ -417,10 +417,9 @@ func fireInput(ctx context.Context, tx *sql.Tx, rec *store.ScheduleRecord, trace
 
 // writePlan writes a plan's jobs (enqueueTx: the enqueue rules), its
 // workflows (insertWorkflow: EnqueueWorkflow's rows), its run rows and the
-// schedule's new state, and trims the schedule's runs. Every run is fired
-// at the database's now (PlanScheduleTrigger's run carries no FiredAt). It
-// returns the runs as written, a deduplicated job's run naming the job
-// that holds the key, and the queues of the jobs written.
+// schedule's new state, and trims the schedule's runs. It returns the runs
+// as written, a deduplicated job's run naming the job that holds the key,
+// and the queues of the jobs written.
 func writePlan(ctx context.Context, tx *sql.Tx, name string, plan *store.FirePlan, at time.Time) ([]*store.ScheduleRun, []string, error) {
 	runs := make([]*store.ScheduleRun, len(plan.Runs))
 	var (
@@ -430,7 +429,6 @@ func writePlan(ctx context.Context, tx *sql.Tx, name string, plan *store.FirePla
 	)
 	for i, pr := range plan.Runs {
 		r := pr.Run
-		r.FiredAt = at
 		runs[i] = &r
 		if pr.Job != nil {
 			news = append(news, *pr.Job)
