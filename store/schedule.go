@@ -171,7 +171,8 @@ const (
 type ScheduleRun struct {
 	Schedule    string
 	NominalTime time.Time
-	// FiredAt is the database's now when the run was written.
+	// FiredAt is when the run was written: Now, or the database's now when
+	// Now is zero.
 	FiredAt    time.Time
 	Outcome    RunOutcome
 	Triggered  bool

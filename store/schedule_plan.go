@@ -58,6 +58,9 @@ func (d ScheduleDef) Validate() error {
 		if err := t.Workflow.Validate(); err != nil {
 			add("target.workflow", err)
 		}
+		if n := len(ScheduledWorkflowName(t.Workflow.Name, time.Time{})); n > MaxWorkflowNameLength {
+			add("target.workflow.name", fmt.Errorf("is %d bytes long with the run time appended, at most %d", n, MaxWorkflowNameLength))
+		}
 		if d.DependsOnSchedule != "" {
 			add("depends_on_schedule", errors.New("only a job target may depend on another schedule"))
 		}
@@ -260,9 +263,17 @@ func PlanScheduleFire(in FireInput) (*FirePlan, error) {
 // PlanScheduleTrigger is the run TriggerSchedule writes: nominal time now,
 // outside the slot sequence, whatever the overlap policy. Its dependency is
 // as for a slot; with none run yet the triggered job has no parent.
+//
+// Slots fall on whole seconds; a trigger whose now does too is moved a
+// microsecond later, so it never takes the run key of a slot that is still
+// to fire.
 func PlanScheduleTrigger(in FireInput) (PlannedRun, ScheduleState, error) {
 	rec := in.Schedule
-	pr, err := plannedRun(rec, UTC(in.Now), true, in.Dependency, in.Trace)
+	nominal := UTC(in.Now)
+	if nominal.Equal(nominal.Truncate(time.Second)) {
+		nominal = nominal.Add(time.Microsecond)
+	}
+	pr, err := plannedRun(rec, nominal, true, in.Dependency, in.Trace)
 	if err != nil {
 		return PlannedRun{}, ScheduleState{}, err
 	}
@@ -308,6 +319,10 @@ func plannedRun(rec *ScheduleRecord, nominal time.Time, triggered bool, dependen
 	return PlannedRun{Run: run, Workflow: &EnqueueWorkflowParams{Workflow: w, ID: id,
 		SpanContext: tr.SpanContext, TraceState: tr.TraceState}}, nil
 }
+
+// MaxWorkflowNameLength is the longest workflow name every backend stores
+// (MySQL's VARCHAR(255)); a cron workflow's name must fit with its run time.
+const MaxWorkflowNameLength = 255
 
 // RunCorrelationID is the correlation id of a run's job or workflow: the
 // schedule's name and the run's nominal time, so one day's run is found by

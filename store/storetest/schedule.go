@@ -35,6 +35,7 @@ var scheduleTests = []struct {
 	{"SchedulePruneDeletesTheUnlistedAndReturnsThemSorted", testSchedulePrune},
 	{"SchedulePausedIsNeverFiredAndResumeDoesNotCatchUp", testSchedulePauseResume},
 	{"ScheduleTriggerFiresNowEvenWhilePausedAndLeavesTheSlots", testScheduleTrigger},
+	{"ScheduleTriggerAtASlotsTimeLeavesTheSlotToFire", testScheduleTriggerAtSlot},
 	{"ScheduleFireJobTargetOncePerSlot", testScheduleFireJob},
 	{"ScheduleFireWorkflowTarget", testScheduleFireWorkflow},
 	{"ScheduleRunsPagesNewestFirst", testScheduleRuns},
@@ -495,6 +496,19 @@ func testScheduleTrigger(t *testing.T, s store.Store) {
 
 	_, err = s.TriggerSchedule(t.Context(), store.TriggerScheduleParams{Name: "nope", Now: at})
 	requireNotFound(t, err, "triggering an unknown schedule")
+}
+
+func testScheduleTriggerAtSlot(t *testing.T, s store.Store) {
+	def := cronJob("report")
+	def.Overlap = schedule.OverlapAllow // the triggered job is still pending
+	putSchedule(t, s, def, base)
+	trig := triggerSchedule(t, s, "report", slot(0))
+	requireTime(t, slot(0).Add(time.Microsecond), trig.NominalTime, "a trigger on a whole second takes the microsecond after it")
+	res := fireAt(t, s, slot(0))
+	require.Len(t, res.Runs, 1, "the slot fires beside the trigger")
+	requireFiredJob(t, s, res.Runs[0], "report", slot(0), false)
+	require.NotEqual(t, trig.JobID, res.Runs[0].JobID, "the slot has its own job")
+	require.Len(t, allRuns(t, s, "report"), 2)
 }
 
 func testScheduleRuns(t *testing.T, s store.Store) {
