@@ -661,10 +661,11 @@ func (s *Store) fireOne(ctx context.Context, p store.FireSchedulesParams, at tim
 
 // skipPlan records, in a transaction of its own, a plan whose target could
 // not be written: its runs as skipped with note, and its cursor, buffer and
-// next run, the latest run left as it was. A slot that already has a run (a
-// run triggered at that instant) keeps it. When the row is no longer as
-// the plan found it (another agent fired it, a put changed it) nothing is
-// written and no runs are returned.
+// next run, the latest run left as it was. A slot that already has a run
+// keeps it: the cursor went back (a definition changed while the
+// database's clock was behind its runs) and that run's key was the
+// conflict. When the row is no longer as the plan found it (another agent
+// fired it, a put changed it) nothing is written and no runs are returned.
 func (s *Store) skipPlan(ctx context.Context, rec *store.ScheduleRecord, plan *store.FirePlan, note string) ([]*store.ScheduleRun, error) {
 	var runs []*store.ScheduleRun
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
