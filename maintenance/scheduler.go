@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -108,7 +109,7 @@ func (s *Scheduler) report(ctx context.Context, res *store.FireResult) {
 		if !r.Triggered {
 			s.cfg.metricLag(r.Schedule, lag)
 		}
-		s.log.Info("schedule fired", append(attrs, "lag", lag, "triggered", r.Triggered)...)
+		s.log.Info("schedule fired", append(attrs, "lag", lag)...)
 	}
 	// Sorted, so a pass's log lines read the same way every time.
 	for _, name := range slices.Sorted(maps.Keys(res.Missed)) {
@@ -119,12 +120,17 @@ func (s *Scheduler) report(ctx context.Context, res *store.FireResult) {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(res.Errors)) {
+		err := res.Errors[name]
+		if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrConflict) {
+			s.log.Error("schedule's target cannot be written; its slots are recorded as skipped until the schedule is fixed",
+				"schedule", name, "error", err)
+			continue
+		}
 		level := slog.LevelError
 		if s.cfg.Outage != nil && s.cfg.Outage.Down() {
 			level = slog.LevelDebug
 		}
-		s.log.Log(ctx, level, "schedule not fired; it stays due and is retried at the next pass",
-			"schedule", name, "error", res.Errors[name])
+		s.log.Log(ctx, level, "schedule not fired; it stays due and is retried at the next pass", "schedule", name, "error", err)
 	}
 }
 

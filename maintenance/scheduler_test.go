@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -177,4 +178,59 @@ func TestSchedulerCountsAndLogsMissedSlots(t *testing.T) {
 	require.Equal(t, 1.0, counter(t, m, "hammerwork_schedule_runs_total", map[string]string{"schedule": "late", "outcome": "fired"}))
 	require.Contains(t, logs.String(), fmt.Sprintf("schedule=late missed=%d", missed))
 	require.True(t, strings.Contains(logs.String(), "level=WARN"), logs.String())
+}
+
+// A target that can no longer be written (here a stored row edited behind
+// the store's back, as an old version's row might be) costs its slots: they
+// are recorded as skipped with the error, counted, and logged as the
+// schedule's to fix, pass after pass, instead of failing the pass.
+func TestSchedulerLogsABrokenTargetAndCountsItsSkippedSlots(t *testing.T) {
+	t.Parallel()
+	url := testkit.SQLiteURL(t)
+	s := testkit.SQLiteAt(t, url)
+	putSchedule(t, s, jobSchedule("broken", "q", ""), time.Time{})
+	db, err := sql.Open("sqlite", strings.TrimPrefix(url, "sqlite://")+"?_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	_, err = db.Exec(`UPDATE hammerwork_schedules SET target = ? WHERE name = ?`, `{"job":{"queue":"not a queue"}}`, "broken")
+	require.NoError(t, err)
+
+	var logs testkit.Buffer
+	m := metrics.New()
+	sc := NewScheduler(SchedulerConfig{Store: s, Interval: 20 * time.Millisecond, Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	passes := sc.Passed.Init()
+	require.NoError(t, sc.Start(context.Background()))
+	t.Cleanup(sc.Stop)
+	var res *store.FireResult
+	deadline := time.After(15 * time.Second)
+	for res == nil || res.Errors["broken"] == nil {
+		select {
+		case res = <-passes:
+		case <-deadline:
+			t.Fatal("timed out waiting for the broken schedule's slot")
+		}
+	}
+	sc.Stop()
+
+	require.ErrorIs(t, res.Errors["broken"], store.ErrInvalid)
+	require.NotEmpty(t, res.Runs)
+	for _, r := range res.Runs {
+		require.Equal(t, store.RunSkipped, r.Outcome)
+		require.Contains(t, r.Note, "not a queue")
+	}
+	require.Empty(t, res.Queues)
+	require.Equal(t, float64(len(res.Runs)), counter(t, m, "hammerwork_schedule_runs_total", map[string]string{"schedule": "broken", "outcome": "skipped"}))
+	require.Zero(t, counter(t, m, "hammerwork_schedule_runs_total", map[string]string{"schedule": "broken", "outcome": "fired"}))
+	requireLine(t, logs.String(), `level=ERROR msg="schedule's target cannot be written; its slots are recorded as skipped until the schedule is fixed" schedule=broken`)
+}
+
+// requireLine finds a line of logs that holds want.
+func requireLine(t *testing.T, logs, want string) {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, want) {
+			return
+		}
+	}
+	t.Fatalf("no log line holds %q in:\n%s", want, logs)
 }
