@@ -173,9 +173,10 @@ type QueueConfig struct {
 // SchedulesConfig tunes the scheduler every agent runs and how the
 // [[schedule]] entries are applied at start-up.
 type SchedulesConfig struct {
-	// Interval between scheduler passes, ±5%: how late a slot may fire
-	// when every agent just looked. Defaults to 1s, so an "@every 1s"
-	// schedule fires every second.
+	// Interval is the longest wait between two scheduler passes of an
+	// agent (each wait is 85 to 95% of it, so agents drift apart): how late
+	// a slot fires at most while an agent is up. Defaults to 1s, so an
+	// "@every 1s" schedule fires every second.
 	Interval job.Duration `toml:"interval"`
 	// Prune deletes, at start-up, every stored schedule that no
 	// [[schedule]] entry names (with its runs; the jobs they created stay),

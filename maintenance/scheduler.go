@@ -14,17 +14,13 @@ import (
 
 // Scheduler defaults.
 const (
-	// DefaultScheduleInterval is the wait between passes that came back
-	// short: an "@every 1s" schedule fires every second only if some agent
-	// looks at least that often.
+	// DefaultScheduleInterval is the longest wait between passes: an
+	// "@every 1s" schedule fires every second only if some agent looks at
+	// least that often.
 	DefaultScheduleInterval = time.Second
 	// scheduleBatch bounds the schedules one pass takes; a full pass is
 	// followed by another at once.
 	scheduleBatch = 100
-	// scheduleJitter is small: a schedule waits for the next pass of any
-	// agent, so a wide spread would show as lag, while a little keeps
-	// agents started together from querying in step.
-	scheduleJitter = 0.05
 )
 
 // ScheduleMetrics counts what the scheduler did; *metrics.Metrics is one.
@@ -36,9 +32,9 @@ type ScheduleMetrics interface {
 // SchedulerConfig configures a Scheduler.
 type SchedulerConfig struct {
 	Store store.Schedules
-	// Interval between passes, ±5%; zero is DefaultScheduleInterval. The
-	// first pass runs at Start, so slots due while no agent ran are caught
-	// up at once.
+	// Interval is the longest wait between passes; zero is
+	// DefaultScheduleInterval. The first pass runs at Start, so slots due
+	// while no agent ran are caught up at once.
 	Interval time.Duration
 	// Trace starts each fired run's trace; nil leaves jobs without one.
 	Trace store.RunTracer
@@ -71,7 +67,12 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 		cfg.Interval = DefaultScheduleInterval
 	}
 	s := &Scheduler{cfg: cfg, log: orDiscard(cfg.Logger)}
-	s.Service = New(Config{Name: "scheduler", Interval: cfg.Interval, Jitter: scheduleJitter, Limit: scheduleBatch, RunAtStart: true,
+	// Each wait is 85 to 95% of Interval, never more: with catch-up
+	// "latest" two slots due in one pass fire only the newer, so a wait
+	// (plus the pass's own time) longer than an "@every 1s" schedule's
+	// second would cost it a slot although an agent was up. The spread
+	// keeps agents started together from querying in step.
+	s.Service = New(Config{Name: "scheduler", Interval: cfg.Interval * 9 / 10, Jitter: 1.0 / 18, Limit: scheduleBatch, RunAtStart: true,
 		Logger: cfg.Logger, Outage: cfg.Outage}, s.pass)
 	return s
 }

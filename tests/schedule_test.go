@@ -75,10 +75,9 @@ func TestScheduleFiresEachSlotExactlyOnceAcrossKilledAgents(t *testing.T) {
 
 func runScheduleProof(t *testing.T, dbURL string, st store.Store) {
 	cfgPath := filepath.Join(t.TempDir(), "hw-agent.toml")
+	// The scheduler's default interval: an "@every 1s" schedule must lose
+	// no slot to it.
 	require.NoError(t, os.WriteFile(cfgPath, []byte(`
-[schedules]
-interval = "200ms"
-
 [[schedule]]
 name = "`+proofSchedule+`"
 cron = "@every 1s"
