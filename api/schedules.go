@@ -317,22 +317,9 @@ func (s *Server) createSchedule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	switch _, err := s.p.Store.GetSchedule(ctx, def.Name); {
-	case err == nil:
-		return fmt.Errorf("schedule %q already exists (PUT /v1/schedules/{name} replaces it): %w", def.Name, store.ErrConflict)
-	case !errors.Is(err, store.ErrNotFound):
-		return err
-	}
-	rec, created, err := s.p.Store.PutSchedule(ctx, store.PutScheduleParams{Def: def, Now: s.now()})
+	rec, _, err := s.p.Store.PutSchedule(c.Request().Context(), store.PutScheduleParams{Def: def, CreateOnly: true, Now: s.now()})
 	if err != nil {
 		return scheduleError(err)
-	}
-	if !created {
-		// Another request created the name between the check and the
-		// put, which then replaced its definition (the store has no
-		// create-only write): still answered as a name that exists.
-		return fmt.Errorf("schedule %q was created concurrently: %w", def.Name, store.ErrConflict)
 	}
 	s.log.Info("schedule created through the API", scheduleAttrs(rec)...)
 	c.Response().Header().Set(echo.HeaderLocation, scheduleLocation(rec.Name))

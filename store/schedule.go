@@ -185,7 +185,10 @@ type ScheduleRun struct {
 // PutScheduleParams creates or replaces one schedule.
 type PutScheduleParams struct {
 	Def ScheduleDef
-	Now time.Time
+	// CreateOnly makes an existing schedule of that name ErrConflict, left
+	// as it was (POST /v1/schedules), decided under the row's lock.
+	CreateOnly bool
+	Now        time.Time
 }
 
 // ListSchedulesParams pages the schedules.

@@ -113,16 +113,21 @@ func (t *JobTemplate) newJob() NewJob {
 		Timeout: t.Timeout.D(), RetryPolicy: t.Retry, UniqueKey: t.UniqueKey, ResultTTL: t.ResultTTL.D()}
 }
 
-// PlanSchedulePut decides what PutSchedule writes for def, given the stored
-// row (nil when there is none): a new row counting slots from now; for a
-// changed definition the same, keeping pause, runs and last run; for an
-// unchanged definition nothing (changed false, rec is existing).
-func PlanSchedulePut(existing *ScheduleRecord, def ScheduleDef, now time.Time) (rec *ScheduleRecord, changed bool, err error) {
+// PlanSchedulePut decides what PutSchedule writes for p.Def, given the
+// stored row (nil when there is none): a new row counting slots from now;
+// for a changed definition the same, keeping pause, runs and last run; for
+// an unchanged definition nothing (changed false, rec is existing). With
+// p.CreateOnly an existing row is ErrConflict and nothing is written.
+func PlanSchedulePut(existing *ScheduleRecord, p PutScheduleParams, now time.Time) (rec *ScheduleRecord, changed bool, err error) {
+	def := p.Def
 	if err := def.Validate(); err != nil {
 		return nil, false, err
 	}
 	def = def.normalized()
 	now = UTC(now)
+	if existing != nil && p.CreateOnly {
+		return nil, false, fmt.Errorf("schedule %q already exists: %w", def.Name, ErrConflict)
+	}
 	if existing != nil {
 		if same, err := sameDef(existing.ScheduleDef, def); err != nil || same {
 			return existing, false, err

@@ -101,7 +101,7 @@ func TestPlanSchedulePutNewCountsSlotsFromNow(t *testing.T) {
 	start := time.Date(2099, time.March, 1, 0, 0, 0, 0, berlin)
 	def.StartAt = &start
 
-	rec, changed, err := store.PlanSchedulePut(nil, def, planBase)
+	rec, changed, err := store.PlanSchedulePut(nil, store.PutScheduleParams{Def: def}, planBase)
 	require.NoError(t, err)
 	require.True(t, changed, "a new schedule is written")
 	require.Equal(t, "UTC", rec.Timezone, "an empty zone is UTC")
@@ -123,7 +123,7 @@ func TestPlanSchedulePutStopsAtEndAt(t *testing.T) {
 	def := planDef("report")
 	end := planBase.Add(time.Minute)
 	def.EndAt = &end
-	rec, _, err := store.PlanSchedulePut(nil, def, planBase)
+	rec, _, err := store.PlanSchedulePut(nil, store.PutScheduleParams{Def: def}, planBase)
 	require.NoError(t, err)
 	require.Nil(t, rec.NextRunAt, "no slot before end_at")
 }
@@ -132,7 +132,7 @@ func TestPlanSchedulePutRejectsAnInvalidDefinition(t *testing.T) {
 	t.Parallel()
 	def := planDef("report")
 	def.Cron = ""
-	rec, changed, err := store.PlanSchedulePut(nil, def, planBase)
+	rec, changed, err := store.PlanSchedulePut(nil, store.PutScheduleParams{Def: def}, planBase)
 	require.Equal(t, []string{"cron"}, fields(t, err))
 	require.Nil(t, rec)
 	require.False(t, changed)
@@ -140,14 +140,14 @@ func TestPlanSchedulePutRejectsAnInvalidDefinition(t *testing.T) {
 
 func TestPlanSchedulePutOfTheSameDefinitionIsUnchanged(t *testing.T) {
 	t.Parallel()
-	existing, _, err := store.PlanSchedulePut(nil, planDef("report"), planBase)
+	existing, _, err := store.PlanSchedulePut(nil, store.PutScheduleParams{Def: planDef("report")}, planBase)
 	require.NoError(t, err)
 
 	again := planDef("report")
 	again.Target.Job.Payload = json.RawMessage("{ \"b\": [1, 2],\n \"a\": 1 }")
 	again.Timezone, again.Overlap, again.Catchup = "UTC", schedule.OverlapSkip, schedule.CatchupLatest
 	again.CatchupWindow = job.Duration(time.Hour)
-	rec, changed, err := store.PlanSchedulePut(existing, again, planBase.Add(time.Hour))
+	rec, changed, err := store.PlanSchedulePut(existing, store.PutScheduleParams{Def: again}, planBase.Add(time.Hour))
 	require.NoError(t, err)
 	require.False(t, changed, "key order, spacing and spelled-out defaults do not count")
 	require.Same(t, existing, rec, "the stored row is left as it was")
@@ -155,7 +155,7 @@ func TestPlanSchedulePutOfTheSameDefinitionIsUnchanged(t *testing.T) {
 
 func TestPlanSchedulePutOfAChangedDefinitionStartsAgainFromNow(t *testing.T) {
 	t.Parallel()
-	existing, _, err := store.PlanSchedulePut(nil, planDef("report"), planBase)
+	existing, _, err := store.PlanSchedulePut(nil, store.PutScheduleParams{Def: planDef("report")}, planBase)
 	require.NoError(t, err)
 	last, lastJob, paused := planSlot(0), uuid.New(), planBase.Add(time.Minute)
 	buffered := planSlot(1)
@@ -165,7 +165,7 @@ func TestPlanSchedulePutOfAChangedDefinitionStartsAgainFromNow(t *testing.T) {
 	changed := planDef("report")
 	changed.Cron = "*/10 * * * *"
 	now := planBase.Add(20 * time.Minute) // 05:26:07
-	rec, ok, err := store.PlanSchedulePut(existing, changed, now)
+	rec, ok, err := store.PlanSchedulePut(existing, store.PutScheduleParams{Def: changed}, now)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, "*/10 * * * *", rec.Cron)
@@ -183,7 +183,7 @@ func TestPlanSchedulePutOfAChangedDefinitionStartsAgainFromNow(t *testing.T) {
 
 func TestPlanScheduleResumeSkipsThePause(t *testing.T) {
 	t.Parallel()
-	rec, _, err := store.PlanSchedulePut(nil, planDef("report"), planBase)
+	rec, _, err := store.PlanSchedulePut(nil, store.PutScheduleParams{Def: planDef("report")}, planBase)
 	require.NoError(t, err)
 	last, lastJob, buffered := planSlot(0), uuid.New(), planSlot(1)
 	rec.LastRunAt, rec.LastJobID, rec.Buffered = &last, &lastJob, &buffered
@@ -199,7 +199,7 @@ func TestPlanScheduleResumeSkipsThePause(t *testing.T) {
 
 func stored(t *testing.T, def store.ScheduleDef) *store.ScheduleRecord {
 	t.Helper()
-	rec, _, err := store.PlanSchedulePut(nil, def, planBase)
+	rec, _, err := store.PlanSchedulePut(nil, store.PutScheduleParams{Def: def}, planBase)
 	require.NoError(t, err)
 	return rec
 }

@@ -192,7 +192,7 @@ func (s *Store) PutSchedule(ctx context.Context, p store.PutScheduleParams) (*st
 		if err != nil {
 			return err
 		}
-		next, changed, err := store.PlanSchedulePut(existing, p.Def, at)
+		next, changed, err := store.PlanSchedulePut(existing, p, at)
 		if err != nil {
 			return err
 		}

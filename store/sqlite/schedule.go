@@ -146,7 +146,7 @@ func (s *Store) PutSchedule(ctx context.Context, p store.PutScheduleParams) (*st
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		next, changed, err := store.PlanSchedulePut(existing, p.Def, now)
+		next, changed, err := store.PlanSchedulePut(existing, p, now)
 		if err != nil || !changed {
 			rec = next
 			return err

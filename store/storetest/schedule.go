@@ -29,6 +29,7 @@ var scheduleTests = []struct {
 	{"SchedulePutOfTheSameDefinitionWithEveryFieldSetChangesNothing", testSchedulePutUnchangedEveryField},
 	{"SchedulePutOfAChangedCronCountsFromNowAndKeepsPauseAndLastRun", testSchedulePutChanged},
 	{"SchedulePutRejectsInvalidDefinitionsAndWritesNothing", testSchedulePutInvalid},
+	{"SchedulePutCreateOnlyOfAnExistingNameIsConflictAndChangesNothing", testSchedulePutCreateOnly},
 	{"ScheduleGetUnknownIsNotFound", testScheduleGetNotFound},
 	{"ScheduleListPagesByName", testScheduleList},
 	{"ScheduleDeleteRemovesTheScheduleAndItsRunsButNotItsJobs", testScheduleDelete},
@@ -200,6 +201,21 @@ func testSchedulePutCreates(t *testing.T, s store.Store) {
 	require.Equal(t, 7, got.Target.Job.MaxAttempts)
 	require.Empty(t, allRuns(t, s, "report"), "a new schedule has no runs")
 	require.NotNil(t, allRuns(t, s, "report"), "an empty run list is an empty slice")
+}
+
+func testSchedulePutCreateOnly(t *testing.T, s store.Store) {
+	before, _ := putSchedule(t, s, cronJob("report"), base)
+	changed := cronJob("report")
+	changed.Cron = "0 3 * * *"
+	_, _, err := s.PutSchedule(t.Context(), store.PutScheduleParams{Def: changed, CreateOnly: true, Now: base.Add(time.Hour)})
+	require.ErrorIs(t, err, store.ErrConflict)
+	after := getSchedule(t, s, "report")
+	require.Equal(t, before.Cron, after.Cron, "the existing definition is kept")
+	requireTime(t, before.UpdatedAt, after.UpdatedAt, "updated_at is unchanged")
+
+	_, created, err := s.PutSchedule(t.Context(), store.PutScheduleParams{Def: cronJob("fresh"), CreateOnly: true, Now: base})
+	require.NoError(t, err)
+	require.True(t, created, "a new name is created")
 }
 
 func testSchedulePutUnchanged(t *testing.T, s store.Store) {
