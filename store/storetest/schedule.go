@@ -51,6 +51,7 @@ var scheduleTests = []struct {
 	{"ScheduleStartAtFiresNothingBeforeIt", testScheduleStartAt},
 	{"ScheduleConcurrentPassesFireEachSlotOnce", testScheduleConcurrentFire},
 	{"ScheduleDependsOnScheduleWaitsForItsLatestJob", testScheduleDependsOn},
+	{"ScheduleReportAtEightWaitsForThatDaysExtractAtTwo", testScheduleExtractThenReport},
 	{"ScheduleUniqueKeyRecordsTheJobHoldingTheKey", testScheduleUniqueKey},
 	{"ScheduleRunsKeepsTheNewestScheduleRunsKept", testScheduleRunsKept},
 	{"ScheduleDependencyDeletedByRetentionCountsAsResolved", testScheduleDependencyDeletedByRetention},

@@ -369,6 +369,41 @@ func testScheduleDependsOn(t *testing.T, s store.Store) {
 	require.Equal(t, j.ID, leaseOne(t, s, slot(1).Add(3*time.Second)).ID)
 }
 
+// testScheduleExtractThenReport is the workflow guide's "Cron Jobs with
+// Dependencies": an extract at 02:00 daily and a report at 08:00 daily
+// that waits for that day's extract, over two days.
+func testScheduleExtractThenReport(t *testing.T, s store.Store) {
+	day := func(d, hour int) time.Time { return time.Date(2099, time.June, d, hour, 0, 0, 0, time.UTC) }
+	daily := func(name, queue, cron string) store.ScheduleDef {
+		return store.ScheduleDef{Name: name, Cron: cron, Target: store.ScheduleTarget{Job: &store.JobTemplate{Queue: queue}}}
+	}
+	putSchedule(t, s, daily("daily-extract", "extract", "0 2 * * *"), day(1, 0))
+	report := daily("daily-report", "report", "0 8 * * *")
+	report.DependsOnSchedule = "daily-extract"
+	putSchedule(t, s, report, day(1, 0))
+
+	for d := 1; d <= 2; d++ {
+		ex := fireAt(t, s, day(d, 2))
+		require.Len(t, ex.Runs, 1, "day %d: the extract fires at 02:00", d)
+		extractJob := *ex.Runs[0].JobID
+		// The extract is slow: still running at 08:00.
+		running := lease(t, s, store.LeaseParams{Queues: []string{"extract"}, Limit: 1, Duration: 12 * time.Hour, Now: day(d, 2)})
+		require.Equal(t, []uuid.UUID{extractJob}, ids(running))
+
+		rep := fireAt(t, s, day(d, 8))
+		require.Len(t, rep.Runs, 1, "day %d: the report fires at 08:00", d)
+		reportJob := get(t, s, *rep.Runs[0].JobID)
+		require.Equal(t, []uuid.UUID{extractJob}, reportJob.DependsOn, "day %d: the report waits for that day's extract", d)
+		require.Empty(t, lease(t, s, store.LeaseParams{Queues: []string{"report"}, Limit: 1, Now: day(d, 8)}),
+			"day %d: no report before its extract is done", d)
+
+		require.Empty(t, complete(t, s, day(d, 9), store.Completion{LeaseRef: ref(running[0])}))
+		got := lease(t, s, store.LeaseParams{Queues: []string{"report"}, Limit: 1, Now: day(d, 9)})
+		require.Equal(t, []uuid.UUID{reportJob.ID}, ids(got), "day %d: the report runs once the extract completed", d)
+		require.Empty(t, complete(t, s, day(d, 10), store.Completion{LeaseRef: ref(got[0])}))
+	}
+}
+
 func testScheduleUniqueKey(t *testing.T, s store.Store) {
 	def := withOverlap(cronJob("report"), schedule.OverlapAllow)
 	def.Target.Job.UniqueKey = "daily-report"
