@@ -134,23 +134,19 @@ func Due(p DueParams) DuePlan {
 		to = pol.EndAt
 	}
 
-	keep := 1
-	if pol.Catchup == CatchupAll {
-		keep = MaxCatchupRuns
-	}
-	due, older := newestSlots(p.Schedule, from, to, keep)
+	due, older := newestSlots(p.Schedule, from, to, MaxCatchupRuns)
 	plan.Missed = older
 	if len(due) > 0 {
 		plan.Last = due[len(due)-1]
 	}
-	if pol.Catchup != CatchupAll && len(due) == 1 {
-		lateness := pol.CatchupWindow
-		if pol.Catchup == CatchupNone {
-			lateness = OnTimeGrace
-		}
-		if p.Now.Sub(due[0]) > lateness+pol.Jitter {
-			plan.Missed++
-			due = nil
+	if pol.Catchup != CatchupAll {
+		var late []time.Time
+		due, late = splitOnTime(p.Schedule, due, p.Now, pol.Jitter)
+		plan.Missed += len(late)
+		if pol.Catchup == CatchupLatest && len(due) == 0 && len(late) > 0 &&
+			p.Now.Sub(late[len(late)-1]) <= pol.CatchupWindow+pol.Jitter {
+			due = late[len(late)-1:]
+			plan.Missed--
 		}
 	}
 
@@ -184,6 +180,27 @@ func Due(p DueParams) DuePlan {
 	}
 	plan.NextRunAt = next.Add(jitter(pol.Jitter, p.Rand))
 	return plan
+}
+
+// splitOnTime separates the slots a scheduler pass reaches on time from
+// those an outage made late. A slot is on time within OnTimeGrace, and for
+// frequent schedules within two of its intervals, so that a pass delayed
+// past the next slot of an "@every 1s" schedule (a slow database, a busy
+// host) fires both slots instead of counting one missed, while after a real
+// outage only the slots of the last moments count as on time.
+func splitOnTime(s *Schedule, slots []time.Time, now time.Time, jitter time.Duration) (onTime, late []time.Time) {
+	for _, t := range slots {
+		grace := OnTimeGrace
+		if next := s.Next(t); !next.IsZero() && 2*next.Sub(t) < grace {
+			grace = 2 * next.Sub(t)
+		}
+		if now.Sub(t) <= grace+jitter {
+			onTime = append(onTime, t)
+		} else {
+			late = append(late, t)
+		}
+	}
+	return onTime, late
 }
 
 // newestSlots returns the newest keep slots in (from, to], oldest first, and

@@ -278,7 +278,36 @@ func TestDueAfterALongOutageStaysBounded(t *testing.T) {
 		Now:      at(t, "2026-01-04T00:00:00.5Z"),
 	})
 	require.Less(t, time.Since(start), 5*time.Second)
-	require.Equal(t, []string{"2026-01-04T00:00:00Z"}, format(plan.Fire))
+	// The last two seconds are within two intervals: on time. Overlap skip
+	// fires the first and skips the second.
+	require.Equal(t, []string{"2026-01-03T23:59:59Z"}, format(plan.Fire))
+	require.Equal(t, []string{"2026-01-04T00:00:00Z"}, format(plan.Skipped))
 	require.GreaterOrEqual(t, plan.Missed, 100_000)
 	require.Equal(t, "2026-01-04T00:00:01Z", plan.NextRunAt.UTC().Format(time.RFC3339))
+}
+
+func TestDueALatePassFiresEverySlotStillOnTime(t *testing.T) {
+	t.Parallel()
+	// A pass 1.1 s late for an "@every 1s" schedule (a slow database)
+	// finds two slots due; neither is an outage's, so neither is missed.
+	for _, c := range []schedule.Catchup{schedule.CatchupLatest, schedule.CatchupNone} {
+		plan := schedule.Due(schedule.DueParams{
+			Schedule: mustParse(t, "@every 1s", ""),
+			Policy:   schedule.Policy{Overlap: schedule.OverlapAllow, Catchup: c},
+			Last:     at(t, "2026-01-01T00:00:00Z"),
+			Now:      at(t, "2026-01-01T00:00:02.1Z"),
+		})
+		require.Equal(t, []string{"2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z"}, format(plan.Fire), "catchup %s", c)
+		require.Zero(t, plan.Missed, "catchup %s", c)
+	}
+	// After an outage only the slots of the last two intervals are on time;
+	// the older ones are missed.
+	plan := schedule.Due(schedule.DueParams{
+		Schedule: mustParse(t, "@every 1s", ""),
+		Policy:   schedule.Policy{Overlap: schedule.OverlapAllow},
+		Last:     at(t, "2026-01-01T00:00:00Z"),
+		Now:      at(t, "2026-01-01T00:00:05.5Z"),
+	})
+	require.Equal(t, []string{"2026-01-01T00:00:04Z", "2026-01-01T00:00:05Z"}, format(plan.Fire))
+	require.Equal(t, 3, plan.Missed)
 }
