@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -37,13 +38,24 @@ type benchFlags struct {
 	concurrency int
 	batch       int
 	json        bool
+	cpuprofile  string
+	latency     benchLatencyFlags
 }
 
-// benchResult is the one JSON line `bench --json` prints.
+// benchResult is the one JSON line `bench --json` prints: the fields of the
+// mode that ran (exactly one of the embedded results is set).
 type benchResult struct {
-	Backend       string  `json:"backend"`
-	Jobs          int     `json:"jobs"`
-	Concurrency   int     `json:"concurrency"`
+	Backend     string `json:"backend"`
+	Mode        string `json:"mode"`
+	Jobs        int    `json:"jobs"`
+	Concurrency int    `json:"concurrency"`
+	*BenchThroughput
+	*BenchLatency
+}
+
+// BenchThroughput is what the burn-down measures (exported only so that
+// encoding/json flattens it into benchResult).
+type BenchThroughput struct {
 	EnqueuePerSec float64 `json:"enqueue_per_sec"`
 	JobsPerSec    float64 `json:"jobs_per_sec"`
 	LatencyP50Ms  float64 `json:"latency_p50_ms"`
@@ -61,6 +73,19 @@ app running as a separate process, then report:
   jobs_per_sec     jobs completed per second, from agent start to the last completion
   latency p50/p99  created_at -> started_at of every job (queueing included)
 
+With --latency, instead: enqueue single jobs through the agent's API at --rate
+per second for --duration, then run a --chain step workflow (each step depends
+on the one before), with the default agent.poll_interval, and report, as the
+app measured them:
+  enqueue -> app   p50/p90/p99 from sending POST /v1/jobs to the job's request
+                   arriving at the app
+  workflow hop     p50/p90/p99 from the app answering a step to the next step's
+                   request arriving at the app
+  chain            from sending POST /v1/workflows to the app answering the last step
+
+--cpuprofile FILE writes a Go CPU profile (runtime/pprof) of the bench process,
+the agent included, while the agent runs; read it with "go tool pprof FILE".
+
 The database is a temporary SQLite file unless --database-url is given; the
 configuration file and HW_DATABASE_URL are ignored so a bench never writes to a
 production database by accident. With --database-url the database is MIGRATED
@@ -68,14 +93,8 @@ and the jobs are WRITTEN to it, on a fresh queue named bench_<random>, and left
 there afterwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.jobs < 1 {
-				return fmt.Errorf("--jobs %d must be at least 1", f.jobs)
-			}
-			if f.concurrency < 1 {
-				return fmt.Errorf("--concurrency %d must be at least 1", f.concurrency)
-			}
-			if f.batch < 1 {
-				return fmt.Errorf("--batch %d must be at least 1", f.batch)
+			if err := f.validate(cmd.Flags().Changed); err != nil {
+				return err
 			}
 			return c.runBench(cmd.Context(), f)
 		},
@@ -85,100 +104,60 @@ there afterwards.`,
 	fl.IntVar(&f.concurrency, "concurrency", 50, "agent.concurrency: in-flight requests to the app")
 	fl.IntVar(&f.batch, "batch", 5000, "jobs per Enqueue call")
 	fl.BoolVar(&f.json, "json", false, "print exactly one JSON line with the results (as --output json)")
+	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the bench process (agent included) to this file")
+	f.latency.register(cmd)
 	return cmd
 }
 
-func (c *cli) runBench(ctx context.Context, f benchFlags) error {
-	dbURL := c.databaseURL
-	if !c.flagSet("database-url") {
-		dir, err := os.MkdirTemp("", "hw-agent-bench-")
-		if err != nil {
-			return fmt.Errorf("create bench directory: %w", err)
+// validate checks the flags, and that each given flag belongs to the mode
+// that runs: a --rate without --latency would silently measure nothing.
+func (f benchFlags) validate(changed func(string) bool) error {
+	if f.concurrency < 1 {
+		return fmt.Errorf("--concurrency %d must be at least 1", f.concurrency)
+	}
+	if f.latency.on {
+		for _, name := range []string{"jobs", "batch"} {
+			if changed(name) {
+				return fmt.Errorf("--%s is for the throughput bench, not --latency (use --rate and --duration)", name)
+			}
 		}
-		defer os.RemoveAll(dir)
-		dbURL = "sqlite://" + filepath.Join(dir, "bench.db")
+		return f.latency.validate()
 	}
-	kind, err := store.ParseDatabaseURL(dbURL)
-	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
+	for _, name := range latencyOnlyFlags {
+		if changed(name) {
+			return fmt.Errorf("--%s needs --latency", name)
+		}
 	}
+	if f.jobs < 1 {
+		return fmt.Errorf("--jobs %d must be at least 1", f.jobs)
+	}
+	if f.batch < 1 {
+		return fmt.Errorf("--batch %d must be at least 1", f.batch)
+	}
+	return nil
+}
 
-	cfg := agent.DefaultConfig()
-	cfg.Database.URL = dbURL
-	cfg.Database.MaxConns = 20
-	st, err := openStore(ctx, cfg.Database)
+func (c *cli) runBench(ctx context.Context, f benchFlags) error {
+	env, err := c.openBench(ctx, f)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate %s: %w", store.RedactURL(dbURL), err)
-	}
+	defer env.close()
 
-	app, err := c.startBenchApp()
-	if err != nil {
-		return err
-	}
-	defer app.stop()
-
-	queue, err := benchQueueName()
-	if err != nil {
-		return err
-	}
-	cfg.Agent.ID = "bench"
-	cfg.Agent.Queues = []string{queue}
-	cfg.Agent.Concurrency = f.concurrency
-	cfg.Agent.PollInterval = job.Duration(20 * time.Millisecond)
-	cfg.App.HandlerURL = "http://" + app.addr + "/jobs/{queue}"
-	cfg.App.RequestTimeout = job.Duration(10 * time.Second)
-	cfg.Agent.LeaseDuration = job.Duration(60 * time.Second)
-	cfg.API.Listen = "off"
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("bench configuration: %w", err)
-	}
-	logCfg := agent.LogConfig{Format: "text", Level: "warn"}
-	if c.flagSet("log-level") {
-		logCfg.Level = c.logLevel
-	}
-	if c.flagSet("log-format") {
-		logCfg.Format = c.logFormat
-	}
-	ag, err := agent.New(agent.Params{Config: cfg, Store: st, Logger: c.newLogger(logCfg)})
-	if err != nil {
-		return fmt.Errorf("start agent: %w", err)
-	}
-
-	c.progress("bench: %d jobs on %s (queue %s), concurrency %d, app %s\n", f.jobs, kind, queue, f.concurrency, app.addr)
-	agentCtx, stopAgent := context.WithCancel(ctx)
-	defer stopAgent()
-	agentDone := make(chan error, 1)
-	agentStart := time.Now()
-	go func() { agentDone <- ag.Run(agentCtx) }()
-
-	enqueueTime, err := c.benchEnqueue(ctx, st, queue, f)
-	if err == nil {
-		err = c.benchWait(ctx, st, queue, f.jobs, agentDone)
-	}
-	stopAgent()
-	if agentErr := <-agentDone; agentErr != nil && err == nil {
-		err = fmt.Errorf("agent: %w", agentErr)
+	res := benchResult{Backend: string(env.kind), Concurrency: f.concurrency}
+	if f.latency.on {
+		res.Mode = "latency"
+		c.progress("bench: latency on %s (queue %s), %g jobs/s for %s then a %d-step chain, app %s\n",
+			env.kind, env.queue, f.latency.rate, f.latency.duration, f.latency.chain, env.app.addr)
+		res.Jobs = f.latency.jobs()
+		res.BenchLatency, err = c.benchLatency(ctx, env, f.latency)
+	} else {
+		res.Mode, res.Jobs = "throughput", f.jobs
+		c.progress("bench: %d jobs on %s (queue %s), concurrency %d, app %s\n", f.jobs, env.kind, env.queue, f.concurrency, env.app.addr)
+		res.BenchThroughput, err = c.benchThroughput(ctx, env, f)
 	}
 	if err != nil {
 		return err
-	}
-
-	lat, lastDone, err := benchLatencies(ctx, st, queue)
-	if err != nil {
-		return err
-	}
-	res := benchResult{
-		Backend:       string(kind),
-		Jobs:          f.jobs,
-		Concurrency:   f.concurrency,
-		EnqueuePerSec: round1(float64(f.jobs) / enqueueTime.Seconds()),
-		JobsPerSec:    round1(float64(f.jobs) / lastDone.Sub(agentStart).Seconds()),
-		LatencyP50Ms:  millis(percentile(lat, 0.50)),
-		LatencyP99Ms:  millis(percentile(lat, 0.99)),
 	}
 	if f.json || c.jsonOutput() {
 		b, err := json.Marshal(res)
@@ -188,11 +167,201 @@ func (c *cli) runBench(ctx context.Context, f benchFlags) error {
 		fmt.Fprintf(c.stdout, "%s\n", b)
 		return nil
 	}
+	if res.BenchLatency != nil {
+		c.printLatency(res, f.latency)
+		return nil
+	}
 	fmt.Fprintf(c.stdout, "bench: %d jobs on %s, concurrency %d\n", res.Jobs, res.Backend, res.Concurrency)
 	fmt.Fprintf(c.stdout, "  enqueue     %.0f jobs/s (batches of %d)\n", res.EnqueuePerSec, f.batch)
 	fmt.Fprintf(c.stdout, "  throughput  %.0f jobs/s (agent start to last completion, enqueue running alongside)\n", res.JobsPerSec)
 	fmt.Fprintf(c.stdout, "  latency     p50 %.2f ms, p99 %.2f ms (created_at to started_at)\n", res.LatencyP50Ms, res.LatencyP99Ms)
 	return nil
+}
+
+// benchEnv is what both bench modes run on: a migrated store, the no-op app
+// child, a fresh queue, and an agent (serving its API in latency mode) that
+// start runs and stop ends.
+type benchEnv struct {
+	kind  store.DatabaseKind
+	st    store.Store
+	app   *benchApp
+	queue string
+	ag    *agent.Agent
+	api   *apiServer // nil unless the mode enqueues through the API
+	// cpuprofile is the --cpuprofile file, written from start to stop.
+	cpuprofile string
+
+	closers   []func()
+	profile   *os.File
+	stopAgent context.CancelFunc
+	// agentDone is closed once Run has returned agentErr.
+	agentDone chan struct{}
+	agentErr  error
+	started   time.Time
+}
+
+// openBench prepares the database, the app and the agent. The throughput
+// bench polls every 20ms so that a backlog drains at full speed; the latency
+// bench keeps the default agent.poll_interval, since how soon a job reaches
+// the app with the default configuration is what it measures.
+func (c *cli) openBench(ctx context.Context, f benchFlags) (_ *benchEnv, err error) {
+	env := &benchEnv{cpuprofile: f.cpuprofile}
+	defer func() {
+		if err != nil {
+			env.close()
+		}
+	}()
+	dbURL := c.databaseURL
+	if !c.flagSet("database-url") {
+		dir, err := os.MkdirTemp("", "hw-agent-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("create bench directory: %w", err)
+		}
+		env.closers = append(env.closers, func() { os.RemoveAll(dir) })
+		dbURL = "sqlite://" + filepath.Join(dir, "bench.db")
+	}
+	if env.kind, err = store.ParseDatabaseURL(dbURL); err != nil {
+		return nil, fmt.Errorf("--database-url: %w", err)
+	}
+
+	cfg := agent.DefaultConfig()
+	cfg.Database.URL = dbURL
+	cfg.Database.MaxConns = 20
+	if env.st, err = openStore(ctx, cfg.Database); err != nil {
+		return nil, err
+	}
+	env.closers = append(env.closers, func() { env.st.Close() })
+	if _, err := env.st.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate %s: %w", store.RedactURL(dbURL), err)
+	}
+
+	if env.app, err = c.startBenchApp(f.latency.on); err != nil {
+		return nil, err
+	}
+	env.closers = append(env.closers, env.app.stop)
+
+	if env.queue, err = benchQueueName(); err != nil {
+		return nil, err
+	}
+	cfg.Agent.ID = "bench"
+	cfg.Agent.Queues = []string{env.queue}
+	cfg.Agent.Concurrency = f.concurrency
+	if !f.latency.on {
+		cfg.Agent.PollInterval = job.Duration(20 * time.Millisecond)
+	}
+	cfg.App.HandlerURL = "http://" + env.app.addr + "/jobs/{queue}"
+	cfg.App.RequestTimeout = job.Duration(10 * time.Second)
+	cfg.Agent.LeaseDuration = job.Duration(60 * time.Second)
+	cfg.API.Listen = "off"
+	if f.latency.on {
+		cfg.API.Listen = "127.0.0.1:0"
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bench configuration: %w", err)
+	}
+	logCfg := agent.LogConfig{Format: "text", Level: "warn"}
+	if c.flagSet("log-level") {
+		logCfg.Level = c.logLevel
+	}
+	if c.flagSet("log-format") {
+		logCfg.Format = c.logFormat
+	}
+	log := c.newLogger(logCfg)
+	if env.ag, err = agent.New(agent.Params{Config: cfg, Store: env.st, Logger: log}); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	if cfg.API.Listen != "off" {
+		if env.api, err = listenAPI(cfg, env.st, env.ag, log, nil, nil); err != nil {
+			return nil, err
+		}
+		env.closers = append(env.closers, func() { env.api.ln.Close() })
+	}
+	return env, nil
+}
+
+// start begins the measured phase: the CPU profile, if asked for, then the
+// agent and its API.
+func (e *benchEnv) start(ctx context.Context) error {
+	if e.cpuprofile != "" {
+		f, err := os.Create(e.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile %s: %w", e.cpuprofile, err)
+		}
+		e.profile = f
+	}
+	var agentCtx context.Context
+	agentCtx, e.stopAgent = context.WithCancel(ctx)
+	e.agentDone = make(chan struct{})
+	e.started = time.Now()
+	go func() {
+		defer close(e.agentDone)
+		e.agentErr = e.ag.Run(agentCtx)
+	}()
+	if e.api != nil {
+		e.api.start(e.stopAgent)
+	}
+	return nil
+}
+
+// stop ends the measured phase: the agent drains and stops, then the API,
+// then the profile is written. It returns the first error of the three.
+func (e *benchEnv) stop() error {
+	e.stopAgent()
+	var errs []error
+	<-e.agentDone
+	if e.agentErr != nil {
+		errs = append(errs, fmt.Errorf("agent: %w", e.agentErr))
+	}
+	if e.api != nil {
+		errs = append(errs, e.api.shutdown())
+	}
+	if e.profile != nil {
+		pprof.StopCPUProfile()
+		if err := e.profile.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("--cpuprofile %s: %w", e.cpuprofile, err))
+		}
+		e.profile = nil
+	}
+	return errors.Join(errs...)
+}
+
+// close releases what openBench set up, last first.
+func (e *benchEnv) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// benchThroughput is the burn-down: enqueue f.jobs in batches while the
+// agent runs, wait for every one to finish, read their times back.
+func (c *cli) benchThroughput(ctx context.Context, env *benchEnv, f benchFlags) (*BenchThroughput, error) {
+	if err := env.start(ctx); err != nil {
+		return nil, err
+	}
+	enqueueTime, err := c.benchEnqueue(ctx, env.st, env.queue, f)
+	if err == nil {
+		err = c.benchWait(ctx, env.st, env.queue, f.jobs, env.agentDone)
+	}
+	if stopErr := env.stop(); err == nil {
+		err = stopErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	lat, lastDone, err := benchLatencies(ctx, env.st, env.queue)
+	if err != nil {
+		return nil, err
+	}
+	return &BenchThroughput{
+		EnqueuePerSec: round1(float64(f.jobs) / enqueueTime.Seconds()),
+		JobsPerSec:    round1(float64(f.jobs) / lastDone.Sub(env.started).Seconds()),
+		LatencyP50Ms:  millis(percentile(lat, 0.50)),
+		LatencyP99Ms:  millis(percentile(lat, 0.99)),
+	}, nil
 }
 
 // progress writes a progress line to stderr, keeping stdout for the result.
@@ -222,7 +391,7 @@ func (c *cli) benchEnqueue(ctx context.Context, st store.Store, queue string, f 
 
 // benchWait polls the queue's counts until every job is terminal. Jobs that
 // end other than completed make the bench fail: a no-op app never fails.
-func (c *cli) benchWait(ctx context.Context, st store.Store, queue string, total int, agentDone <-chan error) error {
+func (c *cli) benchWait(ctx context.Context, st store.Store, queue string, total int, agentDone <-chan struct{}) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	var lastDone int64 = -1
@@ -253,8 +422,8 @@ func (c *cli) benchWait(ctx context.Context, st store.Store, queue string, total
 		}
 		select {
 		case <-tick.C:
-		case err := <-agentDone:
-			return fmt.Errorf("agent stopped before the bench finished: %v", err)
+		case <-agentDone:
+			return errors.New("agent stopped before the bench finished")
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -326,13 +495,19 @@ type benchApp struct {
 // startBenchApp re-executes this binary as `bench-app` so the app's HTTP
 // serving does not share the agent's CPU scheduler and heap, as in a real
 // sidecar deployment. The child exits when its stdin closes, so it cannot
-// outlive a bench that dies without calling stop.
-func (c *cli) startBenchApp() (*benchApp, error) {
+// outlive a bench that dies without calling stop. With record the app keeps
+// each request's arrival and answer times for GET /records (latency mode);
+// without, the throughput bench's app does no bookkeeping per request.
+func (c *cli) startBenchApp(record bool) (*benchApp, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable for bench-app: %w", err)
 	}
-	cmd := exec.Command(exe, "bench-app", "--listen", "127.0.0.1:0", "--exit-on-stdin-eof")
+	args := []string{"bench-app", "--listen", "127.0.0.1:0", "--exit-on-stdin-eof"}
+	if record {
+		args = append(args, "--record")
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = c.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,18 +10,25 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hammerwork-go/hw-agent/dispatch"
 )
 
 // benchAppCommand is the no-op app `bench` runs as a child process: it prints
 // its address on the first stdout line and answers 200 {} to every POST.
+// With --record it also serves GET /records: when each request arrived and
+// was answered, by the app's own clock, so latency is measured where the
+// app sees it rather than from the database's timestamps.
 func (c *cli) benchAppCommand() *cobra.Command {
 	var (
 		listen         string
 		exitOnStdinEOF bool
+		record         bool
 	)
 	cmd := &cobra.Command{
 		Use:    "bench-app",
@@ -43,8 +51,12 @@ func (c *cli) benchAppCommand() *cobra.Command {
 					cancel()
 				}()
 			}
+			var handler http.Handler = http.HandlerFunc(noopHandler)
+			if record {
+				handler = &recordingApp{}
+			}
 			srv := &http.Server{
-				Handler:           http.HandlerFunc(noopHandler),
+				Handler:           handler,
 				ReadHeaderTimeout: 5 * time.Second,
 				ErrorLog:          slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 			}
@@ -60,7 +72,50 @@ func (c *cli) benchAppCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
 	cmd.Flags().BoolVar(&exitOnStdinEOF, "exit-on-stdin-eof", false, "exit when stdin closes (set by bench)")
+	cmd.Flags().BoolVar(&record, "record", false, "record request times and serve them on GET /records (set by bench --latency)")
 	return cmd
+}
+
+// appRecord is one request the recording app answered. Times are Unix
+// nanoseconds of the wall clock, which the bench process on the same host
+// shares (a monotonic reading does not cross processes).
+type appRecord struct {
+	JobID    string `json:"job_id"`
+	Arrived  int64  `json:"arrived"`
+	Answered int64  `json:"answered"`
+}
+
+// recordingApp is the no-op app that remembers every request it answered.
+type recordingApp struct {
+	mu      sync.Mutex
+	records []appRecord
+}
+
+func (a *recordingApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now().UnixNano()
+	if r.Method == http.MethodGet && r.URL.Path == "/records" {
+		a.mu.Lock()
+		b, err := json.Marshal(a.records)
+		a.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	rec := appRecord{JobID: r.Header.Get(dispatch.HeaderJobID), Arrived: arrived, Answered: time.Now().UnixNano()}
+	a.mu.Lock()
+	a.records = append(a.records, rec)
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, "{}")
 }
 
 func noopHandler(w http.ResponseWriter, r *http.Request) {
