@@ -242,7 +242,7 @@ func PlanScheduleFire(in FireInput) (*FirePlan, error) {
 	}
 	runs := make([]PlannedRun, 0, len(fire)+len(due.Skipped)+len(blocked))
 	for _, t := range fire {
-		pr, err := plannedRun(rec, UTC(t), false, in.Dependency, in.Trace)
+		pr, err := plannedRun(rec, UTC(t), now, false, in.Dependency, in.Trace)
 		if err != nil {
 			return nil, err
 		}
@@ -256,9 +256,6 @@ func PlanScheduleFire(in FireInput) (*FirePlan, error) {
 	for _, t := range blocked {
 		runs = append(runs, PlannedRun{Run: ScheduleRun{Schedule: rec.Name, NominalTime: UTC(t), FiredAt: now,
 			Outcome: RunSkipped, Note: fmt.Sprintf("schedule %q, which this one depends on, has not run yet", rec.DependsOnSchedule)}})
-	}
-	for i := range runs {
-		runs[i].Run.FiredAt = now
 	}
 	slices.SortStableFunc(runs, func(a, b PlannedRun) int { return a.Run.NominalTime.Compare(b.Run.NominalTime) })
 	plan.Runs = runs
@@ -278,11 +275,10 @@ func PlanScheduleTrigger(in FireInput) (PlannedRun, ScheduleState, error) {
 	if nominal.Equal(nominal.Truncate(time.Second)) {
 		nominal = nominal.Add(time.Microsecond)
 	}
-	pr, err := plannedRun(rec, nominal, true, in.Dependency, in.Trace)
+	pr, err := plannedRun(rec, nominal, UTC(in.Now), true, in.Dependency, in.Trace)
 	if err != nil {
 		return PlannedRun{}, ScheduleState{}, err
 	}
-	pr.Run.FiredAt = UTC(in.Now)
 	st := ScheduleState{Cursor: rec.Cursor, Buffered: rec.Buffered, NextRunAt: rec.NextRunAt}
 	st.record(pr)
 	return pr, st, nil
@@ -296,8 +292,8 @@ func (st *ScheduleState) record(pr PlannedRun) {
 
 // plannedRun builds the job or workflow of one fired run, with its ids
 // chosen here so the run row and the schedule can name them.
-func plannedRun(rec *ScheduleRecord, nominal time.Time, triggered bool, dependency *uuid.UUID, trace RunTracer) (PlannedRun, error) {
-	run := ScheduleRun{Schedule: rec.Name, NominalTime: nominal, Outcome: RunFired, Triggered: triggered}
+func plannedRun(rec *ScheduleRecord, nominal, firedAt time.Time, triggered bool, dependency *uuid.UUID, trace RunTracer) (PlannedRun, error) {
+	run := ScheduleRun{Schedule: rec.Name, NominalTime: nominal, FiredAt: firedAt, Outcome: RunFired, Triggered: triggered}
 	var tr RunTrace
 	if trace != nil {
 		tr = trace(rec.Name, nominal)
@@ -337,9 +333,10 @@ func RunCorrelationID(name string, nominal time.Time) string {
 }
 
 // ScheduledWorkflowName is a cron workflow's name for one run: the
-// definition's name suffixed with the run's nominal time.
+// definition's name suffixed with the run's nominal time, as the run's
+// correlation id is.
 func ScheduledWorkflowName(name string, nominal time.Time) string {
-	return name + "@" + nominal.UTC().Format(time.RFC3339)
+	return RunCorrelationID(name, nominal)
 }
 
 // Paging applies the list default and cap; the cursor is the name after
