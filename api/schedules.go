@@ -107,43 +107,17 @@ func utcPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-// maxAnchorSteps bounds how far FireTimes steps from a schedule's cursor to
-// now; a cursor further back (agents down for long) previews from now.
-const maxAnchorSteps = 10_000
-
-// FireTimes is the next n nominal fire times after now of def, in UTC,
-// within start_at and end_at; fewer when the schedule ends. Slots count from
-// cursor, the schedule's last handled slot (zero for a definition not
-// stored): stepping from it keeps an "@every" schedule's phase, which counts
-// from when it was created or resumed, not from now. Jitter is not applied:
-// these are the nominal times the runs are named after.
+// FireTimes is the next n nominal fire times after now of def, in UTC, as
+// schedule.Schedule.Preview counts them from cursor, the schedule's last
+// handled slot (zero for a definition not stored).
 func FireTimes(def store.ScheduleDef, cursor, now time.Time, n int) ([]time.Time, error) {
 	sched, err := schedule.Parse(def.Cron, def.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", store.ErrInvalid, err)
 	}
-	pol := def.Policy()
-	after := now
-	if !cursor.IsZero() && cursor.Before(now) {
-		t := cursor
-		for range maxAnchorSteps {
-			next := sched.Next(t)
-			if next.IsZero() || next.After(now) {
-				after = t
-				break
-			}
-			t = next
-		}
-	}
-	if !pol.StartAt.IsZero() && after.Before(pol.StartAt) {
-		after = pol.StartAt.Add(-time.Nanosecond)
-	}
-	out := []time.Time{}
-	for _, t := range sched.NextN(after, n) {
-		if !pol.EndAt.IsZero() && t.After(pol.EndAt) {
-			break
-		}
-		out = append(out, t.UTC())
+	out := sched.Preview(def.Policy(), cursor, now, n)
+	for i, t := range out {
+		out[i] = t.UTC()
 	}
 	return out, nil
 }

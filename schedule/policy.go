@@ -243,3 +243,39 @@ func jitter(max time.Duration, r *rand.Rand) time.Duration {
 	}
 	return time.Duration(n).Truncate(time.Millisecond)
 }
+
+// maxAnchorSteps bounds how far Preview steps from a schedule's cursor to
+// now; a cursor further back (agents down for long) previews from now.
+const maxAnchorSteps = 10_000
+
+// Preview is the next n nominal fire times after now, within p's StartAt
+// and EndAt; fewer when the schedule ends. Slots count from cursor, the
+// newest slot handled (zero for a schedule not stored): stepping from it
+// keeps an "@every" schedule's phase, which counts from when it was created
+// or resumed, not from now. Jitter is not applied: these are the nominal
+// times the runs are named after.
+func (s *Schedule) Preview(p Policy, cursor, now time.Time, n int) []time.Time {
+	after := now
+	if !cursor.IsZero() && cursor.Before(now) {
+		t := cursor
+		for range maxAnchorSteps {
+			next := s.Next(t)
+			if next.IsZero() || next.After(now) {
+				after = t
+				break
+			}
+			t = next
+		}
+	}
+	if !p.StartAt.IsZero() && after.Before(p.StartAt) {
+		after = p.StartAt.Add(-time.Nanosecond)
+	}
+	out := []time.Time{}
+	for _, t := range s.NextN(after, n) {
+		if !p.EndAt.IsZero() && t.After(p.EndAt) {
+			break
+		}
+		out = append(out, t)
+	}
+	return out
+}

@@ -311,3 +311,16 @@ func TestDueALatePassFiresEverySlotStillOnTime(t *testing.T) {
 	require.Equal(t, []string{"2026-01-01T00:00:04Z", "2026-01-01T00:00:05Z"}, format(plan.Fire))
 	require.Equal(t, 3, plan.Missed)
 }
+
+func TestPreviewKeepsTheCursorsPhaseAndTheBounds(t *testing.T) {
+	t.Parallel()
+	every := mustParse(t, "@every 1h", "")
+	// Created at 00:20: the slots fall at 20 past, whatever now is.
+	got := every.Preview(schedule.Policy{}, at(t, "2026-01-01T00:20:00Z"), at(t, "2026-01-01T05:00:00Z"), 2)
+	require.Equal(t, []string{"2026-01-01T05:20:00Z", "2026-01-01T06:20:00Z"}, format(got))
+
+	daily := mustParse(t, "0 2 * * *", "")
+	got = daily.Preview(schedule.Policy{StartAt: at(t, "2026-01-05T02:00:00Z"), EndAt: at(t, "2026-01-06T02:00:00Z")},
+		time.Time{}, at(t, "2026-01-01T00:00:00Z"), 5)
+	require.Equal(t, []string{"2026-01-05T02:00:00Z", "2026-01-06T02:00:00Z"}, format(got), "start_at and end_at are inclusive")
+}
