@@ -39,6 +39,7 @@ type Store interface {
 	QueueControls
 	Cleaner
 	Schedules
+	Events
 	DatabaseClock
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
