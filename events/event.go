@@ -7,6 +7,7 @@ package events
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -114,9 +115,17 @@ func FromRecord(r store.EventRecord) Event {
 		e.Priority = &p
 		e.Attempt = r.Attempt
 		e.DurationMS = duration(r)
+		if !slices.Contains(errorTypes, e.Type) {
+			e.Error = ""
+		}
 	}
 	return e
 }
+
+// errorTypes are the job events whose error is the change's own: a job's
+// error_message outlives the attempt that wrote it, and a completion after a
+// retry must not carry the retry's error.
+var errorTypes = []string{JobRetryScheduled, JobFailed, JobRescued, JobCancelled}
 
 // duration is a finished attempt's length: started to finished, or to the
 // change for an attempt that ends without a finish time (a retry, a
