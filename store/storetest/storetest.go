@@ -143,6 +143,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, batchStepTests...)
 	tests = append(tests, traceStateTests...)
 	tests = append(tests, clockTests...)
+	tests = append(tests, eventTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
