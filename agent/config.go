@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/events/webhook"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/maintenance"
 	"github.com/hammerwork-go/hw-agent/schedule"
@@ -43,6 +46,71 @@ type Config struct {
 	// Schedule lists the cron schedules this file defines, upserted by name
 	// at start-up.
 	Schedule []ScheduleConfig `toml:"schedule"`
+	// Events tunes the relay that delivers the outbox to subscribers and
+	// how long delivered events are kept.
+	Events EventsConfig `toml:"events"`
+	// Webhooks lists the webhook subscriptions this file defines, upserted
+	// by name at start-up; one removed from the file is deleted.
+	Webhooks []webhook.Def `toml:"webhook"`
+}
+
+// EventsConfig tunes the event relay every agent runs: every Interval it
+// claims the subscribers with events to deliver (one agent per subscriber
+// at a time), hands up to Batch events to each one's sink, and deletes
+// events every subscriber has passed once they are older than Retention.
+type EventsConfig struct {
+	// Retention keeps delivered events this long, for GET /v1/events and
+	// redeliveries. Defaults to 24h.
+	Retention job.Duration `toml:"retention"`
+	// Interval between relay passes: how late an event is delivered at
+	// most while its subscriber keeps up. Defaults to 250ms.
+	Interval job.Duration `toml:"interval"`
+	// Batch bounds the events read per subscriber per pass. Defaults to 500.
+	Batch int `toml:"batch"`
+	// ClaimTTL is how long a relay's claim on a subscriber holds without
+	// being renewed: another agent takes over a subscriber this long after
+	// its relay died. Defaults to 30s.
+	ClaimTTL job.Duration `toml:"claim_ttl"`
+}
+
+// relayConfig is the [events] section as the relay takes it.
+func (e EventsConfig) relayConfig() maintenance.RelayConfig {
+	return maintenance.RelayConfig{Interval: e.Interval.D(), Batch: e.Batch, ClaimTTL: e.ClaimTTL.D(), Retention: e.Retention.D()}
+}
+
+// secretEnvPrefix marks a [[webhook]] secret read from the environment:
+// secrets = ["env:HW_WEBHOOK_ORDERS_SECRET"] takes that variable's value,
+// so the file can be shared without its secrets.
+const secretEnvPrefix = "env:"
+
+// resolveWebhookSecrets replaces every "env:NAME" secret with NAME's value
+// in environ and returns the names it read, which are then no
+// configuration keys. An unset or empty variable is an error naming the
+// key; the value is never part of a message.
+func (c *Config) resolveWebhookSecrets(environ []string) ([]string, error) {
+	values := map[string]string{}
+	for _, kv := range environ {
+		if name, val, ok := strings.Cut(kv, "="); ok {
+			values[name] = val
+		}
+	}
+	var names []string
+	for i := range c.Webhooks {
+		secrets := slices.Clone(c.Webhooks[i].Secrets)
+		for j, s := range secrets {
+			name, ok := strings.CutPrefix(s, secretEnvPrefix)
+			if !ok {
+				continue
+			}
+			if values[name] == "" {
+				return nil, fmt.Errorf("webhook[%d].secrets[%d]: environment variable %s is not set", i, j, name)
+			}
+			secrets[j] = values[name]
+			names = append(names, name)
+		}
+		c.Webhooks[i].Secrets = secrets
+	}
+	return names, nil
 }
 
 // RetentionConfig drives the cleaner: every Interval it clears expired
@@ -389,6 +457,12 @@ func DefaultConfig() Config {
 		},
 		Log:       LogConfig{Format: "text", Level: "info"},
 		Schedules: SchedulesConfig{Interval: job.Duration(maintenance.DefaultScheduleInterval)},
+		Events: EventsConfig{
+			Retention: job.Duration(maintenance.DefaultEventRetention),
+			Interval:  job.Duration(maintenance.DefaultRelayInterval),
+			Batch:     maintenance.DefaultRelayBatch,
+			ClaimTTL:  job.Duration(maintenance.DefaultRelayClaimTTL),
+		},
 	}
 }
 
@@ -411,6 +485,14 @@ func LoadConfig(path string, environ []string) (Config, error) {
 		}
 		cfg.resolveWorkflowFiles(filepath.Dir(path))
 	}
+	secretVars, err := cfg.resolveWebhookSecrets(environ)
+	if err != nil {
+		return Config{}, err
+	}
+	environ = slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(secretVars, name)
+	})
 	if err := applyEnv(&cfg, environ); err != nil {
 		return Config{}, err
 	}
@@ -517,6 +599,8 @@ func (c *Config) Validate() error {
 	c.validateTracing(v)
 	c.validateQueues(v)
 	c.validateSchedules(v)
+	c.validateEvents(v)
+	c.validateWebhooks(v)
 	return v.err()
 }
 
@@ -732,6 +816,55 @@ func (c *Config) validateSchedule(v *problems, key string, s ScheduleConfig) {
 			v.add("%s.workflow_file %s: %s", key, s.WorkflowFile, p.Message)
 		default:
 			v.add("%s.%s: %s", key, strings.TrimPrefix(p.Field, "target.job."), p.Message)
+		}
+	}
+}
+
+func (c *Config) validateEvents(v *problems) {
+	for _, d := range []struct {
+		key string
+		d   job.Duration
+	}{{"retention", c.Events.Retention}, {"interval", c.Events.Interval}, {"claim_ttl", c.Events.ClaimTTL}} {
+		if d.d <= 0 {
+			v.add("events.%s (%s) must be positive", d.key, d.d)
+		}
+	}
+	if c.Events.Batch < 1 || c.Events.Batch > 10000 {
+		v.add("events.batch (%d) must be between 1 and 10000", c.Events.Batch)
+	}
+	if c.Events.Interval > 0 && c.Events.ClaimTTL > 0 && c.Events.ClaimTTL <= c.Events.Interval {
+		v.add("events.claim_ttl (%s) must exceed events.interval (%s), or a relay's claims lapse between its passes",
+			c.Events.ClaimTTL, c.Events.Interval)
+	}
+}
+
+// webhookResolveTimeout bounds the host lookups of the [[webhook]] checks
+// (a URL that reaches this agent's own API is refused).
+const webhookResolveTimeout = 10 * time.Second
+
+// validateWebhooks checks each [[webhook]] with webhook.Def.Validate, whose
+// errors name the key ("webhook[1].url: ..."), and that no name is used
+// twice.
+func (c *Config) validateWebhooks(v *problems) {
+	if len(c.Webhooks) == 0 {
+		return
+	}
+	var self []string
+	if c.API.Listen != "off" {
+		self = []string{c.API.Listen}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), webhookResolveTimeout)
+	defer cancel()
+	first := map[string]int{}
+	for i, d := range c.Webhooks {
+		key := fmt.Sprintf("webhook[%d].", i)
+		if j, dup := first[d.Name]; dup && d.Name != "" {
+			v.add("%sname %q is webhook[%d]'s name too", key, d.Name, j)
+		} else {
+			first[d.Name] = i
+		}
+		if err := d.Validate(ctx, webhook.ValidateParams{Prefix: key, Self: self}); err != nil {
+			v.add("%v", err)
 		}
 	}
 }
