@@ -24,6 +24,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/hammerwork-go/hw-agent/events/webhook"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -92,6 +93,14 @@ type Params struct {
 	// trip. Nil wakes nothing; producers then learn of the change by
 	// LISTEN/NOTIFY (PostgreSQL) or their next poll.
 	Wake func(queues ...string)
+	// Webhooks sends the pings and redeliveries of /v1/webhooks; nil
+	// answers those two routes 422 not_supported.
+	Webhooks *webhook.Sink
+	// Self are the API's own listen addresses (host:port): a webhook whose
+	// URL resolves to one is refused, so the agent never calls itself.
+	Self []string
+	// AgentID is recorded as the sender of pings and redeliveries.
+	AgentID string
 }
 
 // Server serves the agent API. It implements http.Handler.
@@ -179,6 +188,15 @@ func New(p Params) *Server {
 	v1.POST("/schedules/:name/trigger", s.triggerSchedule)
 	v1.GET("/schedules/:name/runs", s.scheduleRuns)
 	v1.GET("/schedules/:name/next", s.scheduleNext)
+	v1.GET("/webhooks", s.listWebhooks)
+	v1.POST("/webhooks", s.createWebhook)
+	v1.GET("/webhooks/:id", s.getWebhook)
+	v1.PUT("/webhooks/:id", s.putWebhook)
+	v1.DELETE("/webhooks/:id", s.deleteWebhook)
+	v1.POST("/webhooks/:id/test", s.testWebhook)
+	v1.GET("/webhooks/:id/deliveries", s.webhookDeliveries)
+	v1.GET("/webhooks/:id/deliveries/:delivery", s.webhookDelivery)
+	v1.POST("/webhooks/:id/deliveries/:delivery/redeliver", s.redeliverWebhook)
 
 	s.echo = e
 	return s
