@@ -59,8 +59,8 @@ type Config struct {
 // at a time), hands up to Batch events to each one's sink, and deletes
 // events every subscriber has passed once they are older than Retention.
 type EventsConfig struct {
-	// Retention keeps delivered events this long, for GET /v1/events and
-	// redeliveries. Defaults to 24h.
+	// Retention keeps delivered events (those every subscriber has passed)
+	// and the webhook delivery log this long. Defaults to 24h.
 	Retention job.Duration `toml:"retention"`
 	// Interval between relay passes: how late an event is delivered at
 	// most while its subscriber keeps up. Defaults to 250ms.
