@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 // event's type with events.TypeOf, as every sink does, so a backend is
 // checked against what a user receives.
 
-var eventTests = []struct {
+var eventTests = slices.Concat(outboxTests, subscriberTests, relayTests, cleanupEventTests)
+
+var outboxTests = []struct {
 	name string
 	fn   func(t *testing.T, s store.Store)
 }{
