@@ -43,6 +43,10 @@ type Metrics struct {
 	scheduleRuns      *prometheus.CounterVec
 	scheduleLag       *prometheus.HistogramVec
 
+	eventsDelivered, eventsFailed, subscribersDisabled *prometheus.CounterVec
+	eventDelivery                                      *prometheus.HistogramVec
+	subscriberLagEvents, subscriberLagSeconds          *prometheus.GaugeVec
+
 	// depthMu serialises depth refreshes; depthQueues are the queues the
 	// last one reported, whose series the next removes if they are gone.
 	depthMu     sync.Mutex
@@ -111,9 +115,12 @@ func New() *Metrics {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600},
 		}, []string{"schedule"}),
 	}
+	m.newRelayCollectors()
 	m.appHealthy.Set(1)
 	m.dbUp.Set(1)
 	m.reg.MustRegister(
+		m.eventsDelivered, m.eventsFailed, m.subscribersDisabled, m.eventDelivery,
+		m.subscriberLagEvents, m.subscriberLagSeconds,
 		m.leased, m.completed, m.failed, m.retried, m.cancelled, m.skipped,
 		m.dispatch, m.inFlight, m.depth, m.leaseBatch, m.workflowsFinished, m.appHealthy,
 		m.dbErrors, m.dbUp, m.dbOutages, m.scheduleRuns, m.scheduleLag,
@@ -352,4 +359,75 @@ func (m *Metrics) PollQueueDepth(ctx context.Context, src QueueLister, interval 
 		case <-t.C:
 		}
 	}
+}
+
+// newRelayCollectors makes the event relay's collectors, labelled by
+// subscriber name: the webhooks and streams an operator defined, a bounded
+// set.
+func (m *Metrics) newRelayCollectors() {
+	subscribers := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, []string{"subscriber"})
+	}
+	m.eventsDelivered = subscribers("events_delivered_total", "Outbox events this agent's relay delivered, by subscriber.")
+	m.eventsFailed = subscribers("events_failed_total", "Outbox events given up on (rejected, or retried to max_attempts), by subscriber.")
+	m.subscribersDisabled = subscribers("subscribers_disabled_total",
+		"Subscribers this agent's relay disabled: max_failures events failed in a row, or the receiver answered 410.")
+	m.eventDelivery = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "event_delivery_duration_seconds",
+		Help:    "Time of one attempt at delivering one event, by subscriber.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"subscriber"})
+	m.subscriberLagEvents = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "subscriber_lag_events",
+		Help: "Sequenced events after an enabled subscriber's cursor, read by the relay each pass.",
+	}, []string{"subscriber"})
+	m.subscriberLagSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "subscriber_lag_seconds",
+		Help: "Age of the oldest event an enabled subscriber has not had (0 when caught up), read by the relay each pass.",
+	}, []string{"subscriber"})
+}
+
+// EventsDelivered counts n events a subscriber's receiver acknowledged.
+func (m *Metrics) EventsDelivered(subscriber string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.eventsDelivered.WithLabelValues(subscriber).Add(float64(n))
+}
+
+// EventsFailed counts n events given up on for a subscriber.
+func (m *Metrics) EventsFailed(subscriber string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.eventsFailed.WithLabelValues(subscriber).Add(float64(n))
+}
+
+// DeliveryDuration observes one attempt at one event.
+func (m *Metrics) DeliveryDuration(subscriber string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.eventDelivery.WithLabelValues(subscriber).Observe(d.Seconds())
+}
+
+// SubscriberLag sets how far a subscriber is behind: a lag that grows
+// while others stay at zero is a receiver that is down or too slow.
+func (m *Metrics) SubscriberLag(subscriber string, events int64, lag time.Duration) {
+	if m == nil {
+		return
+	}
+	m.subscriberLagEvents.WithLabelValues(subscriber).Set(float64(events))
+	m.subscriberLagSeconds.WithLabelValues(subscriber).Set(max(lag, 0).Seconds())
+}
+
+// SubscriberDisabled counts a subscriber the relay turned off; its lag
+// series go, since a disabled subscriber is no longer reported.
+func (m *Metrics) SubscriberDisabled(subscriber string) {
+	if m == nil {
+		return
+	}
+	m.subscribersDisabled.WithLabelValues(subscriber).Inc()
+	m.subscriberLagEvents.DeleteLabelValues(subscriber)
+	m.subscriberLagSeconds.DeleteLabelValues(subscriber)
 }
