@@ -16,6 +16,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/agent"
 	"github.com/hammerwork-go/hw-agent/api"
 	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/events/webhook"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
@@ -169,6 +170,11 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 		Metrics:  mets,
 		Finished: ag.CountFinished,
 		Wake:     ag.Wake,
+		Webhooks: webhook.New(webhook.Config{AgentID: cfg.Agent.ID, Logger: log}),
+		// The configured address and the bound one differ for port 0 or a
+		// host name; a webhook must reach neither.
+		Self:    []string{cfg.API.Listen, ln.Addr().String()},
+		AgentID: cfg.Agent.ID,
 	})
 	srv := &http.Server{
 		Handler:           handler,
