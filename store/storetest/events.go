@@ -163,7 +163,7 @@ func (o *observer) next() []store.EventRecord {
 func (o *observer) requireTypes(want ...string) []store.EventRecord {
 	o.t.Helper()
 	got := o.next()
-	require.Equal(o.t, want, typesOf(got), "event types in seq order")
+	require.Equal(o.t, append([]string{}, want...), typesOf(got), "event types in seq order")
 	return got
 }
 
