@@ -1,58 +1,234 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-var errEventsNotBuilt = errors.New("sqlite: events are being built")
+var _ store.Events = (*Store)(nil)
 
+// subscriberColumns is every column of hammerwork_event_subscribers in
+// scanSubscriber's order.
+const subscriberColumns = `id, name, kind, source, config, include_payload, include_result, enabled,
+	disabled_reason, disabled_at, cursor_seq, consecutive_failures, retry_seq, retry_attempts, retry_at,
+	last_error, last_delivered_at, claimed_by, claim_token, claimed_until, created_at, updated_at`
+
+// scanSubscriber reads one row of subscriberColumns.
+func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
+	var (
+		s                                                              store.Subscriber
+		config                                                         []byte
+		reason, lastErr, claimedBy, token                              sql.NullString
+		disabledAt, retryAt, delivered, claimedUntil, created, updated store.SQLTime
+	)
+	if err := row.Scan(&s.ID, &s.Name, &s.Kind, &s.Source, &config, &s.IncludePayload, &s.IncludeResult,
+		&s.Enabled, &reason, &disabledAt, &s.Cursor, &s.ConsecutiveFailures, &s.RetrySeq, &s.RetryAttempts,
+		&retryAt, &lastErr, &delivered, &claimedBy, &token, &claimedUntil, &created, &updated); err != nil {
+		return nil, err
+	}
+	s.Config = config
+	s.DisabledReason, s.DisabledAt = reason.String, disabledAt.Ptr()
+	s.RetryAt, s.LastError, s.LastDeliveredAt = retryAt.Ptr(), lastErr.String, delivered.Ptr()
+	s.ClaimedBy, s.ClaimToken, s.ClaimedUntil = claimedBy.String, token.String, claimedUntil.Ptr()
+	s.CreatedAt, s.UpdatedAt = created.Time, updated.Time
+	return &s, nil
+}
+
+// getSubscriber reads the subscriber whose column (id or name, never
+// input) equals v, or ErrNotFound.
+func getSubscriber(ctx context.Context, q querier, column string, v any) (*store.Subscriber, error) {
+	s, err := scanSubscriber(q.QueryRowContext(ctx,
+		`SELECT `+subscriberColumns+` FROM hammerwork_event_subscribers WHERE `+column+` = ?`, v))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return s, err
+}
+
+// validateSubscriber checks what the store itself relies on; the sink
+// validates its own Config.
+func validateSubscriber(d store.SubscriberDef) error {
+	switch {
+	case d.Name == "" || len(d.Name) > 128:
+		return fmt.Errorf("%w: a subscriber name is 1 to 128 characters", store.ErrInvalid)
+	case !slices.Contains([]string{store.SubscriberWebhook, store.SubscriberStream, store.SubscriberTail}, d.Kind):
+		return fmt.Errorf("%w: unknown subscriber kind %q", store.ErrInvalid, d.Kind)
+	case d.Source != store.SourceConfig && d.Source != store.SourceAPI:
+		return fmt.Errorf("%w: unknown subscriber source %q", store.ErrInvalid, d.Source)
+	}
+	return nil
+}
+
+// sameDef reports whether a stored definition already is d, so that
+// putting it again changes nothing.
+func sameDef(a, d store.SubscriberDef) bool {
+	return a.Kind == d.Kind && a.Source == d.Source && bytes.Equal(a.Config, d.Config) &&
+		a.IncludePayload == d.IncludePayload && a.IncludeResult == d.IncludeResult && a.Enabled == d.Enabled
+}
+
+// nullJSON stores an empty JSON document as NULL, so it reads back nil.
+func nullJSON(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
+
+// PutSubscriber reads the named subscriber and writes the new or changed
+// definition in one transaction, and reads the row back.
 func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) (*store.Subscriber, bool, error) {
-	return nil, false, errEventsNotBuilt
+	d := p.Def
+	if err := validateSubscriber(d); err != nil {
+		return nil, false, fmt.Errorf("put subscriber %q: %w", d.Name, err)
+	}
+	var sub *store.Subscriber
+	var created bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now, err := s.clock.At(ctx, p.Now)
+		if err != nil {
+			return err
+		}
+		old, err := getSubscriber(ctx, tx, "name", d.Name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			id, err := uuid.NewV7()
+			if err != nil {
+				return fmt.Errorf("generate subscriber id: %w", err)
+			}
+			// A new subscriber receives what commits from now on.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_event_subscribers (id, name, kind, source,
+					config, include_payload, include_result, enabled, disabled_at, cursor_seq, created_at, updated_at)
+				SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?8 = 0 THEN ?9 END, last_seq, ?9, ?9
+				FROM hammerwork_event_sequence WHERE id = 1`,
+				id.String(), d.Name, d.Kind, d.Source, nullJSON(d.Config), sqlBool(d.IncludePayload),
+				sqlBool(d.IncludeResult), sqlBool(d.Enabled), ts(now)); err != nil {
+				return err
+			}
+			created = true
+		case err != nil:
+			return err
+		case p.CreateOnly:
+			return fmt.Errorf("%w: a subscriber named %q exists", store.ErrConflict, d.Name)
+		case sameDef(old.SubscriberDef, d):
+			sub = old
+			return nil
+		default:
+			// The cursor stays; enabling a disabled subscriber starts it
+			// afresh: no reason, no failures, no retry pending.
+			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_event_subscribers SET kind = ?1, source = ?2,
+					config = ?3, include_payload = ?4, include_result = ?5, updated_at = ?7,
+					disabled_reason = CASE WHEN ?6 = 1 THEN NULL ELSE disabled_reason END,
+					disabled_at = CASE WHEN ?6 = 1 THEN NULL WHEN enabled = 1 THEN ?7 ELSE disabled_at END,
+					consecutive_failures = CASE WHEN ?6 = 1 AND enabled = 0 THEN 0 ELSE consecutive_failures END,
+					retry_seq = CASE WHEN ?6 = 1 AND enabled = 0 THEN 0 ELSE retry_seq END,
+					retry_attempts = CASE WHEN ?6 = 1 AND enabled = 0 THEN 0 ELSE retry_attempts END,
+					retry_at = CASE WHEN ?6 = 1 AND enabled = 0 THEN NULL ELSE retry_at END,
+					enabled = ?6
+				WHERE id = ?8`, d.Kind, d.Source, nullJSON(d.Config), sqlBool(d.IncludePayload),
+				sqlBool(d.IncludeResult), sqlBool(d.Enabled), ts(now), old.ID.String()); err != nil {
+				return err
+			}
+		}
+		sub, err = getSubscriber(ctx, tx, "name", d.Name)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("put subscriber %q: %w", d.Name, err)
+	}
+	return sub, created, nil
 }
+
+// GetSubscriber returns one subscriber by id, or ErrNotFound.
 func (s *Store) GetSubscriber(ctx context.Context, id uuid.UUID) (*store.Subscriber, error) {
-	return nil, errEventsNotBuilt
+	sub, err := getSubscriber(ctx, s.read, "id", id.String())
+	if err != nil {
+		return nil, fmt.Errorf("get subscriber %s: %w", id, dbErr(err))
+	}
+	return sub, nil
 }
+
+// GetSubscriberByName returns one subscriber by name, or ErrNotFound.
 func (s *Store) GetSubscriberByName(ctx context.Context, name string) (*store.Subscriber, error) {
-	return nil, errEventsNotBuilt
+	sub, err := getSubscriber(ctx, s.read, "name", name)
+	if err != nil {
+		return nil, fmt.Errorf("get subscriber %q: %w", name, dbErr(err))
+	}
+	return sub, nil
 }
+
+// ListSubscribers lists subscribers by name, one page at a time.
 func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersParams) (*store.SubscriberPage, error) {
-	return nil, errEventsNotBuilt
+	pg := store.NamePaging{Limit: store.ListParams{Limit: p.Limit}.ListLimit(), After: p.Cursor}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+subscriberColumns+` FROM hammerwork_event_subscribers
+		WHERE name > ?1 AND (?2 = '' OR kind = ?2) ORDER BY name LIMIT ?3`, pg.After, p.Kind, pg.Fetch())
+	if err != nil {
+		return nil, fmt.Errorf("list subscribers: %w", dbErr(err))
+	}
+	defer rows.Close()
+	subs, err := store.CollectScanned(rows, scanSubscriber)
+	if err != nil {
+		return nil, fmt.Errorf("list subscribers: %w", err)
+	}
+	page := &store.SubscriberPage{Subscribers: subs}
+	if subs == nil {
+		page.Subscribers = []*store.Subscriber{}
+	}
+	if len(subs) > pg.Limit {
+		page.Subscribers = subs[:pg.Limit]
+		page.NextCursor = subs[pg.Limit-1].Name
+	}
+	return page, nil
 }
-func (s *Store) DeleteSubscriber(ctx context.Context, id uuid.UUID) error { return errEventsNotBuilt }
+
+// DeleteSubscriber removes a subscriber; its deliveries go with it (ON
+// DELETE CASCADE).
+func (s *Store) DeleteSubscriber(ctx context.Context, id uuid.UUID) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_event_subscribers WHERE id = ?`, id.String())
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err == nil && n == 0 {
+			return store.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete subscriber %s: %w", id, err)
+	}
+	return nil
+}
+
+// PruneSubscribers deletes the subscribers of p.Kind and p.Source not
+// kept, returning the names it deleted.
 func (s *Store) PruneSubscribers(ctx context.Context, p store.PruneSubscribersParams) ([]string, error) {
-	return nil, errEventsNotBuilt
-}
-func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams) (int, error) {
-	return 0, errEventsNotBuilt
-}
-func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]store.EventRecord, error) {
-	return nil, errEventsNotBuilt
-}
-func (s *Store) GetEvent(ctx context.Context, id uuid.UUID) (*store.EventRecord, error) {
-	return nil, errEventsNotBuilt
-}
-func (s *Store) LatestSeq(ctx context.Context) (int64, error) { return 0, errEventsNotBuilt }
-func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersParams) ([]*store.Subscriber, error) {
-	return nil, errEventsNotBuilt
-}
-func (s *Store) AckEvents(ctx context.Context, p store.AckEventsParams) error {
-	return errEventsNotBuilt
-}
-func (s *Store) RecordDelivery(ctx context.Context, d store.Delivery) error { return errEventsNotBuilt }
-func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams) (*store.DeliveryPage, error) {
-	return nil, errEventsNotBuilt
-}
-func (s *Store) GetDelivery(ctx context.Context, subscriber, id uuid.UUID) (*store.Delivery, error) {
-	return nil, errEventsNotBuilt
-}
-func (s *Store) SubscriberLags(ctx context.Context) ([]store.SubscriberLag, error) {
-	return nil, errEventsNotBuilt
-}
-func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) (int, error) {
-	return 0, errEventsNotBuilt
+	keep := p.Keep
+	if keep == nil {
+		keep = []string{} // jsonList(nil) is JSON null, against which NOT IN matches no name
+	}
+	var names []string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		names, err = store.QueryStrings(ctx, tx, `DELETE FROM hammerwork_event_subscribers
+			WHERE kind = ? AND source = ? AND name NOT IN (SELECT value FROM json_each(?)) RETURNING name`,
+			p.Kind, p.Source, jsonList(keep))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prune %s subscribers from %s: %w", p.Kind, p.Source, err)
+	}
+	if names == nil {
+		names = []string{}
+	}
+	slices.Sort(names)
+	return names, nil
 }

@@ -325,7 +325,7 @@ func (s *Store) TriggerSchedule(ctx context.Context, p store.TriggerSchedulePara
 			return err
 		}
 		pr.Run.FiredAt = now
-		runs, _, err := writeFire(ctx, tx, rec.Name, []store.PlannedRun{pr}, st, now)
+		runs, _, err := writeFire(ctx, tx, rec.Name, []store.PlannedRun{pr}, st, 0, now)
 		if err != nil {
 			return err
 		}
@@ -453,7 +453,7 @@ func (s *Store) fireNext(ctx context.Context, p store.FireSchedulesParams, taken
 		if plan, err = store.PlanScheduleFire(in); err != nil {
 			return err
 		}
-		runs, queues, err := writeFire(ctx, tx, name, plan.Runs, plan.State, now)
+		runs, queues, err := writeFire(ctx, tx, name, plan.Runs, plan.State, plan.Missed, now)
 		if err != nil {
 			return err
 		}
@@ -513,7 +513,7 @@ func (s *Store) skipBrokenRuns(ctx context.Context, rec *store.ScheduleRecord, p
 				runs = append(runs, &run)
 			}
 		}
-		if err := writeState(ctx, tx, rec.Name, st); err != nil {
+		if err := writeState(ctx, tx, rec.Name, st, plan.Missed); err != nil {
 			return err
 		}
 		return trimRuns(ctx, tx, rec.Name)
@@ -553,11 +553,11 @@ func readFireInput(ctx context.Context, tx *sql.Tx, rec *store.ScheduleRecord) (
 }
 
 // writeFire writes planned runs in the taken schedule's transaction: their
-// jobs and workflows, one run row each, the schedule's new state and the
-// trimming of its runs. It returns the runs as written and the queues that
-// got new jobs.
+// jobs and workflows, one run row each, the schedule's new state with the
+// slots missed and the trimming of its runs. It returns the runs as
+// written and the queues that got new jobs.
 func writeFire(ctx context.Context, tx *sql.Tx, name string, planned []store.PlannedRun, st store.ScheduleState,
-	now time.Time) ([]*store.ScheduleRun, []string, error) {
+	missed int, now time.Time) ([]*store.ScheduleRun, []string, error) {
 	queues, err := writeRunTargets(ctx, tx, planned, &st, now)
 	if err != nil {
 		return nil, nil, err
@@ -575,7 +575,7 @@ func writeFire(ctx context.Context, tx *sql.Tx, name string, planned []store.Pla
 		}
 		runs[i] = &run
 	}
-	if err := writeState(ctx, tx, name, st); err != nil {
+	if err := writeState(ctx, tx, name, st, missed); err != nil {
 		return nil, nil, err
 	}
 	if err := trimRuns(ctx, tx, name); err != nil {
@@ -656,10 +656,12 @@ func stateArgs(st store.ScheduleState) []any {
 		nullUUID(st.LastJobID), nullUUID(st.LastWorkflowID)}
 }
 
-// writeState writes a schedule's new firing state.
-func writeState(ctx context.Context, tx *sql.Tx, name string, st store.ScheduleState) error {
+// writeState writes a schedule's new firing state and adds the slots
+// missed to missed_slots, whose rise writes a schedule.missed event.
+func writeState(ctx context.Context, tx *sql.Tx, name string, st store.ScheduleState, missed int) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_schedules SET cursor_at = ?, buffered_at = ?, next_run_at = ?,
-		last_run_at = ?, last_job_id = ?, last_workflow_id = ? WHERE name = ?`, append(stateArgs(st), name)...); err != nil {
+		last_run_at = ?, last_job_id = ?, last_workflow_id = ?, missed_slots = missed_slots + ? WHERE name = ?`,
+		append(stateArgs(st), missed, name)...); err != nil {
 		return fmt.Errorf("write the state: %w", err)
 	}
 	return nil
