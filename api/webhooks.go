@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -183,7 +184,10 @@ func DecodeWebhookDef(body []byte) (webhook.Def, error) {
 	case errors.As(err, &syntax), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTrailing):
 		return webhook.Def{}, err
 	case errors.As(err, &typ) && typ.Field != "":
-		return webhook.Def{}, &events.FieldError{Field: typ.Field, Message: fmt.Sprintf("must be %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)}
+		// The path names embedded structs too (Policy.Filter.events); a
+		// definition's keys are all top level.
+		field := typ.Field[strings.LastIndex(typ.Field, ".")+1:]
+		return webhook.Def{}, &events.FieldError{Field: field, Message: fmt.Sprintf("must be %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)}
 	}
 	if name, ok := unknownField(err); ok {
 		return webhook.Def{}, &events.FieldError{Field: name, Message: "is not a webhook setting"}
