@@ -129,12 +129,14 @@ func writeSchedule(ctx context.Context, tx *sql.Tx, rec *store.ScheduleRecord, i
 	return err
 }
 
-// writeState sets the part of a schedule row that firing changes.
-func writeState(ctx context.Context, tx *sql.Tx, name string, st store.ScheduleState) error {
+// writeState sets the part of a schedule row that firing changes, and
+// counts the slots the plan let pass into missed_slots, whose growth the
+// schedule.missed event trigger records.
+func writeState(ctx context.Context, tx *sql.Tx, name string, st store.ScheduleState, missed int) error {
 	_, err := tx.ExecContext(ctx, `UPDATE hammerwork_schedules SET cursor_at = ?, buffered_at = ?, next_run_at = ?,
-    last_run_at = ?, last_job_id = ?, last_workflow_id = ? WHERE name = ?`,
+    last_run_at = ?, last_job_id = ?, last_workflow_id = ?, missed_slots = missed_slots + ? WHERE name = ?`,
 		store.UTC(st.Cursor), nullTime(st.Buffered), nullTime(st.NextRunAt),
-		nullTime(st.LastRunAt), nullID(st.LastJobID), nullID(st.LastWorkflowID), name)
+		nullTime(st.LastRunAt), nullID(st.LastJobID), nullID(st.LastWorkflowID), missed, name)
 	if err != nil {
 		return fmt.Errorf("update schedule state: %w", err)
 	}
@@ -479,7 +481,7 @@ func writePlan(ctx context.Context, tx *sql.Tx, name string, plan *store.FirePla
 			st.LastJobID = &id
 		}
 	}
-	if err := writeState(ctx, tx, name, st); err != nil {
+	if err := writeState(ctx, tx, name, st, plan.Missed); err != nil {
 		return nil, nil, err
 	}
 	return runs, queues, trimRuns(ctx, tx, name)
@@ -691,7 +693,7 @@ func (s *Store) skipPlan(ctx context.Context, rec *store.ScheduleRecord, plan *s
 		}
 		st := plan.State
 		st.LastRunAt, st.LastJobID, st.LastWorkflowID = rec.LastRunAt, rec.LastJobID, rec.LastWorkflowID
-		if err := writeState(ctx, tx, rec.Name, st); err != nil {
+		if err := writeState(ctx, tx, rec.Name, st, plan.Missed); err != nil {
 			return err
 		}
 		return trimRuns(ctx, tx, rec.Name)
