@@ -181,13 +181,14 @@ func DecodeWebhookDef(body []byte) (webhook.Def, error) {
 		typ    *json.UnmarshalTypeError
 	)
 	switch {
-	case errors.As(err, &syntax), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTrailing):
-		return webhook.Def{}, err
 	case errors.As(err, &typ) && typ.Field != "":
 		// The path names embedded structs too (Policy.Filter.events); a
 		// definition's keys are all top level.
 		field := typ.Field[strings.LastIndex(typ.Field, ".")+1:]
 		return webhook.Def{}, &events.FieldError{Field: field, Message: fmt.Sprintf("must be %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)}
+	case typ != nil, errors.As(err, &syntax), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errTrailing):
+		// Not an object at all, or not JSON.
+		return webhook.Def{}, err
 	}
 	if name, ok := unknownField(err); ok {
 		return webhook.Def{}, &events.FieldError{Field: name, Message: "is not a webhook setting"}
@@ -338,13 +339,8 @@ func RedeliverWebhook(ctx context.Context, p SendParams, sub *store.Subscriber, 
 		if err != nil {
 			return nil, fmt.Errorf("get event %s: %w", d.EventID, err)
 		}
+		// The sink drops a payload or result the webhook did not ask for.
 		e = events.FromRecord(*rec)
-		if !sub.IncludePayload {
-			e.Payload = nil
-		}
-		if !sub.IncludeResult {
-			e.Result = nil
-		}
 	}
 	return send(ctx, p, sub, e, d.Attempt+1)
 }

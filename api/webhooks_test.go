@@ -274,7 +274,10 @@ func TestWebhookBadInputIsA422NamingTheField(t *testing.T) {
 	t.Run("malformed JSON", func(t *testing.T) {
 		t.Parallel()
 		e := setup(t, testkit.SQLite(t))
-		require.Equal(t, http.StatusBadRequest, e.post(t, "/v1/webhooks", `{"name": "a", `).status)
+		for _, body := range []string{`{"name": "a", `, `[{"name": "a"}]`, `{"name": "a"} {"name": "b"}`, ``} {
+			r := e.post(t, "/v1/webhooks", body)
+			require.Equal(t, http.StatusBadRequest, r.status, "%s: %s", body, r.body)
+		}
 		require.Empty(t, e.webhooks(t, "").Webhooks)
 	})
 }

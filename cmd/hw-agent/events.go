@@ -256,7 +256,8 @@ func (t *tail) claim(ctx context.Context) error {
 		return nil
 	}
 	if _, err := t.st.GetSubscriber(ctx, t.sub.ID); errors.Is(err, store.ErrNotFound) {
-		t.log.Warn("tail subscriber was removed; registering it again (events in between were not written)", "subscriber", t.name)
+		t.log.Warn("tail subscriber was removed (an agent's cleanup took it for abandoned); registering it again, events committed in between may be missing",
+			"subscriber", t.name)
 		return t.register(ctx)
 	} else if err != nil {
 		return fmt.Errorf("get tail subscriber %q: %w", t.name, err)

@@ -160,3 +160,30 @@ func TestEventsTailRefusesAnUnknownType(t *testing.T) {
 	require.Contains(t, r.stderr, `--type: "job.exploded" matches no event type`)
 	require.Empty(t, tails(t, testkit.SQLiteAt(t, db)), "nothing is registered")
 }
+
+// TestEventsTailRegistersAgainWhenCleanedUp: an agent's cleanup removes a
+// tail that has not claimed its subscriber for a while (none while idle);
+// the tail registers again and goes on printing.
+func TestEventsTailRegistersAgainWhenCleanedUp(t *testing.T) {
+	t.Parallel()
+	db := newDB(t, true)
+	st := testkit.SQLiteAt(t, db)
+	tail := startTail(t, db)
+	before := waitForTails(t, st, 1)[0]
+
+	_, err := st.CleanupEvents(context.Background(), store.CleanupEventsParams{Retention: time.Hour, Now: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	testkit.Eventually(t, tailWait, "the tail registered again", func() bool {
+		subs := tails(t, st)
+		return len(subs) == 1 && subs[0].ID != before.ID
+	})
+
+	j := enqueueJSON(t, db, "--queue", "emails")
+	testkit.Poll(t, tailWait, 10*time.Millisecond, "the event after the cleanup", func() (bool, string) {
+		out := tail.stdout.String()
+		return strings.Contains(out, j.ID.String()), out
+	})
+	require.Equal(t, 0, tail.stop(), tail.stderr.String())
+	require.Contains(t, tail.stderr.String(), "registering it again")
+	require.Empty(t, tails(t, st))
+}
