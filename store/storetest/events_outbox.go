@@ -432,6 +432,70 @@ func testOutboxWorkflowCancel(t *testing.T, s store.Store) {
 	requireWorkflowEvent(t, ofType(got, events.WorkflowCancelled)[0], events.WorkflowCancelled, w.id, "pipeline")
 }
 
+func testOutboxWorkflowManual(t *testing.T, s store.Store) {
+	o := observe(t, s)
+	w := enqueueWorkflow(t, s, definition(workflow.Manual, step("a"), step("b", "a")), base)
+	o.next()
+	a := w.leaseSteps(base, "a")["a"]
+	o.requireOne(events.JobStarted)
+	w.fail(base.Add(time.Second), a)
+	got := o.requireTypeSet(events.JobFailed, events.WorkflowPaused)
+	requireWorkflowEvent(t, ofType(got, events.WorkflowPaused)[0], events.WorkflowPaused, w.id, "pipeline")
+
+	_, err := s.Retry(t.Context(), store.RetryParams{ID: w.jobs["a"], Now: base.Add(2 * time.Second)})
+	require.NoError(t, err)
+	got = o.requireTypeSet(events.JobRetried, events.WorkflowResumed)
+	require.Equal(t, w.jobs["a"], *ofType(got, events.JobRetried)[0].JobID)
+	resumed := ofType(got, events.WorkflowResumed)[0]
+	requireWorkflowEvent(t, resumed, events.WorkflowResumed, w.id, "pipeline")
+	require.Equal(t, string(workflow.StatusPaused), resumed.FromStatus)
+}
+
+func testOutboxWorkflowRetry(t *testing.T, s store.Store) {
+	o := observe(t, s)
+	w := enqueueWorkflow(t, s, definition(workflow.FailFast, step("a"), step("b"), step("c", "a")), base)
+	o.next()
+	leased := w.leaseSteps(base, "a", "b")
+	w.fail(base.Add(time.Second), leased["a"])
+	o.requireTypeSet(events.JobStarted, events.JobStarted, events.JobFailed, events.JobCancelled, events.JobCancelled, events.WorkflowFailed)
+
+	_, err := s.Retry(t.Context(), store.RetryParams{ID: w.jobs["a"], Now: base.Add(2 * time.Second)})
+	require.NoError(t, err)
+	got := o.requireTypeSet(events.JobRetried, events.JobRetried, events.JobRetried, events.WorkflowResumed)
+	var retried []uuid.UUID
+	for _, r := range ofType(got, events.JobRetried) {
+		retried = append(retried, *r.JobID)
+	}
+	require.ElementsMatch(t, []uuid.UUID{w.jobs["a"], w.jobs["b"], w.jobs["c"]}, retried,
+		"the failed job and the jobs its failure cancelled")
+	resumed := ofType(got, events.WorkflowResumed)[0]
+	requireWorkflowEvent(t, resumed, events.WorkflowResumed, w.id, "pipeline")
+	require.Equal(t, string(workflow.StatusFailed), resumed.FromStatus)
+}
+
+// testOutboxLargeBatch changes many rows per statement, where a
+// statement-level trigger writes all their events in one insert.
+func testOutboxLargeBatch(t *testing.T, s store.Store) {
+	const n = 500
+	o := observe(t, s)
+	in := make([]store.NewJob, n)
+	for i := range in {
+		in[i] = newJob("bulk")
+	}
+	jobs := running(t, s, base, in...)
+	cs := make([]store.Completion, n)
+	for i, j := range jobs {
+		cs[i] = store.Completion{LeaseRef: ref(j), Result: []byte(`{"ok":true}`)}
+	}
+	require.Empty(t, complete(t, s, base.Add(time.Second), cs...))
+	got := o.next()
+	require.Len(t, got, 3*n, "one event per job and transition")
+	for _, j := range jobs {
+		require.Equal(t, []string{events.JobEnqueued, events.JobStarted, events.JobCompleted}, typesOf(ofJob(got, j.ID)),
+			"events of job %s", j.ID)
+	}
+}
+
 func testOutboxBatch(t *testing.T, s store.Store) {
 	o := observe(t, s)
 	b := enqueueBatch(t, s, store.EnqueueBatchParams{Name: "import", Jobs: batchJobs(2)})
