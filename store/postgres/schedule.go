@@ -510,6 +510,9 @@ func (s *Store) fireNext(ctx context.Context, p store.FireSchedulesParams, at ti
 			return err
 		}
 		out = &fired{name: rec.Name, runs: runs, missed: plan.Missed, queues: queues}
+		if err := addMissed(ctx, tx, rec.Name, plan.Missed); err != nil {
+			return err
+		}
 		return writeRuns(ctx, tx, rec.Name, runs, st)
 	})
 	switch {
@@ -562,6 +565,9 @@ WHERE name = $1 AND cursor_at = $2 AND updated_at = $3 AND NOT paused AND next_r
 		}
 		st := plan.State
 		st.LastRunAt, st.LastJobID, st.LastWorkflowID = rec.LastRunAt, rec.LastJobID, rec.LastWorkflowID
+		if err := addMissed(ctx, tx, rec.Name, plan.Missed); err != nil {
+			return err
+		}
 		if err := writeRuns(ctx, tx, rec.Name, written, st); err != nil {
 			return err
 		}
@@ -683,6 +689,18 @@ func writeRuns(ctx context.Context, tx pgx.Tx, name string, runs []*store.Schedu
 		if _, err := tx.Exec(ctx, trimRunsSQL, name, store.ScheduleRunsKept); err != nil {
 			return fmt.Errorf("trim runs: %w", err)
 		}
+	}
+	return nil
+}
+
+// addMissed adds the slots a fire let pass to missed_slots, whose increase
+// the events trigger records as schedule.missed; none writes nothing.
+func addMissed(ctx context.Context, tx pgx.Tx, name string, missed int) error {
+	if missed <= 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE hammerwork_schedules SET missed_slots = missed_slots + $2 WHERE name = $1`, name, missed); err != nil {
+		return fmt.Errorf("count missed slots: %w", err)
 	}
 	return nil
 }
