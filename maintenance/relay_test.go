@@ -23,6 +23,8 @@ import (
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/metrics"
 	"github.com/hammerwork-go/hw-agent/store"
+	"github.com/hammerwork-go/hw-agent/store/mysql"
+	"github.com/hammerwork-go/hw-agent/store/postgres"
 )
 
 // arrival is one request a hook received.
@@ -372,36 +374,77 @@ func TestRelayDisablesASubscriberOnGone(t *testing.T) {
 	require.Len(t, h.arrivals(), 1)
 }
 
+// sharedBackends open two stores on one fresh database: two agents.
+var sharedBackends = []struct {
+	name string
+	open func(t *testing.T) (store.Store, store.Store)
+}{
+	{"sqlite", func(t *testing.T) (store.Store, store.Store) {
+		url := testkit.SQLiteURL(t)
+		return testkit.SQLiteAt(t, url), testkit.SQLiteAt(t, url)
+	}},
+	{"postgres", func(t *testing.T) (store.Store, store.Store) {
+		url := testkit.PostgresURL(t)
+		return openShared(t, url, func(ctx context.Context) (store.Store, error) {
+			return postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 4})
+		})
+	}},
+	{"mysql", func(t *testing.T) (store.Store, store.Store) {
+		url := testkit.MySQLURL(t)
+		return openShared(t, url, func(ctx context.Context) (store.Store, error) {
+			return mysql.Open(ctx, mysql.Config{URL: url, MaxConns: 4})
+		})
+	}},
+}
+
+func openShared(t *testing.T, url string, open func(ctx context.Context) (store.Store, error)) (store.Store, store.Store) {
+	t.Helper()
+	var out [2]store.Store
+	for i := range out {
+		s, err := open(context.Background())
+		require.NoError(t, err, "open %s", url)
+		t.Cleanup(func() { _ = s.Close() })
+		out[i] = s
+	}
+	_, err := out[0].Migrate(context.Background())
+	require.NoError(t, err)
+	return out[0], out[1]
+}
+
 // Two agents' relays on one database deliver every event of every
 // subscriber exactly once between them.
 func TestRelayTwoAgentsDeliverEachEventOnce(t *testing.T) {
 	t.Parallel()
-	url := testkit.SQLiteURL(t)
-	a, b := testkit.SQLiteAt(t, url), testkit.SQLiteAt(t, url)
-	var hooks []*hook
-	for i := range 4 {
-		h := newHook(t, nil)
-		subscribe(t, a, h.URL, webhook.Def{Name: fmt.Sprintf("hook-%d", i)})
-		hooks = append(hooks, h)
-	}
-	relayOf(t, a, "agent-a", RelayConfig{Batch: 10})
-	relayOf(t, b, "agent-b", RelayConfig{Batch: 10})
-	runJobs(t, a, 15)
-	runJobs(t, b, 15)
+	for _, backend := range sharedBackends {
+		t.Run(backend.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := backend.open(t)
+			var hooks []*hook
+			for i := range 4 {
+				h := newHook(t, nil)
+				subscribe(t, a, h.URL, webhook.Def{Name: fmt.Sprintf("hook-%d", i)})
+				hooks = append(hooks, h)
+			}
+			relayOf(t, a, "agent-a", RelayConfig{Batch: 10})
+			relayOf(t, b, "agent-b", RelayConfig{Batch: 10})
+			runJobs(t, a, 15)
+			runJobs(t, b, 15)
 
-	agents := map[string]bool{}
-	for _, h := range hooks {
-		awaitAll(t, a, h, 90)
-		requireJobOrder(t, a, h)
-		for id, n := range h.ids() {
-			require.Equal(t, 1, n, "event %s delivered once", id)
-		}
-		for _, got := range h.arrivals() {
-			agents[got.agent] = true
-		}
-	}
-	for agent := range agents {
-		require.Contains(t, []string{"hw-agent (agent-a)", "hw-agent (agent-b)"}, agent)
+			agents := map[string]bool{}
+			for _, h := range hooks {
+				awaitAll(t, a, h, 90)
+				requireJobOrder(t, a, h)
+				for id, n := range h.ids() {
+					require.Equal(t, 1, n, "event %s delivered once", id)
+				}
+				for _, got := range h.arrivals() {
+					agents[got.agent] = true
+				}
+			}
+			for agent := range agents {
+				require.Contains(t, []string{"hw-agent (agent-a)", "hw-agent (agent-b)"}, agent)
+			}
+		})
 	}
 }
 
@@ -411,45 +454,51 @@ func TestRelayTwoAgentsDeliverEachEventOnce(t *testing.T) {
 // redeliveries with the same event id, each job still in order.
 func TestRelayTakenOverAfterAnAgentDiedMidBatch(t *testing.T) {
 	t.Parallel()
-	url := testkit.SQLiteURL(t)
-	a, b := testkit.SQLiteAt(t, url), testkit.SQLiteAt(t, url)
-	hang := make(chan struct{})
-	held := make(chan struct{})
-	var once sync.Once
-	h := newHook(t, func(n int, _ events.Event) int {
-		if n == 12 {
-			once.Do(func() { close(held) })
-			<-hang
-		}
-		return http.StatusOK
-	})
-	sub := subscribe(t, a, h.URL, webhook.Def{Concurrency: 1})
-	runJobs(t, a, 10)
+	for _, backend := range sharedBackends {
+		t.Run(backend.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := backend.open(t)
+			hang := make(chan struct{})
+			held := make(chan struct{})
+			var once sync.Once
+			h := newHook(t, func(n int, _ events.Event) int {
+				if n == 12 {
+					once.Do(func() { close(held) })
+					<-hang
+				}
+				return http.StatusOK
+			})
+			release := sync.OnceFunc(func() { close(hang) })
+			t.Cleanup(release) // before the hook closes, which waits for its requests
+			sub := subscribe(t, a, h.URL, webhook.Def{Concurrency: 1})
+			runJobs(t, a, 10)
 
-	ttl := 300 * time.Millisecond
-	dying := relayOf(t, a, "agent-a", RelayConfig{Batch: 20, ClaimTTL: ttl})
-	select {
-	case <-held:
-	case <-time.After(20 * time.Second):
-		t.Fatal("timed out waiting for agent-a's relay to reach the 12th request")
-	}
-	require.NoError(t, a.Close())
-	dying.Stop()
-	close(hang)
+			ttl := 300 * time.Millisecond
+			dying := relayOf(t, a, "agent-a", RelayConfig{Batch: 20, ClaimTTL: ttl})
+			select {
+			case <-held:
+			case <-time.After(20 * time.Second):
+				t.Fatal("timed out waiting for agent-a's relay to reach the 12th request")
+			}
+			require.NoError(t, a.Close())
+			dying.Stop()
+			release()
 
-	relayOf(t, b, "agent-b", RelayConfig{Batch: 20, ClaimTTL: ttl})
-	awaitAll(t, b, h, 30)
-	requireJobOrder(t, b, h)
-	testkit.Eventually(t, 10*time.Second, "agent-b caught the subscriber up", func() bool {
-		return subscriber(t, b, sub.ID).Cursor == 30
-	})
-	var byB int
-	for _, got := range h.arrivals() {
-		if got.agent == "hw-agent (agent-b)" {
-			byB++
-		}
+			relayOf(t, b, "agent-b", RelayConfig{Batch: 20, ClaimTTL: ttl})
+			awaitAll(t, b, h, 30)
+			requireJobOrder(t, b, h)
+			testkit.Eventually(t, 10*time.Second, "agent-b caught the subscriber up", func() bool {
+				return subscriber(t, b, sub.ID).Cursor == 30
+			})
+			var byB int
+			for _, got := range h.arrivals() {
+				if got.agent == "hw-agent (agent-b)" {
+					byB++
+				}
+			}
+			require.GreaterOrEqual(t, byB, 30-11, "agent-b delivered what agent-a had not acknowledged")
+		})
 	}
-	require.GreaterOrEqual(t, byB, 30-11, "agent-b delivered what agent-a had not acknowledged")
 }
 
 // recorder is a stream sink that takes every event.
