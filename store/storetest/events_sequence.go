@@ -18,7 +18,9 @@ import (
 
 func testOutboxInvisibleUntilSequenced(t *testing.T, s store.Store) {
 	putSubscriber(t, s, webhookDef("observer"), base)
+	before := dbNow(t, s)
 	enqueue(t, s, base, newJob("q"))
+	after := dbNow(t, s)
 	require.Empty(t, readAfter(t, s, 0), "an unsequenced event is not read")
 	require.Zero(t, latestSeq(t, s))
 
@@ -29,6 +31,8 @@ func testOutboxInvisibleUntilSequenced(t *testing.T, s store.Store) {
 	got := readAfter(t, s, 0)
 	require.Len(t, got, 1)
 	require.Equal(t, int64(1), got[0].Seq)
+	require.WithinRange(t, got[0].Time, before.Add(-time.Second), after.Add(time.Second),
+		"an event's time is the database's when it was written, not the change's Now")
 
 	ev, err := s.GetEvent(t.Context(), got[0].ID)
 	require.NoError(t, err, "a sequenced event is found by id")
