@@ -228,3 +228,18 @@ func TestRetryDelayDoublesWithJitterUpToRetryMax(t *testing.T) {
 		require.GreaterOrEqual(t, RetryDelay(pol, 40, 0), 10*time.Second)
 	}
 }
+
+// Without a Retry-After the head waits the backoff's attempt-th interval.
+func TestPlanAckRetriesAfterTheBackoff(t *testing.T) {
+	t.Parallel()
+	pol := Policy{RetryInitial: job.Duration(time.Second), RetryMax: job.Duration(time.Minute)}
+	b := batch(0, 1)
+	plan := PlanAck(PlanAckParams{Policy: pol, Batch: b, Now: planNow,
+		State:   store.SubscriberState{RetrySeq: 1, RetryAttempts: 2},
+		Results: []Result{{Outcome: Retry, StatusCode: 500}}})
+	require.Equal(t, 3, plan.State.RetryAttempts)
+	require.Equal(t, "500 Internal Server Error", plan.State.LastError)
+	wait := plan.State.RetryAt.Sub(planNow)
+	require.GreaterOrEqual(t, wait, 2*time.Second, "the third interval: 4s, give or take half")
+	require.LessOrEqual(t, wait, 6*time.Second)
+}

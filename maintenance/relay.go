@@ -268,12 +268,14 @@ func (r *Relay) failed(ctx context.Context, sub *store.Subscriber, err error) {
 // done, after which more events may wait.
 func (r *Relay) batch(ctx context.Context, sub *store.Subscriber) (more bool, err error) {
 	sink := r.sink(sub)
-	pol, perr := events.PolicyOf(sub.Config)
-	if sink == nil || perr != nil {
-		if perr != nil {
-			r.log.Error("subscriber's definition cannot be read; its events wait", "subscriber", sub.Name, "error", perr)
-		}
+	if sink == nil {
+		// Claimed by a stream name whose subscriber is of another kind:
+		// left to an agent that has its sink.
 		return false, r.ack(ctx, sub, events.AckPlan{State: sub.SubscriberState}, true)
+	}
+	pol, err := events.PolicyOf(sub.Config)
+	if err != nil {
+		return false, r.unreadable(ctx, sub, err)
 	}
 	recs, err := r.cfg.Store.ReadEvents(ctx, store.ReadEventsParams{AfterSeq: sub.Cursor, Limit: r.cfg.Batch})
 	if err != nil {
@@ -328,6 +330,26 @@ func (r *Relay) batch(ctx context.Context, sub *store.Subscriber) (more bool, er
 	return more, nil
 }
 
+// unreadableWait is how long a subscriber whose definition cannot be
+// decoded waits before it is claimed again: its error is logged once a
+// wait rather than once a pass.
+const unreadableWait = time.Minute
+
+// unreadable parks a subscriber whose stored definition cannot be decoded:
+// its events wait, the error is its last_error, and a retry time keeps
+// every agent from claiming it again until unreadableWait has passed.
+func (r *Relay) unreadable(ctx context.Context, sub *store.Subscriber, err error) error {
+	r.log.Error("subscriber's definition cannot be read; its events wait", "subscriber", sub.Name, "error", err)
+	now, nerr := r.now(context.WithoutCancel(ctx))
+	if nerr != nil {
+		return nerr
+	}
+	st := sub.SubscriberState
+	at := now.Add(unreadableWait)
+	st.RetryAt, st.LastError = &at, err.Error()
+	return r.ack(ctx, sub, events.AckPlan{State: st}, true)
+}
+
 func pick(batch []events.Event, idx []int) []events.Event {
 	out := make([]events.Event, len(idx))
 	for i, j := range idx {
@@ -347,7 +369,7 @@ func (r *Relay) deliver(ctx context.Context, sub *store.Subscriber, sink events.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(r.cfg.ClaimTTL / 3)
+		t := time.NewTicker(max(r.cfg.ClaimTTL/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
@@ -415,7 +437,7 @@ func (r *Relay) report(sub *store.Subscriber, plan events.AckPlan) {
 	}
 	if st.RetrySeq != 0 && (st.RetrySeq != sub.RetrySeq || st.RetryAttempts != sub.RetryAttempts) {
 		r.log.Info("event delivery failed; retrying", "subscriber", sub.Name, "seq", st.RetrySeq,
-			"attempt", st.RetryAttempts, "retry_at", st.RetryAt, "error", st.LastError)
+			"attempt", st.RetryAttempts, "retry_at", *st.RetryAt, "error", st.LastError)
 	}
 	if st.Disabled {
 		r.log.Warn("subscriber disabled", "subscriber", sub.Name, "reason", st.DisabledReason)

@@ -562,3 +562,33 @@ func TestRelayPassClaimsOnlyWhatItHasSinksFor(t *testing.T) {
 	require.Zero(t, theirs.Cursor)
 	require.Empty(t, theirs.ClaimedBy)
 }
+
+// A definition the relay cannot decode parks its subscriber for a minute
+// with the error as its last_error, logged once rather than every pass;
+// the others go on.
+func TestRelayParksASubscriberWhoseDefinitionCannotBeRead(t *testing.T) {
+	t.Parallel()
+	s := testkit.SQLite(t)
+	ctx := context.Background()
+	bad, _, err := s.PutSubscriber(ctx, store.PutSubscriberParams{Def: store.SubscriberDef{
+		Name: "bad", Kind: store.SubscriberWebhook, Source: store.SourceAPI, Config: json.RawMessage(`{"max_attempts":"ten"}`), Enabled: true}})
+	require.NoError(t, err)
+	h := newHook(t, nil)
+	subscribe(t, s, h.URL, webhook.Def{Name: "good"})
+	var logs testkit.Buffer
+	relayOf(t, s, "agent-a", RelayConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	runJobs(t, s, 2)
+
+	awaitAll(t, s, h, 6)
+	testkit.Eventually(t, 10*time.Second, "bad parked", func() bool {
+		return subscriber(t, s, bad.ID).RetryAt != nil
+	})
+	got := subscriber(t, s, bad.ID)
+	require.Contains(t, got.LastError, "max_attempts")
+	require.Zero(t, got.Cursor)
+	require.True(t, got.Enabled)
+	now, err := s.DatabaseNow(ctx)
+	require.NoError(t, err)
+	require.WithinDuration(t, now.Add(time.Minute), *got.RetryAt, 5*time.Second)
+	require.Equal(t, 1, strings.Count(logs.String(), "definition cannot be read"))
+}
