@@ -200,11 +200,13 @@ FROM hammerwork_event_subscribers s WHERE s.enabled ORDER BY s.name`)
 	return lags, nil
 }
 
-// CleanupEvents deletes, each in its own short statement, the events every
-// enabled cursor has passed, old deliveries and lapsed tails. An event is
-// deleted only once sequenced, so a sequencer never finds a position gone.
-// A tail is gone once its claim lapsed, or it was released (or never
-// claimed) longer than the grace ago.
+// CleanupEvents deletes, each in a short transaction of its own, the events
+// every enabled cursor has passed, old deliveries and lapsed tails. An event
+// is deleted only once sequenced, so a sequencer never finds a position
+// gone. The smallest cursor is read by a plain SELECT rather than a subquery
+// of the DELETE, which would lock the subscriber rows. A tail is gone once
+// its claim lapsed, or it was released (or never claimed), longer than the
+// grace ago.
 func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) (int, error) {
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
@@ -218,25 +220,34 @@ func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) 
 		grace = defaultTailGrace
 	}
 	cutoff := store.UTC(at.Add(-p.Retention))
-	var passed sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT MIN(cursor_seq) FROM hammerwork_event_subscribers WHERE enabled`).Scan(&passed); err != nil {
-		return 0, wrap(err, "clean up events: read the cursors")
-	}
-	query := `DELETE FROM hammerwork_events WHERE seq IS NOT NULL AND occurred_at < ?`
-	args := []any{cutoff}
-	if passed.Valid {
-		query += ` AND seq <= ?`
-		args = append(args, passed.Int64)
-	}
-	res, err := s.db.ExecContext(ctx, query+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	var n int64
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var passed sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT MIN(cursor_seq) FROM hammerwork_event_subscribers WHERE enabled`).Scan(&passed)
+		if err != nil {
+			return err
+		}
+		query := `DELETE FROM hammerwork_events WHERE seq IS NOT NULL AND occurred_at < ?`
+		args := []any{cutoff}
+		if passed.Valid {
+			query += ` AND seq <= ?`
+			args = append(args, passed.Int64)
+		}
+		res, err := tx.ExecContext(ctx, query+` ORDER BY seq LIMIT ?`, append(args, limit)...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, wrap(err, "clean up events")
 	}
-	n, err := res.RowsAffected()
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_webhook_deliveries WHERE attempted_at < ? LIMIT ?`, cutoff, limit)
+		return err
+	})
 	if err != nil {
-		return 0, wrap(err, "clean up events")
-	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM hammerwork_webhook_deliveries WHERE attempted_at < ? LIMIT ?`, cutoff, limit); err != nil {
 		return 0, wrap(err, "clean up deliveries")
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
