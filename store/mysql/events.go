@@ -322,12 +322,6 @@ func (s *Store) PruneSubscribers(ctx context.Context, p store.PruneSubscribersPa
 	return names, nil
 }
 
-// claimToken is one row of the claim UPDATE's joined table.
-type claimToken struct {
-	ID    string `json:"id"`
-	Token string `json:"token"`
-}
-
 // ClaimSubscribers leases subscribers with work in one transaction. A plain
 // read finds the candidates (the outbox's EXISTS among the conditions);
 // the subscriber rows alone are then locked, their conditions checked again,
@@ -374,9 +368,9 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		tokens := make([]claimToken, len(ids))
+		tokens := make([]leaseToken, len(ids))
 		for i, id := range ids {
-			tokens[i] = claimToken{ID: id.String(), Token: uuid.NewString()}
+			tokens[i] = leaseToken{ID: id.String(), Token: uuid.NewString()}
 		}
 		doc, err := json.Marshal(tokens)
 		if err != nil {
