@@ -33,6 +33,9 @@ const (
 	// cleanupEvery spaces the outbox cleanups: retention is counted in
 	// hours, so once a minute keeps the table near its floor.
 	cleanupEvery = time.Minute
+	// cleanupBatch bounds each delete of a cleanup, so it never holds the
+	// outbox (or SQLite's single writer) long.
+	cleanupBatch = 5000
 	// ackTimeout bounds the ack of a batch delivered while the relay was
 	// stopping: what was delivered is recorded rather than sent again.
 	ackTimeout = 10 * time.Second
@@ -172,7 +175,7 @@ func (r *Relay) pass(ctx context.Context) (RelayPass, int, error) {
 		errs = append(errs, err)
 	}
 	if time.Since(r.lastCleanup) >= cleanupEvery {
-		n, err := r.cfg.Store.CleanupEvents(ctx, store.CleanupEventsParams{Retention: r.cfg.Retention})
+		n, err := r.cfg.Store.CleanupEvents(ctx, store.CleanupEventsParams{Retention: r.cfg.Retention, Limit: cleanupBatch})
 		res.Cleaned = n
 		switch {
 		case err != nil:
@@ -180,7 +183,8 @@ func (r *Relay) pass(ctx context.Context) (RelayPass, int, error) {
 		case n > 0:
 			r.log.Debug("deleted events past retention", "events", n)
 		}
-		if err == nil {
+		// A full cleanup leaves more behind: the next pass goes on.
+		if err == nil && n < cleanupBatch {
 			r.lastCleanup = time.Now()
 		}
 	}

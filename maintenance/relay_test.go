@@ -592,3 +592,36 @@ func TestRelayParksASubscriberWhoseDefinitionCannotBeRead(t *testing.T) {
 	require.WithinDuration(t, now.Add(time.Minute), *got.RetryAt, 5*time.Second)
 	require.Equal(t, 1, strings.Count(logs.String(), "definition cannot be read"))
 }
+
+// Events every cursor has passed are deleted once past retention; those a
+// subscriber still owes are kept.
+func TestRelayCleansUpDeliveredEventsPastRetention(t *testing.T) {
+	t.Parallel()
+	s := testkit.SQLite(t)
+	ctx := context.Background()
+	_, _, err := s.PutSubscriber(ctx, store.PutSubscriberParams{Def: store.SubscriberDef{
+		Name: "stream", Kind: store.SubscriberStream, Source: store.SourceConfig, Config: json.RawMessage(`{}`), Enabled: true}})
+	require.NoError(t, err)
+	runJobs(t, s, 1)
+	first := NewRelay(RelayConfig{Store: s, AgentID: "agent-a", Interval: 10 * time.Millisecond,
+		Streams: map[string]events.Sink{"stream": &recorder{}}})
+	require.NoError(t, first.Start(ctx))
+	t.Cleanup(first.Stop)
+	testkit.Eventually(t, 10*time.Second, "the stream's cursor past the job's events", func() bool {
+		sub, err := s.GetSubscriberByName(ctx, "stream")
+		require.NoError(t, err)
+		return sub.Cursor == 3
+	})
+	first.Stop()
+	runJobs(t, s, 1) // three events the stream has not had: kept
+
+	r := NewRelay(RelayConfig{Store: s, AgentID: "agent-a", Interval: 10 * time.Millisecond, Retention: time.Millisecond})
+	passes := r.Passed.Init()
+	require.NoError(t, r.Start(ctx))
+	t.Cleanup(r.Stop)
+	pass := <-passes
+	require.Equal(t, 3, pass.Cleaned)
+	left := allEvents(t, s)
+	require.Len(t, left, 3)
+	require.Equal(t, int64(4), left[0].Seq)
+}
