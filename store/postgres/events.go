@@ -67,14 +67,17 @@ const eventCols = `pos, seq, id, kind, from_status, status, occurred_at, job_id,
     schedule_name, missed, trace_id, correlation_id, payload, result`
 
 // claimSQL leases the subscribers that have work, skipping rows another
-// transaction holds; each gets a fresh token.
+// transaction holds; each gets a fresh token. An event after the cursor
+// exists exactly when the newest seq is past it: max(seq) is one probe of
+// the seq index, where a correlated EXISTS may be planned as a scan of the
+// outbox.
 var claimSQL = `UPDATE hammerwork_event_subscribers s
 SET claimed_by = $1, claim_token = gen_random_uuid()::text, claimed_until = $2
 FROM (SELECT c.id FROM hammerwork_event_subscribers c
       WHERE c.enabled AND (c.kind = ANY ($3::text[]) OR c.name = ANY ($4::text[]))
         AND (c.claimed_by IS NULL OR c.claimed_until <= $5 OR c.claimed_by = $1)
         AND (c.retry_at IS NULL OR c.retry_at <= $5)
-        AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > c.cursor_seq)
+        AND c.cursor_seq < (SELECT max(seq) FROM hammerwork_events)
       ORDER BY c.claimed_until NULLS FIRST, c.name
       LIMIT $6 FOR UPDATE SKIP LOCKED) t
 WHERE s.id = t.id RETURNING ` + prefixed("s.", subscriberCols)
@@ -109,15 +112,19 @@ LEFT JOIN LATERAL (SELECT e.seq, e.occurred_at FROM hammerwork_events e
 WHERE s.enabled AND q.id = 1
 ORDER BY s.name`
 
-// cleanupEventsSQL deletes the oldest sequenced events every enabled
-// cursor has passed (all sequenced ones with none enabled). Unsequenced
-// rows are never touched, so the sequencer's numbering cannot lose one.
+// cleanupEventsSQL deletes, of the $2 lowest seqs every enabled cursor has
+// passed (all sequenced ones with none enabled), those older than $1.
+// Times follow seq but for overlapping transactions, so looking no further
+// than $2 rows keeps a pass bounded once only young events are left.
+// Unsequenced rows are never touched, so the sequencer's numbering cannot
+// lose one.
 const cleanupEventsSQL = `DELETE FROM hammerwork_events WHERE pos IN (
-    SELECT pos FROM hammerwork_events
-    WHERE seq <= COALESCE((SELECT min(cursor_seq) FROM hammerwork_event_subscribers WHERE enabled),
-                          (SELECT last_seq FROM hammerwork_event_sequence WHERE id = 1))
-      AND occurred_at < $1
-    ORDER BY seq LIMIT $2)`
+    SELECT pos FROM (
+        SELECT pos, occurred_at FROM hammerwork_events
+        WHERE seq <= COALESCE((SELECT min(cursor_seq) FROM hammerwork_event_subscribers WHERE enabled),
+                              (SELECT last_seq FROM hammerwork_event_sequence WHERE id = 1))
+        ORDER BY seq LIMIT $2) lowest
+    WHERE occurred_at < $1)`
 
 const cleanupDeliveriesSQL = `DELETE FROM hammerwork_webhook_deliveries WHERE id IN (
     SELECT id FROM hammerwork_webhook_deliveries WHERE attempted_at < $1 LIMIT $2)`

@@ -39,7 +39,7 @@ CREATE TABLE hammerwork_event_subscribers (
 
 CREATE TABLE hammerwork_events (
     pos            BIGSERIAL PRIMARY KEY,
-    seq            BIGINT UNIQUE,
+    seq            BIGINT,
     id             UUID NOT NULL DEFAULT gen_random_uuid(),
     kind           VARCHAR(16) NOT NULL,
     from_status    TEXT,
@@ -69,8 +69,12 @@ CREATE TABLE hammerwork_events (
 -- The sequencer's scan: unsequenced rows in pos order.
 CREATE INDEX hammerwork_events_unsequenced_idx ON hammerwork_events (pos) WHERE seq IS NULL;
 
--- GetEvent (a redelivery names the event by id).
-CREATE INDEX hammerwork_events_id_idx ON hammerwork_events (id);
+-- seq is unique once given, and only sequenced events are read (by seq,
+-- and by id for GetEvent), so both indexes leave unsequenced rows out: a
+-- trigger's insert touches two indexes, and the sequencer's UPDATE, off
+-- the hot path, fills the other two.
+CREATE UNIQUE INDEX hammerwork_events_seq_idx ON hammerwork_events (seq) WHERE seq IS NOT NULL;
+CREATE INDEX hammerwork_events_id_idx ON hammerwork_events (id) WHERE seq IS NOT NULL;
 
 -- The sequencer's lock and LatestSeq: the one row holds the last seq given.
 CREATE TABLE hammerwork_event_sequence (
