@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hammerwork-go/hw-agent/dispatch"
+	"github.com/hammerwork-go/hw-agent/events"
+	"github.com/hammerwork-go/hw-agent/events/webhook"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/lease"
 	"github.com/hammerwork-go/hw-agent/maintenance"
@@ -81,6 +83,7 @@ type Agent struct {
 	expirer    *maintenance.Expirer
 	cleaner    *maintenance.Cleaner // nil when retention.interval is 0
 	scheduler  *maintenance.Scheduler
+	relay      *maintenance.Relay
 	completer  *completer
 	// db is the agent's one database outage tracker: every loop that
 	// reports to it shares it, so an outage is logged and counted once.
@@ -155,6 +158,10 @@ func New(p Params) (*Agent, error) {
 		Store: p.Store, Interval: cfg.Schedules.Interval.D(), Trace: a.tracer.ScheduleRun, Wake: a.Wake,
 		Metrics: p.Metrics, Logger: log, Outage: db,
 	})
+	relay := cfg.Events.relayConfig()
+	relay.Store, relay.AgentID, relay.Metrics, relay.Logger, relay.Outage = p.Store, cfg.Agent.ID, p.Metrics, log, db
+	relay.Sinks = map[string]events.Sink{store.SubscriberWebhook: webhook.New(webhook.Config{AgentID: cfg.Agent.ID, Logger: log})}
+	a.relay = maintenance.NewRelay(relay)
 	if cfg.Retention.Interval > 0 {
 		a.cleaner = maintenance.NewCleaner(maintenance.CleanerConfig{
 			Store: p.Store, Clock: due, Interval: cfg.Retention.Interval.D(), BatchSize: cfg.Retention.BatchSize,
@@ -271,6 +278,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("apply the configuration's schedules: %w", err)
 	}
+	if err := a.applyWebhooks(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("apply the configuration's webhooks: %w", err)
+	}
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
@@ -282,7 +295,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.health != nil {
 		services = append(services, a.health)
 	}
-	services = append(services, a.rescuer, a.expirer, a.scheduler, a.heartbeat, a.completer)
+	services = append(services, a.rescuer, a.expirer, a.scheduler, a.relay, a.heartbeat, a.completer)
 	if a.listener != nil {
 		services = append(services, a.listener)
 	}
