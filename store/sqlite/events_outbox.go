@@ -69,8 +69,8 @@ func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE hammerwork_events SET seq = q.last_seq + u.n
-			FROM (SELECT pos, row_number() OVER (ORDER BY pos) AS n FROM hammerwork_events
-				WHERE seq IS NULL ORDER BY pos LIMIT ?) AS u, hammerwork_event_sequence AS q
+			FROM (SELECT pos, row_number() OVER (ORDER BY pos) AS n FROM (SELECT pos FROM hammerwork_events
+				WHERE seq IS NULL ORDER BY pos LIMIT ?)) AS u, hammerwork_event_sequence AS q
 			WHERE q.id = 1 AND hammerwork_events.pos = u.pos`, limit)
 		if err != nil {
 			return err

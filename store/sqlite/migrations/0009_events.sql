@@ -43,8 +43,8 @@ CREATE INDEX hammerwork_event_subscribers_enabled_idx
 -- change was made.
 CREATE TABLE hammerwork_events (
     pos            INTEGER PRIMARY KEY AUTOINCREMENT,
-    seq            INTEGER UNIQUE,
-    id             TEXT    NOT NULL UNIQUE DEFAULT (lower(
+    seq            INTEGER,
+    id             TEXT    NOT NULL DEFAULT (lower(
         hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' ||
         substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))),
     kind           TEXT    NOT NULL,
@@ -71,10 +71,22 @@ CREATE TABLE hammerwork_events (
     result         TEXT
 );
 
--- The sequencer's scan: unsequenced events in pos order.
+-- The indexes a trigger's insert touches are the table and the sequencer's
+-- scan (unsequenced events in pos order), both appended to. seq and id are
+-- indexed once sequenced, in SequenceEvents' batch: ReadEvents and GetEvent
+-- read only sequenced events, and a random id's index leaf is written once
+-- per batch instead of once per changing statement.
 CREATE INDEX hammerwork_events_unsequenced_idx
     ON hammerwork_events (pos)
     WHERE seq IS NULL;
+
+CREATE UNIQUE INDEX hammerwork_events_seq_idx
+    ON hammerwork_events (seq)
+    WHERE seq IS NOT NULL;
+
+CREATE UNIQUE INDEX hammerwork_events_id_idx
+    ON hammerwork_events (id)
+    WHERE seq IS NOT NULL;
 
 -- The newest seq given; LatestSeq.
 CREATE TABLE hammerwork_event_sequence (
