@@ -31,19 +31,17 @@ const eventColumns = `pos, coalesce(seq, 0), id, kind, coalesce(from_status, '')
 // scanEvent reads one row of eventColumns.
 func scanEvent(row store.Scanner) (store.EventRecord, error) {
 	var (
-		r                          store.EventRecord
-		at, started, finished      store.SQLTime
-		payload, result            []byte
-		jobID, workflowID, batchID *uuid.UUID
+		r                     store.EventRecord
+		at, started, finished store.SQLTime
+		payload, result       []byte
 	)
-	if err := row.Scan(&r.Pos, &r.Seq, &r.ID, &r.Kind, &r.FromStatus, &r.Status, &at, &jobID,
+	if err := row.Scan(&r.Pos, &r.Seq, &r.ID, &r.Kind, &r.FromStatus, &r.Status, &at, &r.JobID,
 		&r.Queue, &r.Priority, &r.Attempt, &r.PrevAttempt, &r.Outcome, &r.Error, &started, &finished,
-		&workflowID, &r.WorkflowName, &batchID, &r.Schedule, &r.Missed, &r.TraceID, &r.CorrelationID,
+		&r.WorkflowID, &r.WorkflowName, &r.BatchID, &r.Schedule, &r.Missed, &r.TraceID, &r.CorrelationID,
 		&payload, &result); err != nil {
 		return r, err
 	}
 	r.Time, r.StartedAt, r.FinishedAt = at.Time, started.Ptr(), finished.Ptr()
-	r.JobID, r.WorkflowID, r.BatchID = jobID, workflowID, batchID
 	r.Payload, r.Result = payload, result
 	return r, nil
 }
