@@ -497,6 +497,15 @@ func TestRelayTakenOverAfterAnAgentDiedMidBatch(t *testing.T) {
 				}
 			}
 			require.GreaterOrEqual(t, byB, 30-11, "agent-b delivered what agent-a had not acknowledged")
+			stored := map[uuid.UUID]int64{}
+			for _, r := range allEvents(t, b) {
+				stored[r.ID] = r.Seq
+			}
+			for _, got := range h.arrivals() {
+				seq, ok := stored[got.event.ID]
+				require.True(t, ok, "a duplicate is an event that exists, with its id")
+				require.Equal(t, seq, got.event.Seq)
+			}
 		})
 	}
 }
@@ -624,4 +633,33 @@ func TestRelayCleansUpDeliveredEventsPastRetention(t *testing.T) {
 	left := allEvents(t, s)
 	require.Len(t, left, 3)
 	require.Equal(t, int64(4), left[0].Seq)
+}
+
+// Events rejected for good are each given up on; max_failures of them in
+// a row disable the subscriber, saying why.
+func TestRelayDisablesAfterMaxFailuresInARow(t *testing.T) {
+	t.Parallel()
+	s := testkit.SQLite(t)
+	h := newHook(t, func(int, events.Event) int { return http.StatusBadRequest })
+	sub := subscribe(t, s, h.URL, webhook.Def{Concurrency: 1, Policy: events.Policy{MaxFailures: 2}})
+	m := metrics.New()
+	relayOf(t, s, "agent-a", RelayConfig{Metrics: m})
+	testkit.EnqueueNoop(t, s, "relay", 3)
+
+	testkit.Eventually(t, 10*time.Second, "the subscriber disabled", func() bool {
+		return !subscriber(t, s, sub.ID).Enabled
+	})
+	got := subscriber(t, s, sub.ID)
+	require.Equal(t, "2 consecutive failed events", got.DisabledReason)
+	require.Equal(t, 2, got.ConsecutiveFailures)
+	require.Equal(t, int64(2), got.Cursor, "the events given up on are passed")
+	require.Equal(t, 2.0, counter(t, m, "hammerwork_events_failed_total", map[string]string{"subscriber": "hook"}))
+	var failed int
+	for _, d := range deliveries(t, s, sub.ID) {
+		if d.Outcome == store.DeliveryFailed {
+			failed++
+			require.Equal(t, 400, d.StatusCode)
+		}
+	}
+	require.Equal(t, 2, failed)
 }
