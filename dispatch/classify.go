@@ -50,7 +50,7 @@ func (d *Dispatcher) classify(resp *http.Response, maxResult int64) Result {
 	case retryable(code):
 		res.Outcome, res.Label = OutcomeRetry, fmt.Sprintf("http_%d", code)
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), d.now())
+			res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), d.now())
 		}
 	default:
 		res.Outcome, res.Label = OutcomeFailed, fmt.Sprintf("http_%d", code)
@@ -127,9 +127,10 @@ func sanitize(b []byte) string {
 	return store.SafeText(string(b))
 }
 
-// parseRetryAfter reads delay-seconds or an HTTP date; anything else is
-// ignored and the job's own retry delay applies.
-func parseRetryAfter(v string, now time.Time) time.Time {
+// ParseRetryAfter reads a Retry-After header's delay-seconds or HTTP date
+// as the time it names; anything else is the zero time, and the caller's own
+// retry delay applies. The webhook sink reads its receivers' answers with it.
+func ParseRetryAfter(v string, now time.Time) time.Time {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return time.Time{}

@@ -120,9 +120,7 @@ func (d Def) Validate(ctx context.Context, p ValidateParams) error {
 	case d.Timeout < 0:
 		return bad("timeout", "must not be negative")
 	}
-	if self, err := resolvesToSelf(ctx, u, p); err != nil {
-		return bad("url", "%v", err)
-	} else if self {
+	if resolvesToSelf(ctx, u, p) {
 		return bad("url", "%q resolves to this agent's own API listener; a webhook must not call the agent that delivers it", d.URL)
 	}
 	return nil
@@ -131,9 +129,9 @@ func (d Def) Validate(ctx context.Context, p ValidateParams) error {
 // resolvesToSelf reports whether u's host and port are one of p.Self's
 // addresses. A listener on an unspecified address (0.0.0.0, [::]) listens
 // on every local address, so loopback and the host's own addresses count.
-func resolvesToSelf(ctx context.Context, u *url.URL, p ValidateParams) (bool, error) {
+func resolvesToSelf(ctx context.Context, u *url.URL, p ValidateParams) bool {
 	if len(p.Self) == 0 {
-		return false, nil
+		return false
 	}
 	port := u.Port()
 	if port == "" {
@@ -145,7 +143,10 @@ func resolvesToSelf(ctx context.Context, u *url.URL, p ValidateParams) (bool, er
 	}
 	targets, err := r.LookupIPAddr(ctx, u.Hostname())
 	if err != nil {
-		return false, fmt.Errorf("host %q does not resolve: %w", u.Hostname(), err)
+		// A host that does not resolve now is not this agent; refusing it
+		// would let a DNS outage stop an agent with [[webhook]] entries
+		// from starting. Its deliveries fail and are retried instead.
+		return false
 	}
 	for _, self := range p.Self {
 		host, selfPort, err := net.SplitHostPort(self)
@@ -153,10 +154,10 @@ func resolvesToSelf(ctx context.Context, u *url.URL, p ValidateParams) (bool, er
 			continue
 		}
 		if slices.ContainsFunc(targets, func(t net.IPAddr) bool { return listensOn(host, t.IP) }) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // listensOn reports whether a listener on host accepts connections to ip.

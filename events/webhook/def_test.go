@@ -67,6 +67,14 @@ func TestDefValidateNamesTheBadField(t *testing.T) {
 		d.URL = "http://127.0.0.1:8081/in"
 		require.NoError(t, d.Validate(context.Background(), webhook.ValidateParams{Self: []string{"127.0.0.1:9090"}}))
 	})
+	t.Run("host that does not resolve", func(t *testing.T) {
+		t.Parallel()
+		// A DNS outage at start-up must not stop the agent: such a host is
+		// not this agent, and its deliveries are retried.
+		d := valid()
+		d.URL = "http://hooks.example.invalid:9090/in"
+		require.NoError(t, d.Validate(context.Background(), webhook.ValidateParams{Self: []string{"0.0.0.0:9090"}}))
+	})
 }
 
 func TestDefDefaults(t *testing.T) {

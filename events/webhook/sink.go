@@ -27,10 +27,7 @@ const (
 	// drainBytes bounds how much of an unread answer is discarded to keep
 	// the connection alive; past it, closing and redialing is cheaper.
 	drainBytes = 64 << 10
-	// maxRetryAfter clamps an absurd Retry-After before it becomes a
-	// time.Duration; the policy's retry_max caps it far lower anyway.
-	maxRetryAfter = 24 * time.Hour
-	userAgent     = "hw-agent"
+	userAgent  = "hw-agent"
 )
 
 // Config configures a Sink.
@@ -271,20 +268,14 @@ func retryable(code int) bool {
 	return code >= 500 && code < 600
 }
 
-// retryAfter reads delay-seconds or an HTTP date; anything else is zero,
-// and the policy's backoff applies.
+// retryAfter is how long the receiver asked to wait, never negative; the
+// relay caps it by the policy's retry_max.
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
+	t := dispatch.ParseRetryAfter(v, now)
+	if t.IsZero() {
 		return 0
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return min(time.Duration(max(secs, 0)), maxRetryAfter/time.Second) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter)
-	}
-	return 0
+	return max(t.Sub(now), 0)
 }
 
 // transportFailure classifies an attempt that got no answer. The relay
