@@ -84,6 +84,7 @@ type Agent struct {
 	cleaner    *maintenance.Cleaner // nil when retention.interval is 0
 	scheduler  *maintenance.Scheduler
 	relay      *maintenance.Relay
+	webhooks   *webhook.Sink
 	completer  *completer
 	// db is the agent's one database outage tracker: every loop that
 	// reports to it shares it, so an outage is logged and counted once.
@@ -94,6 +95,10 @@ type Agent struct {
 	ended   recentIDs // workflows whose end was counted
 
 	ran atomic.Bool
+	// started is set once Run has applied the configuration's schedules and
+	// webhooks and started every service: before it, a job enqueued through
+	// the API could miss a configured webhook's events.
+	started atomic.Bool
 	// bg carries store calls that must finish even while stopping; work is
 	// the parent of every request and is cancelled only when the drain
 	// gives up. Both are set by Run before any goroutine reads them.
@@ -160,7 +165,8 @@ func New(p Params) (*Agent, error) {
 	})
 	relay := cfg.Events.relayConfig()
 	relay.Store, relay.AgentID, relay.Metrics, relay.Logger, relay.Outage = p.Store, cfg.Agent.ID, p.Metrics, log, db
-	relay.Sinks = map[string]events.Sink{store.SubscriberWebhook: webhook.New(webhook.Config{AgentID: cfg.Agent.ID, Logger: log})}
+	a.webhooks = webhook.New(webhook.Config{AgentID: cfg.Agent.ID, Logger: log})
+	relay.Sinks = map[string]events.Sink{store.SubscriberWebhook: a.webhooks}
 	a.relay = maintenance.NewRelay(relay)
 	if cfg.Retention.Interval > 0 {
 		a.cleaner = maintenance.NewCleaner(maintenance.CleanerConfig{
@@ -320,6 +326,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("start producer for %s: %w", p.sel, err)
 		}
 	}
+	a.started.Store(true)
 	a.log.Info("agent started", "queues", a.cfg.Agent.Queues, "concurrency", a.cfg.Agent.Concurrency, "producers", len(a.producers))
 
 	<-ctx.Done()
@@ -327,12 +334,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.drain()
 	stopAll()
 	a.dispatcher.CloseIdleConnections()
+	a.webhooks.CloseIdleConnections()
 	if a.health != nil {
 		a.health.client.CloseIdleConnections()
 	}
 	a.log.Info("agent stopped")
 	return nil
 }
+
+// Started reports whether Run has finished starting: the configuration's
+// schedules and webhooks are in the database and every service runs. The
+// API's readiness waits for it.
+func (a *Agent) Started() bool { return a.started.Load() }
 
 func (a *Agent) stopProducers() {
 	for _, p := range a.producers {

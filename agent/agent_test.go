@@ -682,3 +682,18 @@ func TestRunStoppedBeforeItStartsReturnsNil(t *testing.T) {
 	cancel()
 	require.NoError(t, ag.Run(ctx))
 }
+
+func TestStartedOnlyOnceConfigurationIsAppliedAndServicesRun(t *testing.T) {
+	t.Parallel()
+	s := testkit.SQLite(t)
+	cfg := testConfig(t, newApp(t, ok))
+	a, err := New(Params{Config: cfg, Store: s, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.False(t, a.Started(), "an agent that has not run is not started")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	testkit.Eventually(t, waitFor, "the agent to report started", a.Started)
+	cancel()
+	require.NoError(t, <-done)
+}

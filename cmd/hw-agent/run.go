@@ -157,6 +157,9 @@ func listenAPI(cfg agent.Config, st store.Store, ag *agent.Agent, log *slog.Logg
 			return dispatch.RetryDelay(cfg.RetryPolicyFor(j), j.Attempts)
 		},
 		Ready: func(ctx context.Context) error {
+			if !ag.Started() {
+				return errors.New("agent starting")
+			}
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("database unreachable: %w", err)
 			}
