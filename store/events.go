@@ -39,15 +39,18 @@ import (
 // would hold back vacuum on PostgreSQL and block SQLite's single writer).
 type Events interface {
 	// PutSubscriber creates or replaces the subscriber named p.Def.Name in
-	// one transaction holding the row (sink-specific validation is the
-	// caller's; an empty name or unknown kind or source is ErrInvalid). A
-	// new subscriber's cursor starts at LatestSeq: it receives the events
-	// that commit from then on. An unchanged definition (Config, the include
-	// flags and Enabled equal) changes nothing, so a config upsert at every
-	// start-up keeps a disabled subscriber disabled; a changed one keeps the
-	// cursor and takes p.Def, and enabling it clears the disabled reason,
-	// the failure count and the retry state. p.CreateOnly makes an existing
-	// name ErrConflict. Created reports a new row.
+	// one transaction holding the row, as PlanSubscriberPut decides
+	// (sink-specific validation is the caller's; SubscriberDef.Validate's
+	// refusals, an empty or too long name or an unknown kind or source, are
+	// ErrInvalid and write nothing). A new subscriber's cursor starts at
+	// LatestSeq: it receives the events that commit from then on; created
+	// disabled, it gets disabled_at. An unchanged definition (Kind, Source,
+	// Config byte for byte, the include flags and Enabled equal) changes
+	// nothing, so a config upsert at every start-up keeps a disabled
+	// subscriber disabled; a changed one keeps the cursor and takes p.Def:
+	// enabling it clears the disabled reason and disabled_at, the failure
+	// count and the retry state, disabling it sets disabled_at. p.CreateOnly
+	// makes an existing name ErrConflict. Created reports a new row.
 	PutSubscriber(ctx context.Context, p PutSubscriberParams) (sub *Subscriber, created bool, err error)
 	// GetSubscriber returns one subscriber by id, or ErrNotFound.
 	GetSubscriber(ctx context.Context, id uuid.UUID) (*Subscriber, error)
@@ -72,7 +75,8 @@ type Events interface {
 	// batch means more may wait.
 	SequenceEvents(ctx context.Context, p SequenceEventsParams) (int, error)
 	// ReadEvents returns sequenced events with seq > p.AfterSeq in seq
-	// order, at most p.Limit (zero: 500); none is an empty slice.
+	// order, at most p.ReadLimit() (zero Limit: DefaultReadLimit); none is
+	// an empty slice.
 	ReadEvents(ctx context.Context, p ReadEventsParams) ([]EventRecord, error)
 	// GetEvent returns the sequenced event of that id, or ErrNotFound (never
 	// written, not yet sequenced, or cleaned up).
@@ -90,16 +94,19 @@ type Events interface {
 	// claimed_until NULLS FIRST, then name, so no subscriber starves.
 	ClaimSubscribers(ctx context.Context, p ClaimSubscribersParams) ([]*Subscriber, error)
 	// AckEvents records what a claim delivered, in one transaction guarded
-	// by the claim (id, claimed_by and claim_token match, else
-	// ErrStaleLease and nothing written): inserts p.Deliveries (one
-	// multi-row insert), sets the cursor, retry state, failure count,
-	// last_delivered_at/last_error and, when p.State.Disabled, enabled =
-	// false with the reason; p.Release clears the claim, otherwise
-	// claimed_until = now + p.Extend. The cursor never moves back: a
-	// p.State.Cursor below the stored one is ErrInvalid.
+	// by the claim, as PlanAckEvents decides from the row held: unknown id
+	// ErrNotFound; claimed_by or claim_token no longer p's ErrStaleLease;
+	// the cursor never moves back, a p.State.Cursor below the stored one is
+	// ErrInvalid; nothing written on any of them. Otherwise it inserts
+	// p.Deliveries (PlanDeliveries' defaults, multi-row inserts), sets the
+	// cursor, retry state, failure count, last_error, last_delivered_at
+	// (the newest delivered attempt's At, kept when none delivered) and,
+	// when p.State.Disabled, enabled = false with the reason; p.Release
+	// clears the claim, otherwise claimed_until = now + p.Extend.
 	AckEvents(ctx context.Context, p AckEventsParams) error
 	// RecordDelivery stores one delivery made outside a claim (a test ping,
-	// a redelivery); it moves no cursor.
+	// a redelivery), with PlanDeliveries' defaults; it moves no cursor. An
+	// unknown subscriber is ErrNotFound.
 	RecordDelivery(ctx context.Context, d Delivery) error
 	// ListDeliveries pages a subscriber's delivery log, newest first (id
 	// DESC: ids are UUIDv7), p.Limit per page (Paging).
@@ -219,7 +226,8 @@ type PruneSubscribersParams struct {
 	Keep   []string
 }
 
-// SequenceEventsParams bounds one sequencing pass; zero Limit means 5000.
+// SequenceEventsParams bounds one sequencing pass; zero Limit means
+// DefaultSequenceLimit (BatchLimit).
 type SequenceEventsParams struct {
 	Limit int
 }
@@ -311,9 +319,10 @@ type SubscriberLag struct {
 type CleanupEventsParams struct {
 	Retention time.Duration
 	// TailGrace is how long a tail subscriber's lapsed claim is kept; zero
-	// means one minute.
+	// means DefaultTailGrace (TailCutoff).
 	TailGrace time.Duration
-	// Limit bounds each delete; zero means 5000.
+	// Limit bounds each delete; zero means DefaultCleanupLimit
+	// (DeleteLimit).
 	Limit int
 	Now   time.Time
 }

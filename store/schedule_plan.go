@@ -357,15 +357,22 @@ func (pg NamePaging) Fetch() int { return pg.Limit + 1 }
 
 // Page trims the fetched rows to the page and sets the cursor.
 func (pg NamePaging) Page(rows []*ScheduleRecord) *SchedulePage {
-	page := &SchedulePage{Schedules: rows}
-	if page.Schedules == nil {
-		page.Schedules = []*ScheduleRecord{}
+	recs, next := cutByName(pg, rows, func(r *ScheduleRecord) string { return r.Name })
+	return &SchedulePage{Schedules: recs, NextCursor: next}
+}
+
+// cutByName trims rows read with Fetch (by name) to the page and returns
+// the next page's cursor, the page's last name, empty on the last page.
+// The rows are never nil.
+func cutByName[T any](pg NamePaging, rows []T, name func(T) string) ([]T, string) {
+	if rows == nil {
+		return []T{}, ""
 	}
-	if len(rows) > pg.Limit {
-		page.Schedules = rows[:pg.Limit]
-		page.NextCursor = rows[pg.Limit-1].Name
+	if len(rows) <= pg.Limit {
+		return rows, ""
 	}
-	return page
+	rows = rows[:pg.Limit]
+	return rows, name(rows[pg.Limit-1])
 }
 
 // Paging applies the list default and cap and parses the cursor, the
