@@ -84,12 +84,15 @@ type Events interface {
 	// LatestSeq is the newest sequenced seq (0: none yet).
 	LatestSeq(ctx context.Context) (int64, error)
 
-	// ClaimSubscribers takes up to p.Limit enabled subscribers that have
-	// work, for p.Duration: kind in p.Kinds, or name in p.Names (either
-	// empty matches nothing of that list); unclaimed, claim expired
-	// (claimed_until <= now) or already claimed by p.AgentID; retry_at NULL
-	// or <= now; and an event with seq > cursor_seq exists. Rows another
-	// transaction holds are skipped. Each gets claimed_by = p.AgentID, a
+	// ClaimSubscribers takes up to p.Limit enabled subscribers for
+	// p.Duration: of a kind in p.Kinds that have work (an event with seq >
+	// cursor_seq exists), or named in p.Names, work or not (either list
+	// empty matches nothing of it; p.ClaimsNothing takes none). A named
+	// reader, a tail, holds its claim from the start: idle and unclaimed,
+	// the cleanup would take it for abandoned and remove it, and the events
+	// of that gap would never reach it. Each is unclaimed, claim expired
+	// (claimed_until <= now) or already claimed by p.AgentID, with retry_at
+	// NULL or <= now. Rows another transaction holds are skipped. Each gets claimed_by = p.AgentID, a
 	// fresh claim_token, claimed_until = now + p.Duration. Ordered by
 	// claimed_until NULLS FIRST, then name, so no subscriber starves.
 	ClaimSubscribers(ctx context.Context, p ClaimSubscribersParams) ([]*Subscriber, error)

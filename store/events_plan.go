@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -107,6 +108,30 @@ type AckRow struct {
 	Cursor     int64
 	ClaimedBy  string
 	ClaimToken string
+}
+
+// ScanAckRow reads AckRow's columns (cursor_seq, claimed_by, claim_token)
+// from row; noRows is the driver's no-row error, which makes the row nil
+// (no such subscriber).
+func ScanAckRow(row Scanner, noRows error) (*AckRow, error) {
+	var (
+		r                AckRow
+		claimedBy, token *string
+	)
+	err := row.Scan(&r.Cursor, &claimedBy, &token)
+	switch {
+	case errors.Is(err, noRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read the subscriber's claim: %w", err)
+	}
+	if claimedBy != nil {
+		r.ClaimedBy = *claimedBy
+	}
+	if token != nil {
+		r.ClaimToken = *token
+	}
+	return &r, nil
 }
 
 // AckPlan is what AckEvents writes once its guard passed.

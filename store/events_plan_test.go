@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -277,4 +279,36 @@ func TestDeliveryPaging(t *testing.T) {
 	page = pg.DeliveryPage(nil)
 	require.NotNil(t, page.Deliveries)
 	require.Empty(t, page.Deliveries, "an empty page")
+}
+
+// scanned is a row of AckRow's columns as a driver hands them over.
+type scanned struct {
+	cursor           int64
+	claimedBy, token *string
+	err              error
+}
+
+func (r scanned) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	*dest[0].(*int64), *dest[1].(**string), *dest[2].(**string) = r.cursor, r.claimedBy, r.token
+	return nil
+}
+
+func TestScanAckRow(t *testing.T) {
+	t.Parallel()
+	noRows := errors.New("no rows")
+	row, err := store.ScanAckRow(scanned{err: fmt.Errorf("driver: %w", noRows)}, noRows)
+	require.NoError(t, err)
+	require.Nil(t, row, "no row: no subscriber")
+	_, err = store.ScanAckRow(scanned{err: errors.New("connection reset")}, noRows)
+	require.ErrorContains(t, err, "connection reset")
+	row, err = store.ScanAckRow(scanned{cursor: 7}, noRows)
+	require.NoError(t, err)
+	require.Equal(t, &store.AckRow{Cursor: 7}, row, "a released claim reads as empty")
+	by, token := "agent", "token"
+	row, err = store.ScanAckRow(scanned{cursor: 7, claimedBy: &by, token: &token}, noRows)
+	require.NoError(t, err)
+	require.Equal(t, &store.AckRow{Cursor: 7, ClaimedBy: "agent", ClaimToken: "token"}, row)
 }
