@@ -15,15 +15,6 @@ import (
 
 var _ store.Events = (*Store)(nil)
 
-// Defaults and bounds of the outbox calls (see store.Events).
-const (
-	defaultSequenceLimit = 5000
-	defaultReadLimit     = 500
-	defaultCleanupLimit  = 5000
-	defaultTailGrace     = time.Minute
-	maxSubscriberName    = 128
-)
-
 // sequenceSQL gives up to $2 unsequenced rows the seqs after $1 in pos
 // order and moves last_seq past them. It runs after the sequence row is
 // locked, in a statement of its own, so its snapshot holds every row the
@@ -116,10 +107,7 @@ func num(n *int32) int {
 // SequenceEvents numbers committed events in one transaction holding the
 // sequence row; a second caller skips the locked row and returns 0.
 func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams) (int, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = defaultSequenceLimit
-	}
+	limit := p.BatchLimit()
 	var n int
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		n = 0
@@ -141,11 +129,7 @@ func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams
 
 // ReadEvents returns sequenced events after p.AfterSeq from the seq index.
 func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]store.EventRecord, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = defaultReadLimit
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+eventCols+` FROM hammerwork_events WHERE seq > $1 ORDER BY seq LIMIT $2`, p.AfterSeq, limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+eventCols+` FROM hammerwork_events WHERE seq > $1 ORDER BY seq LIMIT $2`, p.AfterSeq, p.ReadLimit())
 	if err != nil {
 		return nil, wrap(err, "read events after %d", p.AfterSeq)
 	}
@@ -217,13 +201,7 @@ func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) 
 	if err != nil {
 		return 0, wrap(err, "clean up events")
 	}
-	limit, grace := p.Limit, p.TailGrace
-	if limit <= 0 {
-		limit = defaultCleanupLimit
-	}
-	if grace <= 0 {
-		grace = defaultTailGrace
-	}
+	limit := p.DeleteLimit()
 	tag, err := s.pool.Exec(ctx, cleanupEventsSQL, at.Add(-p.Retention), limit)
 	if err != nil {
 		return 0, wrap(err, "clean up events")
@@ -231,7 +209,7 @@ func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) 
 	if _, err := s.pool.Exec(ctx, cleanupDeliveriesSQL, at.Add(-p.Retention), limit); err != nil {
 		return 0, wrap(err, "clean up webhook deliveries")
 	}
-	if _, err := s.pool.Exec(ctx, cleanupTailsSQL, at.Add(-grace), limit); err != nil {
+	if _, err := s.pool.Exec(ctx, cleanupTailsSQL, p.TailCutoff(at), limit); err != nil {
 		return 0, wrap(err, "clean up tail subscribers")
 	}
 	return int(tag.RowsAffected()), nil

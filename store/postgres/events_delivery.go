@@ -49,7 +49,11 @@ func (s *Store) RecordDelivery(ctx context.Context, d store.Delivery) error {
 	if err != nil {
 		return wrap(err, "record a delivery to subscriber %s", d.Subscriber)
 	}
-	if err := insertDeliveries(ctx, s.pool, d.Subscriber, []store.Delivery{d}, at); err != nil {
+	ds, _, err := store.PlanDeliveries(d.Subscriber, d.AgentID, []store.Delivery{d}, at)
+	if err == nil {
+		err = insertDeliveries(ctx, s.pool, ds)
+	}
+	if err != nil {
 		return wrap(err, "record a delivery to subscriber %s", d.Subscriber)
 	}
 	return nil
@@ -61,10 +65,9 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// insertDeliveries writes ds in one statement: a delivery without an id
-// gets a UUIDv7, one without a subscriber is sub's, one without a time at.
-// A subscriber that does not exist is ErrNotFound.
-func insertDeliveries(ctx context.Context, db execer, sub uuid.UUID, ds []store.Delivery, at time.Time) error {
+// insertDeliveries writes ds, as store.PlanDeliveries filled them, in one
+// statement. A subscriber that does not exist is ErrNotFound.
+func insertDeliveries(ctx context.Context, db execer, ds []store.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -78,23 +81,10 @@ func insertDeliveries(ctx context.Context, db execer, sub uuid.UUID, ds []store.
 		times                   = make([]time.Time, n)
 	)
 	for i, d := range ds {
-		if d.ID == uuid.Nil {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return fmt.Errorf("make a delivery id: %w", err)
-			}
-			d.ID = id
-		}
-		if d.Subscriber == uuid.Nil {
-			d.Subscriber = sub
-		}
-		if d.At.IsZero() {
-			d.At = at
-		}
 		ids[i], subs[i], events[i], seqs[i] = d.ID, d.Subscriber, d.EventID, d.EventSeq
 		types[i], attempts[i], outcomes[i], codes[i] = d.EventType, int32(d.Attempt), d.Outcome, int32(d.StatusCode)
 		errs[i], responses[i] = nullStr(d.Error), nullStr(d.Response)
-		micros[i], agents[i], times[i] = d.Duration.Microseconds(), d.AgentID, store.UTC(d.At)
+		micros[i], agents[i], times[i] = d.Duration.Microseconds(), d.AgentID, d.At
 	}
 	_, err := db.Exec(ctx, insertDeliveriesSQL, ids, subs, events, seqs, types, attempts, outcomes, codes,
 		errs, responses, micros, agents, times)
@@ -115,17 +105,12 @@ func insertDeliveries(ctx context.Context, db execer, sub uuid.UUID, ds []store.
 // (subscriber_id, id) index; an empty page checks that the subscriber
 // exists.
 func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams) (*store.DeliveryPage, error) {
-	limit := store.ListParams{Limit: p.Limit}.ListLimit()
-	var before *uuid.UUID
-	if p.Cursor != "" {
-		id, err := uuid.Parse(p.Cursor)
-		if err != nil {
-			return nil, fmt.Errorf("list deliveries of subscriber %s: %w: cursor %q is not a delivery id", p.Subscriber, store.ErrInvalid, p.Cursor)
-		}
-		before = &id
+	pg, err := p.Paging()
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of subscriber %s: %w", p.Subscriber, err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryCols+` FROM hammerwork_webhook_deliveries
-WHERE subscriber_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`, p.Subscriber, before, limit+1)
+WHERE subscriber_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`, p.Subscriber, pg.Before, pg.Fetch())
 	if err != nil {
 		return nil, wrap(err, "list deliveries of subscriber %s", p.Subscriber)
 	}
@@ -139,15 +124,7 @@ WHERE subscriber_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMI
 			return nil, err
 		}
 	}
-	page := &store.DeliveryPage{Deliveries: ds}
-	if ds == nil {
-		page.Deliveries = []*store.Delivery{}
-	}
-	if len(ds) > limit {
-		page.Deliveries = ds[:limit]
-		page.NextCursor = ds[limit-1].ID.String()
-	}
-	return page, nil
+	return pg.DeliveryPage(ds), nil
 }
 
 // GetDelivery returns one delivery of a subscriber, or ErrNotFound.

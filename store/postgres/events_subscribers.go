@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,25 +28,26 @@ const insertSubscriberSQL = `INSERT INTO hammerwork_event_subscribers (id, name,
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, q.last_seq, $10, $10 FROM hammerwork_event_sequence q WHERE q.id = 1
 ON CONFLICT (name) DO NOTHING RETURNING ` + subscriberCols
 
-// updateSubscriberSQL writes the definition and the state planSubscriberPut
-// decided over a row held FOR UPDATE.
+// updateSubscriberSQL writes the definition and the state
+// store.PlanSubscriberPut decided over a row held FOR UPDATE.
 const updateSubscriberSQL = `UPDATE hammerwork_event_subscribers SET kind = $2, source = $3, config = $4,
     include_payload = $5, include_result = $6, enabled = $7, disabled_reason = $8, disabled_at = $9,
     consecutive_failures = $10, retry_seq = $11, retry_attempts = $12, retry_at = $13, updated_at = $14
 WHERE id = $1 RETURNING ` + subscriberCols
 
-// claimSQL leases the subscribers that have work, skipping rows another
-// transaction holds; each gets a fresh token. An event after the cursor
-// exists exactly when the newest seq is past it: max(seq) is one probe of
-// the seq index, where a correlated EXISTS may be planned as a scan of the
-// outbox.
+// claimSQL leases the named subscribers and those of the kinds that have
+// work, skipping rows another transaction holds; each gets a fresh token.
+// An event after the cursor exists exactly when the newest seq is past it:
+// max(seq) is one probe of the seq index, where a correlated EXISTS may be
+// planned as a scan of the outbox.
 var claimSQL = `UPDATE hammerwork_event_subscribers s
 SET claimed_by = $1, claim_token = gen_random_uuid()::text, claimed_until = $2
 FROM (SELECT c.id FROM hammerwork_event_subscribers c
-      WHERE c.enabled AND (c.kind = ANY ($3::text[]) OR c.name = ANY ($4::text[]))
+      WHERE c.enabled
+        AND (c.name = ANY ($4::text[])
+             OR c.kind = ANY ($3::text[]) AND c.cursor_seq < (SELECT max(seq) FROM hammerwork_events))
         AND (c.claimed_by IS NULL OR c.claimed_until <= $5 OR c.claimed_by = $1)
         AND (c.retry_at IS NULL OR c.retry_at <= $5)
-        AND c.cursor_seq < (SELECT max(seq) FROM hammerwork_events)
       ORDER BY c.claimed_until NULLS FIRST, c.name
       LIMIT $6 FOR UPDATE SKIP LOCKED) t
 WHERE s.id = t.id RETURNING ` + prefixed("s.", subscriberCols)
@@ -59,7 +59,9 @@ const ackSQL = `UPDATE hammerwork_event_subscribers SET cursor_seq = $2, consecu
     enabled = enabled AND NOT $9,
     disabled_reason = CASE WHEN $9 THEN $10 ELSE disabled_reason END,
     disabled_at = CASE WHEN $9 THEN $11 ELSE disabled_at END,
-    claimed_by = $12, claim_token = $13, claimed_until = $14
+    claimed_by = CASE WHEN $12::timestamptz IS NULL THEN NULL ELSE claimed_by END,
+    claim_token = CASE WHEN $12::timestamptz IS NULL THEN NULL ELSE claim_token END,
+    claimed_until = $12
 WHERE id = $1`
 
 // prefixed qualifies every column of a column list with a table alias.
@@ -103,66 +105,13 @@ func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	return &s, nil
 }
 
-// validateSubscriberDef checks what the store itself relies on: a name
-// that fits, and a known kind and source.
-func validateSubscriberDef(d store.SubscriberDef) error {
-	switch {
-	case d.Name == "":
-		return fmt.Errorf("%w: a subscriber needs a name", store.ErrInvalid)
-	case len(d.Name) > maxSubscriberName:
-		return fmt.Errorf("%w: subscriber name is longer than %d bytes", store.ErrInvalid, maxSubscriberName)
-	case !slices.Contains([]string{store.SubscriberWebhook, store.SubscriberStream, store.SubscriberTail}, d.Kind):
-		return fmt.Errorf("%w: unknown subscriber kind %q", store.ErrInvalid, d.Kind)
-	case !slices.Contains([]string{store.SourceConfig, store.SourceAPI}, d.Source):
-		return fmt.Errorf("%w: unknown subscriber source %q", store.ErrInvalid, d.Source)
-	}
-	return nil
-}
-
-// planSubscriberPut decides what PutSubscriber writes over existing (nil:
-// none) at time at: a new subscriber, nothing (changed false) for an equal
-// definition, or p.Def with the state kept, an enable clearing the disabled
-// reason, the failure count and the retry state, and a disable stamping
-// disabled_at.
-func planSubscriberPut(existing *store.Subscriber, p store.PutSubscriberParams, at time.Time) (next *store.Subscriber, changed bool, err error) {
-	if existing == nil {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, false, fmt.Errorf("make a subscriber id: %w", err)
-		}
-		sub := &store.Subscriber{ID: id, SubscriberDef: p.Def, CreatedAt: at, UpdatedAt: at}
-		if !p.Def.Enabled {
-			sub.DisabledAt = &at
-		}
-		return sub, true, nil
-	}
-	if p.CreateOnly {
-		return nil, false, fmt.Errorf("%w: subscriber %q exists", store.ErrConflict, p.Def.Name)
-	}
-	old := existing.SubscriberDef
-	if old.Kind == p.Def.Kind && old.Source == p.Def.Source && bytes.Equal(old.Config, p.Def.Config) &&
-		old.IncludePayload == p.Def.IncludePayload && old.IncludeResult == p.Def.IncludeResult && old.Enabled == p.Def.Enabled {
-		return existing, false, nil
-	}
-	sub := *existing
-	sub.SubscriberDef, sub.UpdatedAt = p.Def, at
-	switch {
-	case p.Def.Enabled && !old.Enabled:
-		sub.DisabledReason, sub.DisabledAt = "", nil
-		sub.ConsecutiveFailures, sub.RetrySeq, sub.RetryAttempts, sub.RetryAt = 0, 0, 0, nil
-	case !p.Def.Enabled && old.Enabled:
-		sub.DisabledAt = &at
-	}
-	return &sub, true, nil
-}
-
-// PutSubscriber creates or replaces a subscriber as planSubscriberPut
-// decides. The insert goes first: ON CONFLICT waits for a concurrent first
+// PutSubscriber creates or replaces a subscriber as
+// store.PlanSubscriberPut decides. The insert goes first: ON CONFLICT waits for a concurrent first
 // put of the name, so a lost race finds the row and plans over it held
 // FOR UPDATE.
 func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) (*store.Subscriber, bool, error) {
 	name := p.Def.Name
-	if err := validateSubscriberDef(p.Def); err != nil {
+	if err := p.Def.Validate(); err != nil {
 		return nil, false, fmt.Errorf("put subscriber %q: %w", name, err)
 	}
 	at, err := s.clock.At(ctx, p.Now)
@@ -174,7 +123,7 @@ func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) 
 		created bool
 	)
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		fresh, _, err := planSubscriberPut(nil, p, at)
+		fresh, _, err := store.PlanSubscriberPut(nil, p, at)
 		if err != nil {
 			return err
 		}
@@ -192,8 +141,8 @@ FROM hammerwork_event_subscribers WHERE name = $1 FOR UPDATE`, name))
 		if err != nil {
 			return err
 		}
-		next, changed, err := planSubscriberPut(existing, p, at)
-		if err != nil || !changed {
+		next, write, err := store.PlanSubscriberPut(existing, p, at)
+		if err != nil || !write {
 			sub = next
 			return err
 		}
@@ -235,7 +184,7 @@ func (s *Store) getSubscriber(ctx context.Context, column string, key any) (*sto
 // ListSubscribers lists subscribers by name from the unique index, one page
 // at a time; names compare byte by byte as on every backend.
 func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersParams) (*store.SubscriberPage, error) {
-	pg := store.NamePaging{Limit: store.ListParams{Limit: p.Limit}.ListLimit(), After: p.Cursor}
+	pg := p.Paging()
 	rows, err := s.pool.Query(ctx, `SELECT `+subscriberCols+` FROM hammerwork_event_subscribers
 WHERE name > $1 AND ($2::text = '' OR kind = $2) ORDER BY name LIMIT $3`, pg.After, p.Kind, pg.Fetch())
 	if err != nil {
@@ -246,15 +195,7 @@ WHERE name > $1 AND ($2::text = '' OR kind = $2) ORDER BY name LIMIT $3`, pg.Aft
 	if err != nil {
 		return nil, wrap(err, "list subscribers")
 	}
-	page := &store.SubscriberPage{Subscribers: subs}
-	if subs == nil {
-		page.Subscribers = []*store.Subscriber{}
-	}
-	if len(subs) > pg.Limit {
-		page.Subscribers = subs[:pg.Limit]
-		page.NextCursor = subs[pg.Limit-1].Name
-	}
-	return page, nil
+	return pg.SubscriberPage(subs), nil
 }
 
 // DeleteSubscriber removes a subscriber; its deliveries go with it (ON
@@ -290,21 +231,17 @@ WHERE kind = $1 AND source = $2 AND name <> ALL ($3::text[]) RETURNING name`, p.
 	return names, nil
 }
 
-// ClaimSubscribers leases subscribers with work in one statement; they are
-// returned by name.
+// ClaimSubscribers leases the named subscribers and those of the kinds
+// with work in one statement; they are returned by name.
 func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersParams) ([]*store.Subscriber, error) {
+	if p.ClaimsNothing() {
+		return []*store.Subscriber{}, nil
+	}
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return nil, wrap(err, "claim subscribers")
 	}
-	kinds, names := p.Kinds, p.Names
-	if kinds == nil {
-		kinds = []string{}
-	}
-	if names == nil {
-		names = []string{}
-	}
-	rows, err := s.pool.Query(ctx, claimSQL, p.AgentID, at.Add(p.Duration), kinds, names, at, max(p.Limit, 1))
+	rows, err := s.pool.Query(ctx, claimSQL, p.AgentID, at.Add(p.Duration), p.Kinds, p.Names, at, p.Limit)
 	if err != nil {
 		return nil, wrap(err, "claim subscribers")
 	}
@@ -327,45 +264,23 @@ func (s *Store) AckEvents(ctx context.Context, p store.AckEventsParams) error {
 	if err != nil {
 		return wrap(err, "acknowledge events of subscriber %s", p.Subscriber)
 	}
-	st := p.State
-	var delivered *time.Time
-	for _, d := range p.Deliveries {
-		if d.Outcome == store.DeliveryDelivered {
-			delivered = &at
-		}
-	}
-	var claimedBy, token *string
-	var until *time.Time
-	if !p.Release {
-		claimedBy, token = &p.AgentID, &p.ClaimToken
-		u := at.Add(p.Extend)
-		until = &u
-	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		var cursor int64
-		err := tx.QueryRow(ctx, `SELECT cursor_seq FROM hammerwork_event_subscribers
-WHERE id = $1 AND claimed_by = $2 AND claim_token = $3 FOR UPDATE`, p.Subscriber, p.AgentID, p.ClaimToken).Scan(&cursor)
-		if errors.Is(err, pgx.ErrNoRows) {
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM hammerwork_event_subscribers WHERE id = $1)`, p.Subscriber).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				return store.ErrNotFound
-			}
-			return fmt.Errorf("%w: the subscriber is claimed by another agent", store.ErrStaleLease)
-		}
+		row, err := store.ScanAckRow(tx.QueryRow(ctx, `SELECT cursor_seq, claimed_by, claim_token
+FROM hammerwork_event_subscribers WHERE id = $1 FOR UPDATE`, p.Subscriber), pgx.ErrNoRows)
 		if err != nil {
 			return err
 		}
-		if st.Cursor < cursor {
-			return fmt.Errorf("%w: cursor %d is behind the stored %d", store.ErrInvalid, st.Cursor, cursor)
-		}
-		if err := insertDeliveries(ctx, tx, p.Subscriber, p.Deliveries, at); err != nil {
+		plan, err := store.PlanAckEvents(row, p, at)
+		if err != nil {
 			return err
 		}
+		if err := insertDeliveries(ctx, tx, plan.Deliveries); err != nil {
+			return err
+		}
+		st := plan.State
 		_, err = tx.Exec(ctx, ackSQL, p.Subscriber, st.Cursor, st.ConsecutiveFailures, st.RetrySeq, st.RetryAttempts, st.RetryAt,
-			nullStr(st.LastError), delivered, st.Disabled, nullStr(st.DisabledReason), at, claimedBy, token, until)
+			nullStr(st.LastError), plan.LastDeliveredAt, st.Disabled, nullStr(st.DisabledReason), plan.Now,
+			plan.ClaimedUntil)
 		return err
 	})
 	if err != nil {
