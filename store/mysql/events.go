@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -64,28 +63,6 @@ WHERE `+column+` = ?`+lock, value))
 	return sub, err
 }
 
-// checkDef refuses a definition no backend stores: ErrInvalid.
-func checkDef(d store.SubscriberDef) error {
-	switch {
-	case d.Name == "":
-		return fmt.Errorf("%w: a subscriber needs a name", store.ErrInvalid)
-	case len(d.Name) > 128:
-		return fmt.Errorf("%w: subscriber name is %d bytes long, at most 128", store.ErrInvalid, len(d.Name))
-	case !slices.Contains([]string{store.SubscriberWebhook, store.SubscriberStream, store.SubscriberTail}, d.Kind):
-		return fmt.Errorf("%w: unknown subscriber kind %q", store.ErrInvalid, d.Kind)
-	case !slices.Contains([]string{store.SourceConfig, store.SourceAPI}, d.Source):
-		return fmt.Errorf("%w: unknown subscriber source %q", store.ErrInvalid, d.Source)
-	}
-	return nil
-}
-
-// sameSubscriberDef compares definitions as stored: the config byte for
-// byte, as it is returned.
-func sameSubscriberDef(a, b store.SubscriberDef) bool {
-	return a.Kind == b.Kind && a.Source == b.Source && bytes.Equal(a.Config, b.Config) &&
-		a.IncludePayload == b.IncludePayload && a.IncludeResult == b.IncludeResult && a.Enabled == b.Enabled
-}
-
 // nullConfig stores an absent config as NULL.
 func nullConfig(c json.RawMessage) any {
 	if c == nil {
@@ -116,13 +93,13 @@ WHERE id = 1`)
 }
 
 // PutSubscriber creates or replaces a subscriber in one transaction holding
-// its row. A new row's cursor is the sequencer's last_seq, read in the
+// its row, as store.PlanSubscriberPut decides. A new row's cursor is the sequencer's last_seq, read in the
 // INSERT. Two first puts of one name race to insert it: the loser's INSERT
 // fails on the unique name, and it locks the winner's row and decides again
 // against it.
 func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) (*store.Subscriber, bool, error) {
 	d := p.Def
-	if err := checkDef(d); err != nil {
+	if err := d.Validate(); err != nil {
 		return nil, false, fmt.Errorf("put subscriber %q: %w", d.Name, err)
 	}
 	at, err := s.clock.At(ctx, p.Now)
@@ -140,16 +117,15 @@ func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) 
 			if err != nil {
 				return err
 			}
-			switch {
-			case existing != nil && p.CreateOnly:
-				return fmt.Errorf("subscriber %q already exists: %w", d.Name, store.ErrConflict)
-			case existing != nil && sameSubscriberDef(existing.SubscriberDef, d):
-				sub = existing
-				return nil
-			case existing != nil:
-				err = updateSubscriberDef(ctx, tx, existing, d, at)
-			default:
-				err = insertSubscriber(ctx, tx, d, at)
+			next, write, err := store.PlanSubscriberPut(existing, p, at)
+			if err != nil || !write {
+				sub = next
+				return err
+			}
+			if existing != nil {
+				err = updateSubscriber(ctx, tx, next)
+			} else {
+				err = insertSubscriber(ctx, tx, next)
 				var myErr *mysql.MySQLError
 				if !raced && !p.CreateOnly && errors.As(err, &myErr) && myErr.Number == errDuplicateKey {
 					continue
@@ -175,42 +151,28 @@ func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) 
 	return sub, created, nil
 }
 
-func insertSubscriber(ctx context.Context, tx *sql.Tx, d store.SubscriberDef, at time.Time) error {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return fmt.Errorf("new subscriber id: %w", err)
-	}
-	var disabledAt any
-	if !d.Enabled {
-		disabledAt = at
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO hammerwork_event_subscribers (id, name, kind, source, config,
+// insertSubscriber writes a planned new subscriber; its cursor is the
+// sequencer's last_seq.
+func insertSubscriber(ctx context.Context, tx *sql.Tx, sub *store.Subscriber) error {
+	d := sub.SubscriberDef
+	_, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_event_subscribers (id, name, kind, source, config,
     include_payload, include_result, enabled, disabled_at, cursor_seq, created_at, updated_at)
 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, last_seq, ?, ? FROM hammerwork_event_sequence WHERE id = 1`,
-		id.String(), d.Name, d.Kind, d.Source, nullConfig(d.Config), d.IncludePayload, d.IncludeResult, d.Enabled,
-		disabledAt, at, at)
+		sub.ID.String(), d.Name, d.Kind, d.Source, nullConfig(d.Config), d.IncludePayload, d.IncludeResult, d.Enabled,
+		nullTime(sub.DisabledAt), sub.CreatedAt, sub.UpdatedAt)
 	return err
 }
 
-// updateSubscriberDef writes a changed definition over cur's. Enabling a
-// disabled subscriber starts its failure count and retry afresh; disabling
-// one stamps disabled_at. The cursor stays.
-func updateSubscriberDef(ctx context.Context, tx *sql.Tx, cur *store.Subscriber, d store.SubscriberDef, at time.Time) error {
-	var st string
-	switch {
-	case d.Enabled && !cur.Enabled:
-		st = `, disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0,
-    retry_seq = 0, retry_attempts = 0, retry_at = NULL`
-	case !d.Enabled && cur.Enabled:
-		st = `, disabled_at = ?`
-	}
-	args := []any{d.Kind, d.Source, nullConfig(d.Config), d.IncludePayload, d.IncludeResult, d.Enabled, at}
-	if !d.Enabled && cur.Enabled {
-		args = append(args, at)
-	}
+// updateSubscriber writes a planned change: the definition and the state
+// store.PlanSubscriberPut decided; the cursor stays.
+func updateSubscriber(ctx context.Context, tx *sql.Tx, sub *store.Subscriber) error {
+	d := sub.SubscriberDef
 	_, err := tx.ExecContext(ctx, `UPDATE hammerwork_event_subscribers SET kind = ?, source = ?, config = ?,
-    include_payload = ?, include_result = ?, enabled = ?, updated_at = ?`+st+` WHERE id = ?`,
-		append(args, cur.ID.String())...)
+    include_payload = ?, include_result = ?, enabled = ?, disabled_reason = ?, disabled_at = ?,
+    consecutive_failures = ?, retry_seq = ?, retry_attempts = ?, retry_at = ?, updated_at = ?
+WHERE id = ?`, d.Kind, d.Source, nullConfig(d.Config), d.IncludePayload, d.IncludeResult, d.Enabled,
+		nullStr(sub.DisabledReason), nullTime(sub.DisabledAt), sub.ConsecutiveFailures, sub.RetrySeq,
+		sub.RetryAttempts, nullTime(sub.RetryAt), sub.UpdatedAt, sub.ID.String())
 	return err
 }
 
@@ -238,7 +200,7 @@ func (s *Store) readSubscriber(ctx context.Context, column, value string) (*stor
 // ListSubscribers lists subscribers by name (the unique index's binary
 // collation orders them as Go compares strings), one page at a time.
 func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersParams) (*store.SubscriberPage, error) {
-	pg := store.NamePaging{Limit: store.ListParams{Limit: p.Limit}.ListLimit(), After: p.Cursor}
+	pg := p.Paging()
 	query := `SELECT ` + subscriberCols + ` FROM hammerwork_event_subscribers WHERE name > ?`
 	args := []any{pg.After}
 	if p.Kind != "" {
@@ -254,15 +216,7 @@ func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersPara
 	if err != nil {
 		return nil, wrap(err, "list subscribers")
 	}
-	page := &store.SubscriberPage{Subscribers: subs}
-	if subs == nil {
-		page.Subscribers = []*store.Subscriber{}
-	}
-	if len(subs) > pg.Limit {
-		page.Subscribers = subs[:pg.Limit]
-		page.NextCursor = subs[pg.Limit-1].Name
-	}
-	return page, nil
+	return pg.SubscriberPage(subs), nil
 }
 
 // DeleteSubscriber removes a subscriber; its deliveries go with it (the
@@ -322,14 +276,15 @@ func (s *Store) PruneSubscribers(ctx context.Context, p store.PruneSubscribersPa
 	return names, nil
 }
 
-// ClaimSubscribers leases subscribers with work in one transaction. A plain
-// read finds the candidates (the outbox's EXISTS among the conditions);
+// ClaimSubscribers leases the named subscribers and those of the kinds with
+// work in one transaction. A plain read finds the candidates (the outbox's
+// EXISTS among the kinds' conditions);
 // the subscriber rows alone are then locked, their conditions checked again,
 // in claim order (claimed_until ascending puts NULL first), skipping rows
 // another transaction holds, so no locking read touches the outbox. One
 // UPDATE gives each a fresh token, and they are read back.
 func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersParams) ([]*store.Subscriber, error) {
-	if p.Limit <= 0 || len(p.Kinds)+len(p.Names) == 0 {
+	if p.ClaimsNothing() {
 		return []*store.Subscriber{}, nil
 	}
 	at, err := s.clock.At(ctx, p.Now)
@@ -339,7 +294,8 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 	var match []string
 	var args []any
 	if len(p.Kinds) > 0 {
-		match = append(match, `kind IN (`+placeholders(len(p.Kinds))+`)`)
+		match = append(match, `kind IN (`+placeholders(len(p.Kinds))+`)
+  AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq)`)
 		for _, k := range p.Kinds {
 			args = append(args, k)
 		}
@@ -353,8 +309,7 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 	claimable := `enabled AND (claimed_by IS NULL OR claimed_until <= ? OR claimed_by = ?)
   AND (retry_at IS NULL OR retry_at <= ?)`
 	args = append(args, at, p.AgentID, at)
-	query := `SELECT id FROM hammerwork_event_subscribers s WHERE (` + strings.Join(match, " OR ") + `) AND ` + claimable + `
-  AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq)`
+	query := `SELECT id FROM hammerwork_event_subscribers s WHERE (` + strings.Join(match, " OR ") + `) AND ` + claimable
 	var subs []*store.Subscriber
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		subs = []*store.Subscriber{}
@@ -408,47 +363,40 @@ WHERE s.id IN (`+in+`)`, append([]any{string(doc), p.AgentID, store.UTC(at.Add(p
 }
 
 // AckEvents commits a claim's deliveries and state in one transaction that
-// locks the subscriber's row and checks the claim first.
+// locks the subscriber's row and lets store.PlanAckEvents check the claim
+// first.
 func (s *Store) AckEvents(ctx context.Context, p store.AckEventsParams) error {
 	at, err := s.clock.At(ctx, p.Now)
 	if err != nil {
 		return wrap(err, "ack events of subscriber %s", p.Subscriber)
 	}
-	st := p.State
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		var (
-			cursor           int64
-			claimedBy, token sql.NullString
-		)
-		err := tx.QueryRowContext(ctx, `SELECT cursor_seq, claimed_by, claim_token FROM hammerwork_event_subscribers
-WHERE id = ? FOR UPDATE`, p.Subscriber.String()).Scan(&cursor, &claimedBy, &token)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return store.ErrNotFound
-		case err != nil:
-			return err
-		case claimedBy.String != p.AgentID || token.String != p.ClaimToken || p.ClaimToken == "":
-			return fmt.Errorf("%w: the subscriber is claimed by %q now", store.ErrStaleLease, claimedBy.String)
-		case st.Cursor < cursor:
-			return fmt.Errorf("%w: cursor %d is behind the stored %d", store.ErrInvalid, st.Cursor, cursor)
-		}
-		delivered, err := insertDeliveries(ctx, tx, p.Subscriber, p.AgentID, p.Deliveries, at)
+		row, err := store.ScanAckRow(tx.QueryRowContext(ctx, `SELECT cursor_seq, claimed_by, claim_token
+FROM hammerwork_event_subscribers WHERE id = ? FOR UPDATE`, p.Subscriber.String()), sql.ErrNoRows)
 		if err != nil {
 			return err
 		}
+		plan, err := store.PlanAckEvents(row, p, at)
+		if err != nil {
+			return err
+		}
+		if err := insertDeliveries(ctx, tx, plan.Deliveries); err != nil {
+			return err
+		}
+		st := plan.State
 		set := `cursor_seq = ?, consecutive_failures = ?, retry_seq = ?, retry_attempts = ?, retry_at = ?,
     last_error = ?, last_delivered_at = COALESCE(?, last_delivered_at), updated_at = ?`
 		args := []any{st.Cursor, st.ConsecutiveFailures, st.RetrySeq, st.RetryAttempts, nullTime(st.RetryAt),
-			nullStr(store.SafeText(st.LastError)), nullTime(delivered), at}
+			nullStr(st.LastError), nullTime(plan.LastDeliveredAt), plan.Now}
 		if st.Disabled {
 			set += `, disabled_at = IF(enabled, ?, disabled_at), enabled = FALSE, disabled_reason = ?`
-			args = append(args, at, nullStr(store.SafeText(st.DisabledReason)))
+			args = append(args, plan.Now, nullStr(st.DisabledReason))
 		}
-		if p.Release {
+		if plan.ClaimedUntil == nil {
 			set += `, claimed_by = NULL, claim_token = NULL, claimed_until = NULL`
 		} else {
 			set += `, claimed_until = ?`
-			args = append(args, store.UTC(at.Add(p.Extend)))
+			args = append(args, *plan.ClaimedUntil)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE hammerwork_event_subscribers SET `+set+` WHERE id = ?`,
 			append(args, p.Subscriber.String())...)
@@ -468,44 +416,24 @@ WHERE id = ? FOR UPDATE`, p.Subscriber.String()).Scan(&cursor, &claimedBy, &toke
 const deliveryCols = `id, subscriber_id, event_id, event_seq, event_type, attempt, outcome, status_code,
     error, response, duration_us, agent_id, attempted_at`
 
-// insertDeliveries writes ds in chunked multi-row INSERTs, filling what a
-// caller may leave out: a UUIDv7 id, the subscriber and agent, now for a
-// zero time. It returns when the newest delivered attempt started (nil:
-// none delivered).
-func insertDeliveries(ctx context.Context, tx *sql.Tx, sub uuid.UUID, agent string, ds []store.Delivery, at time.Time) (*time.Time, error) {
-	var delivered *time.Time
+// insertDeliveries writes ds, as store.PlanDeliveries filled them, in
+// chunked multi-row INSERTs.
+func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery) error {
 	for start := 0; start < len(ds); start += insertChunkRows {
 		chunk := ds[start:min(start+insertChunkRows, len(ds))]
 		args := make([]any, 0, 13*len(chunk))
 		for _, d := range chunk {
-			if d.ID == uuid.Nil {
-				id, err := uuid.NewV7()
-				if err != nil {
-					return nil, fmt.Errorf("new delivery id: %w", err)
-				}
-				d.ID = id
-			}
-			if d.AgentID == "" {
-				d.AgentID = agent
-			}
-			when := at
-			if !d.At.IsZero() {
-				when = store.UTC(d.At)
-			}
-			if d.Outcome == store.DeliveryDelivered && (delivered == nil || when.After(*delivered)) {
-				delivered = &when
-			}
-			args = append(args, d.ID.String(), sub.String(), d.EventID.String(), d.EventSeq, d.EventType, d.Attempt,
-				d.Outcome, d.StatusCode, nullStr(store.SafeText(d.Error)), nullStr(store.SafeText(d.Response)),
-				d.Duration.Microseconds(), d.AgentID, when)
+			args = append(args, d.ID.String(), d.Subscriber.String(), d.EventID.String(), d.EventSeq, d.EventType,
+				d.Attempt, d.Outcome, d.StatusCode, nullStr(d.Error), nullStr(d.Response),
+				d.Duration.Microseconds(), d.AgentID, d.At)
 		}
 		q := `INSERT INTO hammerwork_webhook_deliveries (` + deliveryCols + `) VALUES ` +
 			strings.TrimSuffix(strings.Repeat("("+placeholders(13)+"), ", len(chunk)), ", ")
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return nil, fmt.Errorf("insert deliveries: %w", err)
+			return fmt.Errorf("insert deliveries: %w", err)
 		}
 	}
-	return delivered, nil
+	return nil
 }
 
 func scanDelivery(row store.Scanner) (*store.Delivery, error) {
@@ -533,8 +461,11 @@ func (s *Store) RecordDelivery(ctx context.Context, d store.Delivery) error {
 		return wrap(err, "record a delivery to subscriber %s", d.Subscriber)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := insertDeliveries(ctx, tx, d.Subscriber, d.AgentID, []store.Delivery{d}, at)
-		return err
+		ds, _, err := store.PlanDeliveries(d.Subscriber, d.AgentID, []store.Delivery{d}, at)
+		if err != nil {
+			return err
+		}
+		return insertDeliveries(ctx, tx, ds)
 	})
 	var myErr *mysql.MySQLError
 	if errors.As(err, &myErr) && myErr.Number == errNoReferencedRow {
@@ -553,13 +484,9 @@ const errNoReferencedRow = 1452
 // (subscriber_id, id) index. A subscriber that does not exist is
 // ErrNotFound; a cursor that is not a delivery id ErrInvalid.
 func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams) (*store.DeliveryPage, error) {
-	pg := store.Paging{Limit: store.ListParams{Limit: p.Limit}.ListLimit()}
-	if p.Cursor != "" {
-		id, err := uuid.Parse(p.Cursor)
-		if err != nil {
-			return nil, fmt.Errorf("list deliveries of subscriber %s: %w: cursor %q is not a delivery id", p.Subscriber, store.ErrInvalid, p.Cursor)
-		}
-		pg.Before = &id
+	pg, err := p.Paging()
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of subscriber %s: %w", p.Subscriber, err)
 	}
 	query := `SELECT ` + deliveryCols + ` FROM hammerwork_webhook_deliveries WHERE subscriber_id = ?`
 	args := []any{p.Subscriber.String()}
@@ -581,15 +508,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 			return nil, fmt.Errorf("list deliveries: %w", err)
 		}
 	}
-	page := &store.DeliveryPage{Deliveries: ds}
-	if ds == nil {
-		page.Deliveries = []*store.Delivery{}
-	}
-	if len(ds) > pg.Limit {
-		page.Deliveries = ds[:pg.Limit]
-		page.NextCursor = ds[pg.Limit-1].ID.String()
-	}
-	return page, nil
+	return pg.DeliveryPage(ds), nil
 }
 
 // GetDelivery returns one delivery of a subscriber, or ErrNotFound.

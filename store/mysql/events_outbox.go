@@ -6,19 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/hammerwork-go/hw-agent/store"
-)
-
-// Defaults of the outbox calls' zero limits, as store.Events documents them.
-const (
-	defaultSequenceLimit = 5000
-	defaultReadLimit     = 500
-	defaultCleanupLimit  = 5000
-	defaultTailGrace     = time.Minute
 )
 
 // eventCols are hammerwork_events' columns in the order scanEvent reads
@@ -62,10 +53,7 @@ func scanEvent(row store.Scanner) (store.EventRecord, error) {
 // the scanned positions as a table (FOR ORDINALITY numbers them) gives them
 // last_seq+1.. in pos order.
 func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams) (int, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = defaultSequenceLimit
-	}
+	limit := p.BatchLimit()
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		n = 0
@@ -124,12 +112,8 @@ WHERE e.seq IS NULL`, string(doc), last)
 
 // ReadEvents returns sequenced events after p.AfterSeq in seq order.
 func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]store.EventRecord, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = defaultReadLimit
-	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+eventCols+` FROM hammerwork_events WHERE seq > ? ORDER BY seq LIMIT ?`,
-		p.AfterSeq, limit)
+		p.AfterSeq, p.ReadLimit())
 	if err != nil {
 		return nil, wrap(err, "read events after seq %d", p.AfterSeq)
 	}
@@ -212,13 +196,7 @@ func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) 
 	if err != nil {
 		return 0, wrap(err, "clean up events")
 	}
-	limit, grace := p.Limit, p.TailGrace
-	if limit <= 0 {
-		limit = defaultCleanupLimit
-	}
-	if grace <= 0 {
-		grace = defaultTailGrace
-	}
+	limit := p.DeleteLimit()
 	cutoff := store.UTC(at.Add(-p.Retention))
 	var n int64
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -252,7 +230,7 @@ func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) 
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_event_subscribers
-WHERE kind = 'tail' AND COALESCE(claimed_until, updated_at) < ? LIMIT ?`, store.UTC(at.Add(-grace)), limit)
+WHERE kind = 'tail' AND COALESCE(claimed_until, updated_at) < ? LIMIT ?`, p.TailCutoff(at), limit)
 		if err != nil {
 			return err
 		}
