@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -53,27 +52,6 @@ func getSubscriber(ctx context.Context, q querier, column string, v any) (*store
 	return s, err
 }
 
-// validateSubscriber checks what the store itself relies on; the sink
-// validates its own Config.
-func validateSubscriber(d store.SubscriberDef) error {
-	switch {
-	case d.Name == "" || len(d.Name) > 128:
-		return fmt.Errorf("%w: a subscriber name is 1 to 128 characters", store.ErrInvalid)
-	case !slices.Contains([]string{store.SubscriberWebhook, store.SubscriberStream, store.SubscriberTail}, d.Kind):
-		return fmt.Errorf("%w: unknown subscriber kind %q", store.ErrInvalid, d.Kind)
-	case d.Source != store.SourceConfig && d.Source != store.SourceAPI:
-		return fmt.Errorf("%w: unknown subscriber source %q", store.ErrInvalid, d.Source)
-	}
-	return nil
-}
-
-// sameDef reports whether a stored definition already is d, so that
-// putting it again changes nothing.
-func sameDef(a, d store.SubscriberDef) bool {
-	return a.Kind == d.Kind && a.Source == d.Source && bytes.Equal(a.Config, d.Config) &&
-		a.IncludePayload == d.IncludePayload && a.IncludeResult == d.IncludeResult && a.Enabled == d.Enabled
-}
-
 // nullJSON stores an empty JSON document as NULL, so it reads back nil.
 func nullJSON(b []byte) any {
 	if len(b) == 0 {
@@ -82,11 +60,12 @@ func nullJSON(b []byte) any {
 	return string(b)
 }
 
-// PutSubscriber reads the named subscriber and writes the new or changed
-// definition in one transaction, and reads the row back.
+// PutSubscriber reads the named subscriber and writes what
+// store.PlanSubscriberPut decides in one write transaction (SQLite's single
+// writer holds the row), and reads the row back.
 func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) (*store.Subscriber, bool, error) {
 	d := p.Def
-	if err := validateSubscriber(d); err != nil {
+	if err := d.Validate(); err != nil {
 		return nil, false, fmt.Errorf("put subscriber %q: %w", d.Name, err)
 	}
 	var sub *store.Subscriber
@@ -97,53 +76,58 @@ func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) 
 			return err
 		}
 		old, err := getSubscriber(ctx, tx, "name", d.Name)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			id, err := uuid.NewV7()
-			if err != nil {
-				return fmt.Errorf("generate subscriber id: %w", err)
-			}
-			// A new subscriber receives what commits from now on.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_event_subscribers (id, name, kind, source,
-					config, include_payload, include_result, enabled, disabled_at, cursor_seq, created_at, updated_at)
-				SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?8 = 0 THEN ?9 END, last_seq, ?9, ?9
-				FROM hammerwork_event_sequence WHERE id = 1`,
-				id.String(), d.Name, d.Kind, d.Source, nullJSON(d.Config), sqlBool(d.IncludePayload),
-				sqlBool(d.IncludeResult), sqlBool(d.Enabled), ts(now)); err != nil {
-				return err
-			}
-			created = true
-		case err != nil:
-			return err
-		case p.CreateOnly:
-			return fmt.Errorf("%w: a subscriber named %q exists", store.ErrConflict, d.Name)
-		case sameDef(old.SubscriberDef, d):
-			sub = old
-			return nil
-		default:
-			// The cursor stays; enabling a disabled subscriber starts it
-			// afresh: no reason, no failures, no retry pending.
-			if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_event_subscribers SET kind = ?1, source = ?2,
-					config = ?3, include_payload = ?4, include_result = ?5, updated_at = ?7,
-					disabled_reason = CASE WHEN ?6 = 1 THEN NULL ELSE disabled_reason END,
-					disabled_at = CASE WHEN ?6 = 1 THEN NULL WHEN enabled = 1 THEN ?7 ELSE disabled_at END,
-					consecutive_failures = CASE WHEN ?6 = 1 AND enabled = 0 THEN 0 ELSE consecutive_failures END,
-					retry_seq = CASE WHEN ?6 = 1 AND enabled = 0 THEN 0 ELSE retry_seq END,
-					retry_attempts = CASE WHEN ?6 = 1 AND enabled = 0 THEN 0 ELSE retry_attempts END,
-					retry_at = CASE WHEN ?6 = 1 AND enabled = 0 THEN NULL ELSE retry_at END,
-					enabled = ?6
-				WHERE id = ?8`, d.Kind, d.Source, nullJSON(d.Config), sqlBool(d.IncludePayload),
-				sqlBool(d.IncludeResult), sqlBool(d.Enabled), ts(now), old.ID.String()); err != nil {
-				return err
-			}
+		if errors.Is(err, store.ErrNotFound) {
+			old, err = nil, nil
 		}
-		sub, err = getSubscriber(ctx, tx, "name", d.Name)
+		if err != nil {
+			return err
+		}
+		next, write, err := store.PlanSubscriberPut(old, p, now)
+		if err != nil || !write {
+			sub = next
+			return err
+		}
+		if old == nil {
+			err = insertSubscriber(ctx, tx, next)
+		} else {
+			err = updateSubscriber(ctx, tx, next)
+		}
+		if err != nil {
+			return err
+		}
+		created = old == nil
+		sub, err = getSubscriber(ctx, tx, "id", next.ID.String())
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("put subscriber %q: %w", d.Name, err)
 	}
 	return sub, created, nil
+}
+
+// insertSubscriber writes a planned new subscriber; its cursor is the
+// sequencer's last_seq, so it receives what commits from now on.
+func insertSubscriber(ctx context.Context, tx *sql.Tx, sub *store.Subscriber) error {
+	d := sub.SubscriberDef
+	_, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_event_subscribers (id, name, kind, source, config,
+			include_payload, include_result, enabled, disabled_at, cursor_seq, created_at, updated_at)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, last_seq, ?, ? FROM hammerwork_event_sequence WHERE id = 1`,
+		sub.ID.String(), d.Name, d.Kind, d.Source, nullJSON(d.Config), sqlBool(d.IncludePayload),
+		sqlBool(d.IncludeResult), sqlBool(d.Enabled), nullTS(sub.DisabledAt), ts(sub.CreatedAt), ts(sub.UpdatedAt))
+	return err
+}
+
+// updateSubscriber writes a planned change: the definition and the state
+// store.PlanSubscriberPut decided; the cursor stays.
+func updateSubscriber(ctx context.Context, tx *sql.Tx, sub *store.Subscriber) error {
+	d := sub.SubscriberDef
+	_, err := tx.ExecContext(ctx, `UPDATE hammerwork_event_subscribers SET kind = ?, source = ?, config = ?,
+			include_payload = ?, include_result = ?, enabled = ?, disabled_reason = ?, disabled_at = ?,
+			consecutive_failures = ?, retry_seq = ?, retry_attempts = ?, retry_at = ?, updated_at = ?
+		WHERE id = ?`, d.Kind, d.Source, nullJSON(d.Config), sqlBool(d.IncludePayload), sqlBool(d.IncludeResult),
+		sqlBool(d.Enabled), nullString(sub.DisabledReason), nullTS(sub.DisabledAt), sub.ConsecutiveFailures,
+		sub.RetrySeq, sub.RetryAttempts, nullTS(sub.RetryAt), ts(sub.UpdatedAt), sub.ID.String())
+	return err
 }
 
 // GetSubscriber returns one subscriber by id, or ErrNotFound.
@@ -166,7 +150,7 @@ func (s *Store) GetSubscriberByName(ctx context.Context, name string) (*store.Su
 
 // ListSubscribers lists subscribers by name, one page at a time.
 func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersParams) (*store.SubscriberPage, error) {
-	pg := store.NamePaging{Limit: store.ListParams{Limit: p.Limit}.ListLimit(), After: p.Cursor}
+	pg := p.Paging()
 	rows, err := s.read.QueryContext(ctx, `SELECT `+subscriberColumns+` FROM hammerwork_event_subscribers
 		WHERE name > ?1 AND (?2 = '' OR kind = ?2) ORDER BY name LIMIT ?3`, pg.After, p.Kind, pg.Fetch())
 	if err != nil {
@@ -177,15 +161,7 @@ func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersPara
 	if err != nil {
 		return nil, fmt.Errorf("list subscribers: %w", err)
 	}
-	page := &store.SubscriberPage{Subscribers: subs}
-	if subs == nil {
-		page.Subscribers = []*store.Subscriber{}
-	}
-	if len(subs) > pg.Limit {
-		page.Subscribers = subs[:pg.Limit]
-		page.NextCursor = subs[pg.Limit-1].Name
-	}
-	return page, nil
+	return pg.SubscriberPage(subs), nil
 }
 
 // DeleteSubscriber removes a subscriber; its deliveries go with it (ON

@@ -41,22 +41,16 @@ func scanDelivery(row store.Scanner) (*store.Delivery, error) {
 	return &d, nil
 }
 
-// insertDeliveries writes deliveries in the caller's transaction, one
-// statement per deliveryRows; a zero id is a new UUIDv7, a zero At is now.
-func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery, now time.Time) error {
+// insertDeliveries writes deliveries, as store.PlanDeliveries filled them,
+// in the caller's transaction, one statement per deliveryRows.
+func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery) error {
 	row := "(?" + strings.Repeat(", ?", len(deliveryColumnList)-1) + ")"
 	for chunk := range slices.Chunk(ds, deliveryRows) {
 		args := make([]any, 0, len(chunk)*len(deliveryColumnList))
 		for _, d := range chunk {
-			if d.ID == uuid.Nil {
-				var err error
-				if d.ID, err = uuid.NewV7(); err != nil {
-					return fmt.Errorf("generate delivery id: %w", err)
-				}
-			}
 			args = append(args, d.ID.String(), d.Subscriber.String(), d.EventID.String(), d.EventSeq, d.EventType,
 				d.Attempt, d.Outcome, d.StatusCode, nullString(d.Error), nullString(d.Response),
-				d.Duration.Microseconds(), d.AgentID, tsOrNow(d.At, now))
+				d.Duration.Microseconds(), d.AgentID, ts(d.At))
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO hammerwork_webhook_deliveries (`+
 			strings.Join(deliveryColumnList, ", ")+`) VALUES `+
@@ -70,13 +64,14 @@ func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery, now 
 	return nil
 }
 
-// ClaimSubscribers selects the subscribers to take in claim order and
-// leases them in the same write transaction: SQLite's single writer means
-// no other agent reads them in between, so there are no locked rows to
-// skip. Each row draws its own claim token.
+// ClaimSubscribers selects the named subscribers and those of the kinds
+// with work, in claim order, and leases them in the same write
+// transaction: SQLite's single writer means no other agent reads them in
+// between, so there are no locked rows to skip. Each row draws its own
+// claim token.
 func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersParams) ([]*store.Subscriber, error) {
 	out := []*store.Subscriber{}
-	if p.Limit <= 0 || len(p.Kinds)+len(p.Names) == 0 {
+	if p.ClaimsNothing() {
 		return out, nil
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -86,10 +81,11 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 		}
 		ids, err := store.QueryStrings(ctx, tx, `SELECT id FROM hammerwork_event_subscribers s
 			WHERE enabled = 1
-				AND (kind IN (SELECT value FROM json_each(?1)) OR name IN (SELECT value FROM json_each(?2)))
+				AND (name IN (SELECT value FROM json_each(?2))
+					OR kind IN (SELECT value FROM json_each(?1))
+						AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq))
 				AND (claimed_by IS NULL OR claimed_until <= ?3 OR claimed_by = ?4)
 				AND (retry_at IS NULL OR retry_at <= ?3)
-				AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq)
 			ORDER BY claimed_until NULLS FIRST, name LIMIT ?5`,
 			jsonList(p.Kinds), jsonList(p.Names), ts(now), p.AgentID, p.Limit)
 		if err != nil || len(ids) == 0 {
@@ -119,58 +115,41 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 	return out, nil
 }
 
-// AckEvents writes the subscriber's new state with one UPDATE guarded by
-// the claim and the cursor, then its deliveries, in one write transaction.
-// When the guard matches no row, the row is read to say why.
+// AckEvents reads the subscriber's row in a write transaction (SQLite's
+// single writer holds it), lets store.PlanAckEvents check the claim, and
+// writes the new state and the deliveries.
 func (s *Store) AckEvents(ctx context.Context, p store.AckEventsParams) error {
-	st := p.State
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now, err := s.clock.At(ctx, p.Now)
 		if err != nil {
 			return err
 		}
-		var delivered *time.Time
-		for _, d := range p.Deliveries {
-			if d.Outcome != store.DeliveryDelivered {
-				continue
-			}
-			at := now
-			if !d.At.IsZero() {
-				at = store.UTC(d.At)
-			}
-			if delivered == nil || at.After(*delivered) {
-				delivered = &at
-			}
+		row, err := store.ScanAckRow(tx.QueryRowContext(ctx, `SELECT cursor_seq, claimed_by, claim_token
+FROM hammerwork_event_subscribers WHERE id = ?`, p.Subscriber.String()), sql.ErrNoRows)
+		if err != nil {
+			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE hammerwork_event_subscribers SET cursor_seq = ?1,
+		plan, err := store.PlanAckEvents(row, p, now)
+		if err != nil {
+			return err
+		}
+		st := plan.State
+		if _, err := tx.ExecContext(ctx, `UPDATE hammerwork_event_subscribers SET cursor_seq = ?1,
 				consecutive_failures = ?2, retry_seq = ?3, retry_attempts = ?4, retry_at = ?5, last_error = ?6,
 				last_delivered_at = coalesce(?7, last_delivered_at),
 				enabled = CASE WHEN ?8 = 1 THEN 0 ELSE enabled END,
 				disabled_reason = CASE WHEN ?8 = 1 THEN ?9 ELSE disabled_reason END,
 				disabled_at = CASE WHEN ?8 = 1 THEN ?10 ELSE disabled_at END,
-				claimed_by = CASE WHEN ?11 = 1 THEN NULL ELSE claimed_by END,
-				claim_token = CASE WHEN ?11 = 1 THEN NULL ELSE claim_token END,
-				claimed_until = CASE WHEN ?11 = 1 THEN NULL ELSE ?12 END
-			WHERE id = ?13 AND claimed_by = ?14 AND claim_token = ?15 AND cursor_seq <= ?1`,
+				claimed_by = CASE WHEN ?11 IS NULL THEN NULL ELSE claimed_by END,
+				claim_token = CASE WHEN ?11 IS NULL THEN NULL ELSE claim_token END,
+				claimed_until = ?11
+			WHERE id = ?12`,
 			st.Cursor, st.ConsecutiveFailures, st.RetrySeq, st.RetryAttempts, nullTS(st.RetryAt),
-			nullString(st.LastError), nullTS(delivered), sqlBool(st.Disabled), nullString(st.DisabledReason),
-			ts(now), sqlBool(p.Release), ts(now.Add(p.Extend)),
-			p.Subscriber.String(), p.AgentID, p.ClaimToken)
-		if err != nil {
+			nullString(st.LastError), nullTS(plan.LastDeliveredAt), sqlBool(st.Disabled), nullString(st.DisabledReason),
+			ts(plan.Now), nullTS(plan.ClaimedUntil), p.Subscriber.String()); err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return ackRefused(ctx, tx, p)
-		}
-		ds := slices.Clone(p.Deliveries)
-		for i := range ds {
-			ds[i].Subscriber = p.Subscriber
-		}
-		return insertDeliveries(ctx, tx, ds, now)
+		return insertDeliveries(ctx, tx, plan.Deliveries)
 	})
 	if err != nil {
 		return fmt.Errorf("ack events of subscriber %s: %w", p.Subscriber, err)
@@ -178,31 +157,18 @@ func (s *Store) AckEvents(ctx context.Context, p store.AckEventsParams) error {
 	return nil
 }
 
-// ackRefused says why AckEvents' guard matched no row.
-func ackRefused(ctx context.Context, tx *sql.Tx, p store.AckEventsParams) error {
-	var cursor int64
-	var by, token sql.NullString
-	err := tx.QueryRowContext(ctx, `SELECT cursor_seq, claimed_by, claim_token FROM hammerwork_event_subscribers
-		WHERE id = ?`, p.Subscriber.String()).Scan(&cursor, &by, &token)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.ErrNotFound
-	case err != nil:
-		return err
-	case by.String != p.AgentID || token.String != p.ClaimToken:
-		return fmt.Errorf("%w: the subscriber is claimed by %q now", store.ErrStaleLease, by.String)
-	}
-	return fmt.Errorf("%w: cursor %d is behind the stored %d", store.ErrInvalid, p.State.Cursor, cursor)
-}
-
 // RecordDelivery stores one delivery made outside a claim.
 func (s *Store) RecordDelivery(ctx context.Context, d store.Delivery) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now, err := s.clock.At(ctx, d.At)
+		now, err := s.clock.At(ctx, time.Time{})
 		if err != nil {
 			return err
 		}
-		return insertDeliveries(ctx, tx, []store.Delivery{d}, now)
+		ds, _, err := store.PlanDeliveries(d.Subscriber, d.AgentID, []store.Delivery{d}, now)
+		if err != nil {
+			return err
+		}
+		return insertDeliveries(ctx, tx, ds)
 	})
 	if err != nil {
 		return fmt.Errorf("record a delivery of subscriber %s: %w", d.Subscriber, err)
@@ -214,14 +180,9 @@ func (s *Store) RecordDelivery(ctx context.Context, d store.Delivery) error {
 // (subscriber_id, id) index. An empty page checks that the subscriber
 // exists.
 func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams) (*store.DeliveryPage, error) {
-	pg := store.Paging{Limit: store.ListParams{Limit: p.Limit}.ListLimit()}
-	if p.Cursor != "" {
-		id, err := uuid.Parse(p.Cursor)
-		if err != nil {
-			return nil, fmt.Errorf("deliveries of subscriber %s: %w: cursor %q is not a delivery id",
-				p.Subscriber, store.ErrInvalid, p.Cursor)
-		}
-		pg.Before = &id
+	pg, err := p.Paging()
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of subscriber %s: %w", p.Subscriber, err)
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM hammerwork_webhook_deliveries
 		WHERE subscriber_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3`,
@@ -239,15 +200,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 			return nil, err
 		}
 	}
-	page := &store.DeliveryPage{Deliveries: ds}
-	if ds == nil {
-		page.Deliveries = []*store.Delivery{}
-	}
-	if len(ds) > pg.Limit {
-		page.Deliveries = ds[:pg.Limit]
-		page.NextCursor = ds[pg.Limit-1].ID.String()
-	}
-	return page, nil
+	return pg.DeliveryPage(ds), nil
 }
 
 // GetDelivery returns one delivery of a subscriber, or ErrNotFound.

@@ -5,19 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/hammerwork-go/hw-agent/store"
-)
-
-// Outbox defaults.
-const (
-	defaultSequenceLimit = 5000
-	defaultReadLimit     = 500
-	defaultCleanupLimit  = 5000
-	defaultTailGrace     = time.Minute
 )
 
 // eventColumns is every column of hammerwork_events in scanEvent's order;
@@ -52,10 +43,7 @@ func scanEvent(row store.Scanner) (store.EventRecord, error) {
 // order is commit order. An idle outbox is seen from the read pool without
 // taking the write lock.
 func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams) (int, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = defaultSequenceLimit
-	}
+	limit := p.BatchLimit()
 	var waiting bool
 	if err := s.read.QueryRowContext(ctx,
 		`SELECT EXISTS (SELECT 1 FROM hammerwork_events WHERE seq IS NULL)`).Scan(&waiting); err != nil {
@@ -87,12 +75,8 @@ func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams
 
 // ReadEvents returns sequenced events after p.AfterSeq in seq order.
 func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]store.EventRecord, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = defaultReadLimit
-	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM hammerwork_events
-		WHERE seq > ? ORDER BY seq LIMIT ?`, p.AfterSeq, limit)
+		WHERE seq > ? ORDER BY seq LIMIT ?`, p.AfterSeq, p.ReadLimit())
 	if err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", p.AfterSeq, dbErr(err))
 	}
@@ -163,13 +147,7 @@ func (s *Store) SubscriberLags(ctx context.Context) ([]store.SubscriberLag, erro
 // and, for events, of their seqs, so the rows to delete are a prefix of
 // that window and a pass never scans rows it keeps beyond it.
 func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) (int, error) {
-	limit, grace := p.Limit, p.TailGrace
-	if limit <= 0 {
-		limit = defaultCleanupLimit
-	}
-	if grace <= 0 {
-		grace = defaultTailGrace
-	}
+	limit := p.DeleteLimit()
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now, err := s.clock.At(ctx, p.Now)
@@ -198,7 +176,7 @@ func (s *Store) CleanupEvents(ctx context.Context, p store.CleanupEventsParams) 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM hammerwork_event_subscribers WHERE id IN (
 			SELECT id FROM hammerwork_event_subscribers
 			WHERE kind = 'tail' AND coalesce(claimed_until, created_at) < ? LIMIT ?)`,
-			ts(now.Add(-grace)), limit); err != nil {
+			ts(p.TailCutoff(now)), limit); err != nil {
 			return fmt.Errorf("delete lapsed tails: %w", err)
 		}
 		return nil
