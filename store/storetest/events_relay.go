@@ -23,6 +23,7 @@ var relayTests = []struct {
 	fn   func(t *testing.T, s store.Store)
 }{
 	{"SubscriberClaimTakesEnabledSubscribersWithWorkOfTheKindsOrNames", testSubscriberClaimSelects},
+	{"SubscriberClaimByNameNeedsNoWork", testSubscriberClaimByName},
 	{"SubscriberClaimOrdersUnclaimedFirstThenByNameUpToLimit", testSubscriberClaimOrder},
 	{"SubscriberClaimHoldsAgainstOtherAgentsUntilItExpires", testSubscriberClaimHolds},
 	{"SubscriberClaimWaitsForRetryAt", testSubscriberClaimRetryAt},
@@ -118,13 +119,46 @@ func testSubscriberClaimSelects(t *testing.T, s store.Store) {
 	require.Equal(t, []string{"hook"}, namesOf(got), "enabled webhooks with work; not the disabled one nor the caught-up one")
 	requireClaimed(t, s, got[0], agentID, base.Add(claimFor))
 
-	got = claim(t, s, store.ClaimSubscribersParams{AgentID: otherAgent, Names: []string{"tail", "off", "late"}, Now: base})
-	require.Equal(t, []string{"tail"}, namesOf(got), "by name")
+	got = claim(t, s, store.ClaimSubscribersParams{AgentID: otherAgent, Names: []string{"tail", "off"}, Now: base})
+	require.Equal(t, []string{"tail"}, namesOf(got), "by name, not the disabled one")
 	requireClaimed(t, s, got[0], otherAgent, base.Add(claimFor))
 
 	got = claim(t, s, store.ClaimSubscribersParams{AgentID: "third", Kinds: everything, Now: base})
 	require.Equal(t, []string{"stream"}, namesOf(got), "the rest are claimed by others")
 	require.Empty(t, getSubscriber(t, s, late.ID).ClaimedBy, "a caught-up subscriber is not claimed")
+}
+
+// testSubscriberClaimByName: a tail reader claims its subscriber from the
+// start, with nothing to read yet, so the cleanup does not take it for
+// abandoned while it waits; a kind's subscribers still need work.
+func testSubscriberClaimByName(t *testing.T, s store.Store) {
+	putSubscriber(t, s, webhookDef("hook"), base)
+	tail := putSubscriber(t, s, store.SubscriberDef{Name: "tail", Kind: store.SubscriberTail, Source: store.SourceAPI,
+		Config: []byte(`{}`), Enabled: true}, base)
+	off := putSubscriber(t, s, store.SubscriberDef{Name: "off", Kind: store.SubscriberTail, Source: store.SourceAPI,
+		Config: []byte(`{}`)}, base)
+	require.Zero(t, latestSeq(t, s), "no event at all")
+
+	got := claim(t, s, store.ClaimSubscribersParams{Kinds: []string{store.SubscriberWebhook},
+		Names: []string{"tail", "off"}, Now: base})
+	require.Equal(t, []string{"tail"}, namesOf(got), "the named, enabled one without work; not the webhook without work")
+	requireClaimed(t, s, got[0], agentID, base.Add(claimFor))
+	require.Empty(t, claim(t, s, store.ClaimSubscribersParams{AgentID: otherAgent, Names: []string{"tail"}, Now: base}),
+		"a held claim is not another agent's")
+	require.Empty(t, getSubscriber(t, s, off.ID).ClaimedBy, "a disabled subscriber is not claimed by name")
+
+	ack(t, s, store.AckEventsParams{Subscriber: tail.ID, ClaimToken: got[0].ClaimToken,
+		State: store.SubscriberState{Cursor: tail.Cursor}, Extend: claimFor, Now: base.Add(claimFor / 2)})
+	cleanupEvents(t, s, store.CleanupEventsParams{Retention: time.Hour, TailGrace: claimFor, Now: base.Add(2 * claimFor)})
+	require.Equal(t, agentID, getSubscriber(t, s, tail.ID).ClaimedBy,
+		"an idle tail renewing its claim outlives the cleanup's grace")
+
+	withWork(t, s)
+	again := claimOne(t, s, store.ClaimSubscribersParams{Names: []string{"tail"}, Now: base.Add(2 * claimFor)})
+	require.Equal(t, tail.Cursor, again.Cursor, "its cursor from the start: the events since are all its own")
+	recs, err := s.ReadEvents(t.Context(), store.ReadEventsParams{AfterSeq: again.Cursor})
+	require.NoError(t, err, "read events")
+	require.Len(t, recs, 1, "the event committed while it was idle")
 }
 
 func testSubscriberClaimOrder(t *testing.T, s store.Store) {
