@@ -26,6 +26,21 @@ const (
 	DefaultTailGrace     = time.Minute
 )
 
+// The outbox tables' columns in the order each backend's row scanner reads
+// them (and, for deliveries, writes them): one list each, so a column added
+// by a migration is added to every backend's statements at once. Entries
+// are separated by ", ".
+const (
+	SubscriberColumns = "id, name, kind, source, config, include_payload, include_result, enabled, " +
+		"disabled_reason, disabled_at, cursor_seq, consecutive_failures, retry_seq, retry_attempts, retry_at, " +
+		"last_error, last_delivered_at, claimed_by, claim_token, claimed_until, created_at, updated_at"
+	DeliveryColumns = "id, subscriber_id, event_id, event_seq, event_type, attempt, outcome, status_code, " +
+		"error, response, duration_us, agent_id, attempted_at"
+	EventColumns = "pos, seq, id, kind, from_status, status, occurred_at, job_id, queue, priority, attempt, " +
+		"prev_attempt, outcome, error, started_at, finished_at, workflow_id, workflow_name, batch_id, " +
+		"schedule_name, missed, trace_id, correlation_id, payload, result"
+)
+
 var (
 	subscriberKinds   = []string{SubscriberWebhook, SubscriberStream, SubscriberTail}
 	subscriberSources = []string{SourceConfig, SourceAPI}

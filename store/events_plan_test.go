@@ -312,3 +312,16 @@ func TestScanAckRow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, &store.AckRow{Cursor: 7, ClaimedBy: "agent", ClaimToken: "token"}, row)
 }
+
+func TestOutboxColumns(t *testing.T) {
+	t.Parallel()
+	for _, cols := range []string{store.SubscriberColumns, store.DeliveryColumns, store.EventColumns} {
+		seen := map[string]bool{}
+		for _, c := range strings.Split(cols, ", ") {
+			require.Regexp(t, `^[a-z_]+$`, c, "one column between separators in %q", cols)
+			require.False(t, seen[c], "%s listed once", c)
+			seen[c] = true
+		}
+	}
+	require.Len(t, strings.Split(store.DeliveryColumns, ", "), 13)
+}

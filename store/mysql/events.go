@@ -18,15 +18,9 @@ import (
 
 var _ store.Events = (*Store)(nil)
 
-// subscriberCols are hammerwork_event_subscribers' columns in the order
-// scanSubscriber reads them.
-const subscriberCols = `id, name, kind, source, config, include_payload, include_result, enabled,
-    disabled_reason, disabled_at, cursor_seq, consecutive_failures, retry_seq, retry_attempts, retry_at,
-    last_error, last_delivered_at, claimed_by, claim_token, claimed_until, created_at, updated_at`
-
-// scanSubscriber reads one row of subscriberCols. The disabled reason is
-// also the state's, so a state read and acknowledged unchanged changes
-// nothing.
+// scanSubscriber reads one row of store.SubscriberColumns. The disabled
+// reason is also the state's, so a state read and acknowledged unchanged
+// changes nothing.
 func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	var (
 		s                                       store.Subscriber
@@ -55,7 +49,7 @@ func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 // getSubscriber reads the subscriber where column (a fixed name) equals
 // value, with lock appended to the query; no row is (nil, nil).
 func getSubscriber(ctx context.Context, q batchQuerier, column string, value any, lock string) (*store.Subscriber, error) {
-	sub, err := scanSubscriber(q.QueryRowContext(ctx, `SELECT `+subscriberCols+` FROM hammerwork_event_subscribers
+	sub, err := scanSubscriber(q.QueryRowContext(ctx, `SELECT `+store.SubscriberColumns+` FROM hammerwork_event_subscribers
 WHERE `+column+` = ?`+lock, value))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -201,7 +195,7 @@ func (s *Store) readSubscriber(ctx context.Context, column, value string) (*stor
 // collation orders them as Go compares strings), one page at a time.
 func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersParams) (*store.SubscriberPage, error) {
 	pg := p.Paging()
-	query := `SELECT ` + subscriberCols + ` FROM hammerwork_event_subscribers WHERE name > ?`
+	query := `SELECT ` + store.SubscriberColumns + ` FROM hammerwork_event_subscribers WHERE name > ?`
 	args := []any{pg.After}
 	if p.Kind != "" {
 		query += ` AND kind = ?`
@@ -340,7 +334,7 @@ WHERE s.id IN (`+in+`)`, append([]any{string(doc), p.AgentID, store.UTC(at.Add(p
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+subscriberCols+` FROM hammerwork_event_subscribers WHERE id IN (`+in+`)`, idArgs(ids)...)
+		rows, err := tx.QueryContext(ctx, `SELECT `+store.SubscriberColumns+` FROM hammerwork_event_subscribers WHERE id IN (`+in+`)`, idArgs(ids)...)
 		if err != nil {
 			return err
 		}
@@ -411,11 +405,6 @@ FROM hammerwork_event_subscribers WHERE id = ? FOR UPDATE`, p.Subscriber.String(
 	return nil
 }
 
-// deliveryCols are hammerwork_webhook_deliveries' columns in the order
-// scanDelivery reads and insertDeliveries binds them.
-const deliveryCols = `id, subscriber_id, event_id, event_seq, event_type, attempt, outcome, status_code,
-    error, response, duration_us, agent_id, attempted_at`
-
 // insertDeliveries writes ds, as store.PlanDeliveries filled them, in
 // chunked multi-row INSERTs.
 func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery) error {
@@ -427,7 +416,7 @@ func insertDeliveries(ctx context.Context, tx *sql.Tx, ds []store.Delivery) erro
 				d.Attempt, d.Outcome, d.StatusCode, nullStr(d.Error), nullStr(d.Response),
 				d.Duration.Microseconds(), d.AgentID, d.At)
 		}
-		q := `INSERT INTO hammerwork_webhook_deliveries (` + deliveryCols + `) VALUES ` +
+		q := `INSERT INTO hammerwork_webhook_deliveries (` + store.DeliveryColumns + `) VALUES ` +
 			strings.TrimSuffix(strings.Repeat("("+placeholders(13)+"), ", len(chunk)), ", ")
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("insert deliveries: %w", err)
@@ -488,7 +477,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of subscriber %s: %w", p.Subscriber, err)
 	}
-	query := `SELECT ` + deliveryCols + ` FROM hammerwork_webhook_deliveries WHERE subscriber_id = ?`
+	query := `SELECT ` + store.DeliveryColumns + ` FROM hammerwork_webhook_deliveries WHERE subscriber_id = ?`
 	args := []any{p.Subscriber.String()}
 	if pg.Before != nil {
 		query += ` AND id < ?`
@@ -513,7 +502,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 
 // GetDelivery returns one delivery of a subscriber, or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, subscriber, id uuid.UUID) (*store.Delivery, error) {
-	d, err := scanDelivery(s.db.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM hammerwork_webhook_deliveries
+	d, err := scanDelivery(s.db.QueryRowContext(ctx, `SELECT `+store.DeliveryColumns+` FROM hammerwork_webhook_deliveries
 WHERE subscriber_id = ? AND id = ?`, subscriber.String(), id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get delivery %s of subscriber %s: %w", id, subscriber, store.ErrNotFound)

@@ -12,12 +12,7 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// eventCols are hammerwork_events' columns in the order scanEvent reads
-// them.
-const eventCols = `pos, seq, id, kind, from_status, status, occurred_at, job_id, queue, priority, attempt,
-    prev_attempt, outcome, error, started_at, finished_at, workflow_id, workflow_name, batch_id, schedule_name,
-    missed, trace_id, correlation_id, payload, result`
-
+// scanEvent reads one row of store.EventColumns.
 func scanEvent(row store.Scanner) (store.EventRecord, error) {
 	var (
 		r                                           store.EventRecord
@@ -112,7 +107,7 @@ WHERE e.seq IS NULL`, string(doc), last)
 
 // ReadEvents returns sequenced events after p.AfterSeq in seq order.
 func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]store.EventRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+eventCols+` FROM hammerwork_events WHERE seq > ? ORDER BY seq LIMIT ?`,
+	rows, err := s.db.QueryContext(ctx, `SELECT `+store.EventColumns+` FROM hammerwork_events WHERE seq > ? ORDER BY seq LIMIT ?`,
 		p.AfterSeq, p.ReadLimit())
 	if err != nil {
 		return nil, wrap(err, "read events after seq %d", p.AfterSeq)
@@ -134,7 +129,7 @@ func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]sto
 
 // GetEvent returns the sequenced event of that id, or ErrNotFound.
 func (s *Store) GetEvent(ctx context.Context, id uuid.UUID) (*store.EventRecord, error) {
-	r, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+eventCols+` FROM hammerwork_events
+	r, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+store.EventColumns+` FROM hammerwork_events
 WHERE id = ? AND seq IS NOT NULL`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get event %s: %w", id, store.ErrNotFound)

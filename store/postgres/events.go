@@ -28,11 +28,6 @@ const sequenceSQL = `WITH numbered AS (
 UPDATE hammerwork_event_sequence SET last_seq = COALESCE((SELECT max(seq) FROM numbered), last_seq)
 WHERE id = 1 RETURNING last_seq - $1`
 
-// eventCols are the columns of hammerwork_events as scanEvent reads them.
-const eventCols = `pos, seq, id, kind, from_status, status, occurred_at, job_id, queue, priority, attempt,
-    prev_attempt, outcome, error, started_at, finished_at, workflow_id, workflow_name, batch_id,
-    schedule_name, missed, trace_id, correlation_id, payload, result`
-
 // lagSQL measures every enabled subscriber from the first sequenced event
 // after its cursor: seqs are gapless, so last_seq counts the rest.
 const lagSQL = `SELECT s.id, s.name, s.kind, COALESCE(q.last_seq - f.seq + 1, 0), f.occurred_at
@@ -66,7 +61,7 @@ const cleanupTailsSQL = `DELETE FROM hammerwork_event_subscribers WHERE id IN (
     SELECT id FROM hammerwork_event_subscribers
     WHERE kind = 'tail' AND COALESCE(claimed_until, updated_at) < $1 LIMIT $2)`
 
-// scanEvent reads one row of eventCols.
+// scanEvent reads one row of store.EventColumns.
 func scanEvent(row store.Scanner) (store.EventRecord, error) {
 	var (
 		e                                           store.EventRecord
@@ -129,7 +124,7 @@ func (s *Store) SequenceEvents(ctx context.Context, p store.SequenceEventsParams
 
 // ReadEvents returns sequenced events after p.AfterSeq from the seq index.
 func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]store.EventRecord, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventCols+` FROM hammerwork_events WHERE seq > $1 ORDER BY seq LIMIT $2`, p.AfterSeq, p.ReadLimit())
+	rows, err := s.pool.Query(ctx, `SELECT `+store.EventColumns+` FROM hammerwork_events WHERE seq > $1 ORDER BY seq LIMIT $2`, p.AfterSeq, p.ReadLimit())
 	if err != nil {
 		return nil, wrap(err, "read events after %d", p.AfterSeq)
 	}
@@ -146,7 +141,7 @@ func (s *Store) ReadEvents(ctx context.Context, p store.ReadEventsParams) ([]sto
 
 // GetEvent returns the sequenced event of that id, or ErrNotFound.
 func (s *Store) GetEvent(ctx context.Context, id uuid.UUID) (*store.EventRecord, error) {
-	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventCols+` FROM hammerwork_events WHERE id = $1 AND seq IS NOT NULL`, id))
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+store.EventColumns+` FROM hammerwork_events WHERE id = $1 AND seq IS NOT NULL`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("get event %s: %w", id, store.ErrNotFound)
 	}

@@ -13,17 +13,12 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// deliveryCols are the columns of hammerwork_webhook_deliveries in the
-// order scanDelivery reads and insertDeliveriesSQL writes them.
-const deliveryCols = `id, subscriber_id, event_id, event_seq, event_type, attempt, outcome, status_code,
-    error, response, duration_us, agent_id, attempted_at`
-
 // insertDeliveriesSQL writes the deliveries of one call in one statement.
-const insertDeliveriesSQL = `INSERT INTO hammerwork_webhook_deliveries (` + deliveryCols + `)
+const insertDeliveriesSQL = `INSERT INTO hammerwork_webhook_deliveries (` + store.DeliveryColumns + `)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::int[], $7::text[],
     $8::int[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::timestamptz[])`
 
-// scanDelivery reads one row of deliveryCols.
+// scanDelivery reads one row of store.DeliveryColumns.
 func scanDelivery(row store.Scanner) (*store.Delivery, error) {
 	var (
 		d                store.Delivery
@@ -109,7 +104,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries of subscriber %s: %w", p.Subscriber, err)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+deliveryCols+` FROM hammerwork_webhook_deliveries
+	rows, err := s.pool.Query(ctx, `SELECT `+store.DeliveryColumns+` FROM hammerwork_webhook_deliveries
 WHERE subscriber_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`, p.Subscriber, pg.Before, pg.Fetch())
 	if err != nil {
 		return nil, wrap(err, "list deliveries of subscriber %s", p.Subscriber)
@@ -129,7 +124,7 @@ WHERE subscriber_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMI
 
 // GetDelivery returns one delivery of a subscriber, or ErrNotFound.
 func (s *Store) GetDelivery(ctx context.Context, subscriber, id uuid.UUID) (*store.Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryCols+` FROM hammerwork_webhook_deliveries
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+store.DeliveryColumns+` FROM hammerwork_webhook_deliveries
 WHERE subscriber_id = $1 AND id = $2`, subscriber, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("get delivery %s of subscriber %s: %w", id, subscriber, store.ErrNotFound)

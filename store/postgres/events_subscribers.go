@@ -15,25 +15,19 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// subscriberCols are the columns of hammerwork_event_subscribers in the
-// order scanSubscriber reads them.
-const subscriberCols = `id, name, kind, source, config, include_payload, include_result, enabled,
-    disabled_reason, disabled_at, cursor_seq, consecutive_failures, retry_seq, retry_attempts, retry_at,
-    last_error, last_delivered_at, claimed_by, claim_token, claimed_until, created_at, updated_at`
-
 // insertSubscriberSQL writes a new subscriber whose cursor is the latest
 // seq; an existing name makes it return no row (see PutSubscriber).
 const insertSubscriberSQL = `INSERT INTO hammerwork_event_subscribers (id, name, kind, source, config,
     include_payload, include_result, enabled, disabled_at, cursor_seq, created_at, updated_at)
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, q.last_seq, $10, $10 FROM hammerwork_event_sequence q WHERE q.id = 1
-ON CONFLICT (name) DO NOTHING RETURNING ` + subscriberCols
+ON CONFLICT (name) DO NOTHING RETURNING ` + store.SubscriberColumns
 
 // updateSubscriberSQL writes the definition and the state
 // store.PlanSubscriberPut decided over a row held FOR UPDATE.
 const updateSubscriberSQL = `UPDATE hammerwork_event_subscribers SET kind = $2, source = $3, config = $4,
     include_payload = $5, include_result = $6, enabled = $7, disabled_reason = $8, disabled_at = $9,
     consecutive_failures = $10, retry_seq = $11, retry_attempts = $12, retry_at = $13, updated_at = $14
-WHERE id = $1 RETURNING ` + subscriberCols
+WHERE id = $1 RETURNING ` + store.SubscriberColumns
 
 // claimSQL leases the named subscribers and those of the kinds that have
 // work, skipping rows another transaction holds; each gets a fresh token.
@@ -50,7 +44,7 @@ FROM (SELECT c.id FROM hammerwork_event_subscribers c
         AND (c.retry_at IS NULL OR c.retry_at <= $5)
       ORDER BY c.claimed_until NULLS FIRST, c.name
       LIMIT $6 FOR UPDATE SKIP LOCKED) t
-WHERE s.id = t.id RETURNING ` + prefixed("s.", subscriberCols)
+WHERE s.id = t.id RETURNING ` + prefixed("s.", store.SubscriberColumns)
 
 // ackSQL writes what a claim delivered over the row AckEvents holds.
 const ackSQL = `UPDATE hammerwork_event_subscribers SET cursor_seq = $2, consecutive_failures = $3,
@@ -73,9 +67,9 @@ func prefixed(alias, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// scanSubscriber reads one row of subscriberCols. The stored disabled
-// reason is both the subscriber's and its state's, so a state read back
-// and acknowledged again keeps it.
+// scanSubscriber reads one row of store.SubscriberColumns. The stored
+// disabled reason is both the subscriber's and its state's, so a state read
+// back and acknowledged again keeps it.
 func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	var (
 		s                                     store.Subscriber
@@ -133,7 +127,7 @@ func (s *Store) PutSubscriber(ctx context.Context, p store.PutSubscriberParams) 
 		if created = err == nil; created || !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		existing, err := scanSubscriber(tx.QueryRow(ctx, `SELECT `+subscriberCols+`
+		existing, err := scanSubscriber(tx.QueryRow(ctx, `SELECT `+store.SubscriberColumns+`
 FROM hammerwork_event_subscribers WHERE name = $1 FOR UPDATE`, name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: subscriber deleted while being put", store.ErrConflict)
@@ -171,7 +165,7 @@ func (s *Store) GetSubscriberByName(ctx context.Context, name string) (*store.Su
 // getSubscriber reads the subscriber whose column (a fixed name, id or
 // name) equals key.
 func (s *Store) getSubscriber(ctx context.Context, column string, key any) (*store.Subscriber, error) {
-	sub, err := scanSubscriber(s.pool.QueryRow(ctx, `SELECT `+subscriberCols+` FROM hammerwork_event_subscribers WHERE `+column+` = $1`, key))
+	sub, err := scanSubscriber(s.pool.QueryRow(ctx, `SELECT `+store.SubscriberColumns+` FROM hammerwork_event_subscribers WHERE `+column+` = $1`, key))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("get subscriber %v: %w", key, store.ErrNotFound)
 	}
@@ -185,7 +179,7 @@ func (s *Store) getSubscriber(ctx context.Context, column string, key any) (*sto
 // at a time; names compare byte by byte as on every backend.
 func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersParams) (*store.SubscriberPage, error) {
 	pg := p.Paging()
-	rows, err := s.pool.Query(ctx, `SELECT `+subscriberCols+` FROM hammerwork_event_subscribers
+	rows, err := s.pool.Query(ctx, `SELECT `+store.SubscriberColumns+` FROM hammerwork_event_subscribers
 WHERE name > $1 AND ($2::text = '' OR kind = $2) ORDER BY name LIMIT $3`, pg.After, p.Kind, pg.Fetch())
 	if err != nil {
 		return nil, wrap(err, "list subscribers")

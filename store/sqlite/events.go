@@ -14,13 +14,7 @@ import (
 
 var _ store.Events = (*Store)(nil)
 
-// subscriberColumns is every column of hammerwork_event_subscribers in
-// scanSubscriber's order.
-const subscriberColumns = `id, name, kind, source, config, include_payload, include_result, enabled,
-	disabled_reason, disabled_at, cursor_seq, consecutive_failures, retry_seq, retry_attempts, retry_at,
-	last_error, last_delivered_at, claimed_by, claim_token, claimed_until, created_at, updated_at`
-
-// scanSubscriber reads one row of subscriberColumns.
+// scanSubscriber reads one row of store.SubscriberColumns.
 func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	var (
 		s                                                              store.Subscriber
@@ -45,7 +39,7 @@ func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 // input) equals v, or ErrNotFound.
 func getSubscriber(ctx context.Context, q querier, column string, v any) (*store.Subscriber, error) {
 	s, err := scanSubscriber(q.QueryRowContext(ctx,
-		`SELECT `+subscriberColumns+` FROM hammerwork_event_subscribers WHERE `+column+` = ?`, v))
+		`SELECT `+store.SubscriberColumns+` FROM hammerwork_event_subscribers WHERE `+column+` = ?`, v))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -151,7 +145,7 @@ func (s *Store) GetSubscriberByName(ctx context.Context, name string) (*store.Su
 // ListSubscribers lists subscribers by name, one page at a time.
 func (s *Store) ListSubscribers(ctx context.Context, p store.ListSubscribersParams) (*store.SubscriberPage, error) {
 	pg := p.Paging()
-	rows, err := s.read.QueryContext(ctx, `SELECT `+subscriberColumns+` FROM hammerwork_event_subscribers
+	rows, err := s.read.QueryContext(ctx, `SELECT `+store.SubscriberColumns+` FROM hammerwork_event_subscribers
 		WHERE name > ?1 AND (?2 = '' OR kind = ?2) ORDER BY name LIMIT ?3`, pg.After, p.Kind, pg.Fetch())
 	if err != nil {
 		return nil, fmt.Errorf("list subscribers: %w", dbErr(err))

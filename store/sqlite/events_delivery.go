@@ -14,12 +14,9 @@ import (
 	"github.com/hammerwork-go/hw-agent/store"
 )
 
-// deliveryColumnList is every column of hammerwork_webhook_deliveries in
-// deliveryArgs' order.
-var deliveryColumnList = []string{
-	"id", "subscriber_id", "event_id", "event_seq", "event_type", "attempt", "outcome", "status_code",
-	"error", "response", "duration_us", "agent_id", "attempted_at",
-}
+// deliveryColumnList is store.DeliveryColumns one by one: the insert binds
+// a variable for each.
+var deliveryColumnList = strings.Split(store.DeliveryColumns, ", ")
 
 // deliveryColumns reads deliveryColumnList in scanDelivery's order.
 const deliveryColumns = `id, subscriber_id, event_id, event_seq, event_type, attempt, outcome, status_code,
@@ -93,7 +90,7 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 		}
 		rows, err := tx.QueryContext(ctx, `UPDATE hammerwork_event_subscribers
 			SET claimed_by = ?, claim_token = lower(hex(randomblob(16))), claimed_until = ?
-			WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+subscriberColumns,
+			WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+store.SubscriberColumns,
 			p.AgentID, ts(now.Add(p.Duration)), jsonList(ids))
 		if err != nil {
 			return err
