@@ -18,9 +18,7 @@ import (
 
 var _ store.Events = (*Store)(nil)
 
-// scanSubscriber reads one row of store.SubscriberColumns. The disabled
-// reason is also the state's, so a state read and acknowledged unchanged
-// changes nothing.
+// scanSubscriber reads one row of store.SubscriberColumns.
 func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	var (
 		s                                       store.Subscriber
@@ -39,10 +37,10 @@ func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 		s.Config = json.RawMessage(config)
 	}
 	s.DisabledReason, s.DisabledAt = reason.String, disabledAt.Ptr()
-	s.SubscriberState.Disabled, s.SubscriberState.DisabledReason = !s.Enabled, reason.String
 	s.RetryAt, s.LastError, s.LastDeliveredAt = retryAt.Ptr(), lastErr.String, delivered.Ptr()
 	s.ClaimedBy, s.ClaimToken, s.ClaimedUntil = claimedBy.String, token.String, claimed.Ptr()
 	s.CreatedAt, s.UpdatedAt = created.Time, updated.Time
+	s.FillState()
 	return &s, nil
 }
 
@@ -272,11 +270,11 @@ func (s *Store) PruneSubscribers(ctx context.Context, p store.PruneSubscribersPa
 
 // ClaimSubscribers leases the named subscribers and those of the kinds with
 // work in one transaction. A plain read finds the candidates (the outbox's
-// EXISTS among the kinds' conditions);
-// the subscriber rows alone are then locked, their conditions checked again,
-// in claim order (claimed_until ascending puts NULL first), skipping rows
-// another transaction holds, so no locking read touches the outbox. One
-// UPDATE gives each a fresh token, and they are read back.
+// EXISTS among the kinds' conditions); the subscriber rows alone are then
+// locked, their conditions checked again, in claim order (claimed_until
+// ascending puts NULL first), skipping rows another transaction holds, so
+// no locking read touches the outbox. One UPDATE gives each a fresh token,
+// and they are read back.
 func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersParams) ([]*store.Subscriber, error) {
 	if p.ClaimsNothing() {
 		return []*store.Subscriber{}, nil

@@ -67,9 +67,7 @@ func prefixed(alias, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// scanSubscriber reads one row of store.SubscriberColumns. The stored
-// disabled reason is both the subscriber's and its state's, so a state read
-// back and acknowledged again keeps it.
+// scanSubscriber reads one row of store.SubscriberColumns.
 func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	var (
 		s                                     store.Subscriber
@@ -92,10 +90,10 @@ func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	s.ConsecutiveFailures, s.RetryAttempts = int(failures), int(retryAttempts)
 	s.RetryAt = utcPtr(retryAt)
 	s.LastError = str(lastErr)
-	s.Disabled, s.SubscriberState.DisabledReason = !s.Enabled, s.DisabledReason
 	s.LastDeliveredAt = utcPtr(delivered)
 	s.ClaimedBy, s.ClaimToken, s.ClaimedUntil = str(claimedBy), str(token), utcPtr(until)
 	s.CreatedAt, s.UpdatedAt = store.UTC(created), store.UTC(updated)
+	s.FillState()
 	return &s, nil
 }
 

@@ -32,6 +32,7 @@ func scanSubscriber(row store.Scanner) (*store.Subscriber, error) {
 	s.RetryAt, s.LastError, s.LastDeliveredAt = retryAt.Ptr(), lastErr.String, delivered.Ptr()
 	s.ClaimedBy, s.ClaimToken, s.ClaimedUntil = claimedBy.String, token.String, claimedUntil.Ptr()
 	s.CreatedAt, s.UpdatedAt = created.Time, updated.Time
+	s.FillState()
 	return &s, nil
 }
 
