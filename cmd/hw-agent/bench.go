@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hammerwork-go/hw-agent/agent"
+	"github.com/hammerwork-go/hw-agent/events/webhook"
 	"github.com/hammerwork-go/hw-agent/job"
 	"github.com/hammerwork-go/hw-agent/store"
 )
@@ -39,7 +40,9 @@ type benchFlags struct {
 	batch       int
 	json        bool
 	cpuprofile  string
-	latency     benchLatencyFlags
+	// webhook subscribes one webhook to every event for the throughput bench.
+	webhook bool
+	latency benchLatencyFlags
 }
 
 // benchResult is the one JSON line `bench --json` prints: the fields of the
@@ -60,6 +63,11 @@ type BenchThroughput struct {
 	JobsPerSec    float64 `json:"jobs_per_sec"`
 	LatencyP50Ms  float64 `json:"latency_p50_ms"`
 	LatencyP99Ms  float64 `json:"latency_p99_ms"`
+	// WebhookEvents and WebhookDrainMs are set with --webhook: the events the
+	// webhook acknowledged, and the time from the last job's completion to
+	// the relay having delivered every event.
+	WebhookEvents  *int64   `json:"webhook_events,omitempty"`
+	WebhookDrainMs *float64 `json:"webhook_drain_ms,omitempty"`
 }
 
 func (c *cli) benchCommand() *cobra.Command {
@@ -83,6 +91,11 @@ app measured them:
                    request arriving at the app
   chain            from sending POST /v1/workflows to the app answering the last step
 
+--webhook subscribes one webhook (the no-op app's /events) to every event, so
+the outbox, its triggers and the relay run alongside, and adds:
+  webhook events   events the webhook acknowledged (three per job)
+  webhook drain    from the last completion to every event delivered
+
 --cpuprofile FILE writes a Go CPU profile (runtime/pprof) of the bench process,
 the agent included, while the agent runs; read it with "go tool pprof FILE".
 
@@ -105,6 +118,7 @@ there afterwards.`,
 	fl.IntVar(&f.batch, "batch", 5000, "jobs per Enqueue call")
 	fl.BoolVar(&f.json, "json", false, "print exactly one JSON line with the results (as --output json)")
 	fl.StringVar(&f.cpuprofile, "cpuprofile", "", "write a Go CPU profile of the bench process (agent included) to this file")
+	fl.BoolVar(&f.webhook, "webhook", false, "subscribe a no-op webhook to every event and time the relay's delivery of them")
 	f.latency.register(cmd)
 	return cmd
 }
@@ -116,7 +130,7 @@ func (f benchFlags) validate(changed func(string) bool) error {
 		return fmt.Errorf("--concurrency %d must be at least 1", f.concurrency)
 	}
 	if f.latency.on {
-		for _, name := range []string{"jobs", "batch"} {
+		for _, name := range []string{"jobs", "batch", "webhook"} {
 			if changed(name) {
 				return fmt.Errorf("--%s is for the throughput bench, not --latency (use --rate and --duration)", name)
 			}
@@ -175,6 +189,9 @@ func (c *cli) runBench(ctx context.Context, f benchFlags) error {
 	fmt.Fprintf(c.stdout, "  enqueue     %.0f jobs/s (batches of %d)\n", res.EnqueuePerSec, f.batch)
 	fmt.Fprintf(c.stdout, "  throughput  %.0f jobs/s (agent start to last completion, enqueue running alongside)\n", res.JobsPerSec)
 	fmt.Fprintf(c.stdout, "  latency     p50 %.2f ms, p99 %.2f ms (created_at to started_at)\n", res.LatencyP50Ms, res.LatencyP99Ms)
+	if res.WebhookEvents != nil {
+		fmt.Fprintf(c.stdout, "  webhook     %d events delivered, the last %.0f ms after the last completion\n", *res.WebhookEvents, *res.WebhookDrainMs)
+	}
 	return nil
 }
 
@@ -253,6 +270,9 @@ func (c *cli) openBench(ctx context.Context, f benchFlags) (_ *benchEnv, err err
 	cfg.App.RequestTimeout = job.Duration(10 * time.Second)
 	cfg.Agent.LeaseDuration = job.Duration(60 * time.Second)
 	cfg.API.Listen = "off"
+	if f.webhook {
+		cfg.Webhooks = []webhook.Def{{Name: benchWebhook, URL: "http://" + env.app.addr + "/events"}}
+	}
 	if f.latency.on {
 		cfg.API.Listen = "127.0.0.1:0"
 	}
@@ -304,6 +324,23 @@ func (e *benchEnv) start(ctx context.Context) error {
 	if e.api != nil {
 		e.api.start(e.stopAgent)
 	}
+	return e.waitStarted(ctx)
+}
+
+// waitStarted returns once the agent has applied its configuration (the
+// --webhook subscriber among it), so no bench job precedes its events.
+func (e *benchEnv) waitStarted(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !e.ag.Started() {
+		select {
+		case <-tick.C:
+		case <-e.agentDone:
+			return errors.Join(errors.New("agent stopped while starting"), e.agentErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 
@@ -346,6 +383,11 @@ func (c *cli) benchThroughput(ctx context.Context, env *benchEnv, f benchFlags) 
 	if err == nil {
 		err = c.benchWait(ctx, env.st, env.queue, f.jobs, env.agentDone)
 	}
+	var drained time.Time
+	var delivered int64
+	if err == nil && f.webhook {
+		drained, delivered, err = c.benchDrain(ctx, env.st, int64(3*f.jobs), env.agentDone)
+	}
 	if stopErr := env.stop(); err == nil {
 		err = stopErr
 	}
@@ -356,12 +398,63 @@ func (c *cli) benchThroughput(ctx context.Context, env *benchEnv, f benchFlags) 
 	if err != nil {
 		return nil, err
 	}
-	return &BenchThroughput{
+	res := &BenchThroughput{
 		EnqueuePerSec: round1(float64(f.jobs) / enqueueTime.Seconds()),
 		JobsPerSec:    round1(float64(f.jobs) / lastDone.Sub(env.started).Seconds()),
 		LatencyP50Ms:  millis(percentile(lat, 0.50)),
 		LatencyP99Ms:  millis(percentile(lat, 0.99)),
-	}, nil
+	}
+	if f.webhook {
+		drain := millis(max(drained.Sub(lastDone), 0))
+		res.WebhookEvents, res.WebhookDrainMs = &delivered, &drain
+	}
+	return res, nil
+}
+
+// benchWebhook names the --webhook subscriber.
+const benchWebhook = "bench"
+
+// benchDrain waits until the relay has delivered at least want events to
+// the bench webhook and has none left to deliver, and returns when that was
+// and how many it acknowledged.
+func (c *cli) benchDrain(ctx context.Context, st store.Store, want int64, agentDone <-chan struct{}) (time.Time, int64, error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last, lastChange, lastPrint := int64(-1), time.Now(), time.Time{}
+	for {
+		sub, err := st.GetSubscriberByName(ctx, benchWebhook)
+		if err != nil {
+			return time.Time{}, 0, fmt.Errorf("read the bench webhook: %w", err)
+		}
+		latest, err := st.LatestSeq(ctx)
+		if err != nil {
+			return time.Time{}, 0, fmt.Errorf("read the outbox: %w", err)
+		}
+		if sub.Cursor >= want && sub.Cursor >= latest {
+			c.progress("bench: webhook acknowledged %d events\n", sub.Cursor)
+			return time.Now(), sub.Cursor, nil
+		}
+		if sub.Cursor != last {
+			last, lastChange = sub.Cursor, time.Now()
+		}
+		if time.Since(lastPrint) >= time.Second {
+			c.progress("bench: webhook acknowledged %d/%d events\n", sub.Cursor, max(want, latest))
+			lastPrint = time.Now()
+		}
+		if !sub.Enabled {
+			return time.Time{}, 0, fmt.Errorf("the bench webhook was disabled: %s", sub.DisabledReason)
+		}
+		if time.Since(lastChange) > benchStall {
+			return time.Time{}, 0, fmt.Errorf("bench stalled: the webhook acknowledged nothing for %s (%d events)", benchStall, sub.Cursor)
+		}
+		select {
+		case <-tick.C:
+		case <-agentDone:
+			return time.Time{}, 0, errors.New("agent stopped before the webhook caught up")
+		case <-ctx.Done():
+			return time.Time{}, 0, ctx.Err()
+		}
+	}
 }
 
 // progress writes a progress line to stderr, keeping stdout for the result.

@@ -105,6 +105,7 @@ func TestBenchFlagsBelongToTheirMode(t *testing.T) {
 		{[]string{"--rate", "5"}, "--rate needs --latency"},
 		{[]string{"--chain", "5"}, "--chain needs --latency"},
 		{[]string{"--latency", "--jobs", "5"}, "--jobs is for the throughput bench"},
+		{[]string{"--latency", "--webhook"}, "--webhook is for the throughput bench"},
 		{[]string{"--latency", "--chain", "1"}, "--chain 1 must be at least 2"},
 		{[]string{"--latency", "--rate", "0"}, "--rate 0 must be a positive"},
 		{[]string{"--latency", "--duration", "0s"}, "--duration 0s must be positive"},

@@ -442,6 +442,22 @@ func TestBenchPrintsOneJSONLine(t *testing.T) {
 	require.Greater(t, res["jobs_per_sec"], 0.0)
 }
 
+func TestBenchWebhookDeliversEveryEventAndTimesTheDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench starts a child process and runs 300 jobs")
+	}
+	t.Parallel()
+	r := hw(t, nil, "bench", "--jobs", "300", "--webhook", "--json")
+	requireOK(t, r)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+	// enqueued, started, completed: three events per job, every one
+	// acknowledged by the webhook before the bench reports.
+	require.EqualValues(t, 900, res["webhook_events"], r.stdout)
+	require.GreaterOrEqual(t, res["webhook_drain_ms"], 0.0)
+	require.Greater(t, res["jobs_per_sec"], 0.0)
+}
+
 func TestPostgresBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bench starts a child process")
