@@ -102,11 +102,11 @@ type RelayPass struct {
 // its own subscriber.
 type Relay struct {
 	*Service[RelayPass]
-	cfg   RelayConfig
-	log   *slog.Logger
-	clock store.DatabaseClock
-	kinds []string
-	names []string
+	cfg     RelayConfig
+	log     *slog.Logger
+	clock   store.DatabaseClock
+	kinds   []string
+	streams []string
 
 	// claimMu is held exclusively by a claim and shared by acks. A claim
 	// may take again a subscriber this relay is delivering (it has work and
@@ -139,7 +139,7 @@ func NewRelay(cfg RelayConfig) *Relay {
 		cfg.Retention = DefaultEventRetention
 	}
 	r := &Relay{cfg: cfg, log: orDiscard(cfg.Logger), busy: map[uuid.UUID]string{},
-		kinds: slices.Sorted(maps.Keys(cfg.Sinks)), names: slices.Sorted(maps.Keys(cfg.Streams))}
+		kinds: slices.Sorted(maps.Keys(cfg.Sinks)), streams: slices.Sorted(maps.Keys(cfg.Streams))}
 	r.clock, _ = cfg.Store.(store.DatabaseClock)
 	r.Service = New(Config{Name: "relay", Interval: cfg.Interval, Jitter: 0.1, RunAtStart: true,
 		Logger: cfg.Logger, Outage: cfg.Outage}, r.pass)
@@ -203,7 +203,7 @@ func (r *Relay) claim(ctx context.Context) ([]string, error) {
 		return nil, nil
 	}
 	subs, err := r.cfg.Store.ClaimSubscribers(ctx, store.ClaimSubscribersParams{
-		AgentID: r.cfg.AgentID, Kinds: r.kinds, Names: r.names, Limit: free, Duration: r.cfg.ClaimTTL})
+		AgentID: r.cfg.AgentID, Kinds: r.kinds, Streams: r.streams, Limit: free, Duration: r.cfg.ClaimTTL})
 	if err != nil {
 		return nil, fmt.Errorf("claim subscribers: %w", err)
 	}

@@ -85,9 +85,10 @@ type Events interface {
 	LatestSeq(ctx context.Context) (int64, error)
 
 	// ClaimSubscribers takes up to p.Limit enabled subscribers for
-	// p.Duration: of a kind in p.Kinds that have work (an event with seq >
-	// cursor_seq exists), or named in p.Names, work or not (either list
-	// empty matches nothing of it; p.ClaimsNothing takes none). A named
+	// p.Duration: of a kind in p.Kinds or named in p.Streams that have
+	// work (an event with seq > cursor_seq exists), or named in p.Names,
+	// work or not (an empty list matches nothing of it; p.ClaimsNothing
+	// takes none). A named
 	// reader, a tail, holds its claim from the start: idle and unclaimed,
 	// the cleanup would take it for abandoned and remove it, and the events
 	// of that gap would never reach it. Each is unclaimed, claim expired
@@ -243,8 +244,13 @@ type ReadEventsParams struct {
 
 // ClaimSubscribersParams selects and leases subscribers for a relay.
 type ClaimSubscribersParams struct {
-	AgentID  string
-	Kinds    []string
+	AgentID string
+	// Kinds are taken when they have work.
+	Kinds []string
+	// Streams are stream subscribers this agent has sinks for (streams are
+	// configured per agent), by name: taken, like Kinds, only with work.
+	Streams []string
+	// Names are taken work or not: a reader holding its claim while idle.
 	Names    []string
 	Limit    int
 	Duration time.Duration

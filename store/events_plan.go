@@ -254,10 +254,10 @@ func (p CleanupEventsParams) TailCutoff(now time.Time) time.Time {
 }
 
 // ClaimsNothing reports a claim that matches no subscriber: a Limit below
-// one, or neither Kinds nor Names. A backend returns an empty slice at
+// one, or no Kinds, Streams or Names. A backend returns an empty slice at
 // once.
 func (p ClaimSubscribersParams) ClaimsNothing() bool {
-	return p.Limit <= 0 || len(p.Kinds)+len(p.Names) == 0
+	return p.Limit <= 0 || len(p.Kinds)+len(p.Streams)+len(p.Names) == 0
 }
 
 func orDefault(n, def int) int {

@@ -292,6 +292,13 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 			args = append(args, k)
 		}
 	}
+	if len(p.Streams) > 0 {
+		match = append(match, `kind = 'stream' AND name IN (`+placeholders(len(p.Streams))+`)
+  AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq)`)
+		for _, n := range p.Streams {
+			args = append(args, n)
+		}
+	}
 	if len(p.Names) > 0 {
 		match = append(match, `name IN (`+placeholders(len(p.Names))+`)`)
 		for _, n := range p.Names {

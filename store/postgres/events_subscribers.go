@@ -39,7 +39,8 @@ SET claimed_by = $1, claim_token = gen_random_uuid()::text, claimed_until = $2
 FROM (SELECT c.id FROM hammerwork_event_subscribers c
       WHERE c.enabled
         AND (c.name = ANY ($4::text[])
-             OR c.kind = ANY ($3::text[]) AND c.cursor_seq < (SELECT max(seq) FROM hammerwork_events))
+             OR (c.kind = ANY ($3::text[]) OR c.kind = 'stream' AND c.name = ANY ($7::text[]))
+                AND c.cursor_seq < (SELECT max(seq) FROM hammerwork_events))
         AND (c.claimed_by IS NULL OR c.claimed_until <= $5 OR c.claimed_by = $1)
         AND (c.retry_at IS NULL OR c.retry_at <= $5)
       ORDER BY c.claimed_until NULLS FIRST, c.name
@@ -233,7 +234,7 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 	if err != nil {
 		return nil, wrap(err, "claim subscribers")
 	}
-	rows, err := s.pool.Query(ctx, claimSQL, p.AgentID, at.Add(p.Duration), p.Kinds, p.Names, at, p.Limit)
+	rows, err := s.pool.Query(ctx, claimSQL, p.AgentID, at.Add(p.Duration), p.Kinds, p.Names, at, p.Limit, p.Streams)
 	if err != nil {
 		return nil, wrap(err, "claim subscribers")
 	}

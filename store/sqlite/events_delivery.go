@@ -79,12 +79,13 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 		ids, err := store.QueryStrings(ctx, tx, `SELECT id FROM hammerwork_event_subscribers s
 			WHERE enabled = 1
 				AND (name IN (SELECT value FROM json_each(?2))
-					OR kind IN (SELECT value FROM json_each(?1))
+					OR (kind IN (SELECT value FROM json_each(?1))
+						OR kind = 'stream' AND name IN (SELECT value FROM json_each(?6)))
 						AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq))
 				AND (claimed_by IS NULL OR claimed_until <= ?3 OR claimed_by = ?4)
 				AND (retry_at IS NULL OR retry_at <= ?3)
 			ORDER BY claimed_until NULLS FIRST, name LIMIT ?5`,
-			jsonList(p.Kinds), jsonList(p.Names), ts(now), p.AgentID, p.Limit)
+			jsonList(p.Kinds), jsonList(p.Names), ts(now), p.AgentID, p.Limit, jsonList(p.Streams))
 		if err != nil || len(ids) == 0 {
 			return err
 		}

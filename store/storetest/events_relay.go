@@ -23,6 +23,7 @@ var relayTests = []struct {
 	fn   func(t *testing.T, s store.Store)
 }{
 	{"SubscriberClaimTakesEnabledSubscribersWithWorkOfTheKindsOrNames", testSubscriberClaimSelects},
+	{"SubscriberClaimTakesNamedStreamsOnlyWithWork", testSubscriberClaimStreams},
 	{"SubscriberClaimByNameNeedsNoWork", testSubscriberClaimByName},
 	{"SubscriberClaimOrdersUnclaimedFirstThenByNameUpToLimit", testSubscriberClaimOrder},
 	{"SubscriberClaimHoldsAgainstOtherAgentsUntilItExpires", testSubscriberClaimHolds},
@@ -126,6 +127,24 @@ func testSubscriberClaimSelects(t *testing.T, s store.Store) {
 	got = claim(t, s, store.ClaimSubscribersParams{AgentID: "third", Kinds: everything, Now: base})
 	require.Equal(t, []string{"stream"}, namesOf(got), "the rest are claimed by others")
 	require.Empty(t, getSubscriber(t, s, late.ID).ClaimedBy, "a caught-up subscriber is not claimed")
+}
+
+// testSubscriberClaimStreams: streams are configured per agent, so a relay
+// names the ones it can deliver; like a kind, an idle one is not claimed (a
+// worker for it would only read nothing and take a free slot).
+func testSubscriberClaimStreams(t *testing.T, s store.Store) {
+	stream := func(name string) store.SubscriberDef {
+		return store.SubscriberDef{Name: name, Kind: store.SubscriberStream, Source: store.SourceConfig, Config: []byte(`{}`), Enabled: true}
+	}
+	putSubscriber(t, s, stream("orders"), base)
+	putSubscriber(t, s, stream("audit"), base)
+	putSubscriber(t, s, webhookDef("orders-hook"), base)
+	require.Empty(t, claim(t, s, store.ClaimSubscribersParams{Streams: []string{"orders", "audit"}, Now: base}),
+		"idle streams are not claimed")
+
+	withWork(t, s)
+	got := claim(t, s, store.ClaimSubscribersParams{Streams: []string{"orders", "orders-hook"}, Now: base})
+	require.Equal(t, []string{"orders"}, namesOf(got), "the named stream with work; a webhook is not a stream, and audit is not named")
 }
 
 // testSubscriberClaimByName: a tail reader claims its subscriber from the
