@@ -197,7 +197,7 @@ func (t *tail) register(ctx context.Context) error {
 	}
 	t.sub, t.token, t.stored = sub, "", sub.Cursor
 	t.log.Debug("tail subscriber registered", "subscriber", t.name, "cursor", sub.Cursor)
-	return nil
+	return t.claim(ctx)
 }
 
 // unregister deletes the subscriber, even when ctx has ended (Ctrl-C).
@@ -240,9 +240,9 @@ func (t *tail) pass(ctx context.Context, after int64) (int64, error) {
 	return after, t.ack(ctx, after)
 }
 
-// claim takes the subscriber's claim while none is held; the store only
-// grants it when an event waits. A subscriber the cleaner removed is
-// registered again.
+// claim takes the subscriber's claim while none is held (from the start,
+// and again after one was lost). A subscriber the cleaner removed (the
+// process was stopped past its claim and the grace) is registered again.
 func (t *tail) claim(ctx context.Context) error {
 	if t.token != "" {
 		return nil
