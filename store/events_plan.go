@@ -121,7 +121,7 @@ func PlanSubscriberPut(existing *Subscriber, p PutSubscriberParams, now time.Tim
 // Disabled and DisabledReason are the row's (enabled false, its disabled
 // reason), so a state read back and acknowledged again keeps them.
 func (s *Subscriber) FillState() {
-	s.SubscriberState.Disabled, s.SubscriberState.DisabledReason = !s.Enabled, s.DisabledReason
+	s.Disabled, s.SubscriberState.DisabledReason = !s.Enabled, s.DisabledReason
 }
 
 // AckRow is what AckEvents reads of the subscriber's row, held for the

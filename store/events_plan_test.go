@@ -329,11 +329,11 @@ func TestOutboxColumns(t *testing.T) {
 func TestSubscriberFillState(t *testing.T) {
 	t.Parallel()
 	sub := storedSub(false)
-	sub.SubscriberState.Disabled, sub.SubscriberState.DisabledReason = false, ""
+	sub.Disabled, sub.SubscriberState.DisabledReason = false, ""
 	sub.FillState()
-	require.True(t, sub.SubscriberState.Disabled, "a disabled row's state is disabled")
+	require.True(t, sub.Disabled, "a disabled row's state is disabled")
 	require.Equal(t, "20 consecutive failed events", sub.SubscriberState.DisabledReason, "with the row's reason")
 	on := storedSub(true)
 	on.FillState()
-	require.False(t, on.SubscriberState.Disabled)
+	require.False(t, on.Disabled)
 }
