@@ -43,6 +43,7 @@ const (
 
 // RelayMetrics counts what the relay did; *metrics.Metrics is one.
 type RelayMetrics interface {
+	EventsWritten(n int)
 	EventsDelivered(subscriber string, n int)
 	EventsFailed(subscriber string, n int)
 	DeliveryDuration(subscriber string, d time.Duration)
@@ -161,6 +162,9 @@ func (r *Relay) pass(ctx context.Context) (RelayPass, int, error) {
 			return res, 0, fmt.Errorf("sequence events: %w", err)
 		}
 		res.Sequenced += n
+		if r.cfg.Metrics != nil {
+			r.cfg.Metrics.EventsWritten(n)
+		}
 		if n < sequenceBatch {
 			break
 		}

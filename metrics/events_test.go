@@ -24,8 +24,11 @@ func TestRelayMetricsBySubscriber(t *testing.T) {
 	m.DeliveryDuration("orders", 40*time.Millisecond)
 	m.SubscriberLag("orders", 12, 90*time.Second)
 	m.SubscriberLag("audit", 4, time.Second)
+	m.EventsWritten(7)
+	m.EventsWritten(0)
 
 	_, mfs := scrape(t, m)
+	require.Equal(t, 7.0, value(t, mfs, "hammerwork_events_written_total", nil))
 	orders := map[string]string{"subscriber": "orders"}
 	require.Equal(t, 5.0, value(t, mfs, "hammerwork_events_delivered_total", orders))
 	require.Equal(t, 1.0, value(t, mfs, "hammerwork_events_failed_total", orders))
@@ -43,6 +46,7 @@ func TestRelayMetricsBySubscriber(t *testing.T) {
 	require.Equal(t, 4.0, value(t, mfs, "hammerwork_subscriber_lag_events", map[string]string{"subscriber": "audit"}))
 
 	var none *Metrics
+	none.EventsWritten(1)
 	none.EventsDelivered("x", 1)
 	none.EventsFailed("x", 1)
 	none.DeliveryDuration("x", time.Second)

@@ -43,6 +43,7 @@ type Metrics struct {
 	scheduleRuns      *prometheus.CounterVec
 	scheduleLag       *prometheus.HistogramVec
 
+	eventsWritten                                      prometheus.Counter
 	eventsDelivered, eventsFailed, subscribersDisabled *prometheus.CounterVec
 	eventDelivery                                      *prometheus.HistogramVec
 	subscriberLagEvents, subscriberLagSeconds          *prometheus.GaugeVec
@@ -119,7 +120,7 @@ func New() *Metrics {
 	m.appHealthy.Set(1)
 	m.dbUp.Set(1)
 	m.reg.MustRegister(
-		m.eventsDelivered, m.eventsFailed, m.subscribersDisabled, m.eventDelivery,
+		m.eventsWritten, m.eventsDelivered, m.eventsFailed, m.subscribersDisabled, m.eventDelivery,
 		m.subscriberLagEvents, m.subscriberLagSeconds,
 		m.leased, m.completed, m.failed, m.retried, m.cancelled, m.skipped,
 		m.dispatch, m.inFlight, m.depth, m.leaseBatch, m.workflowsFinished, m.appHealthy,
@@ -368,6 +369,8 @@ func (m *Metrics) newRelayCollectors() {
 	subscribers := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, []string{"subscriber"})
 	}
+	m.eventsWritten = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "events_written_total",
+		Help: "Outbox events this agent's relay sequenced: every event is written once, whatever its subscribers."})
 	m.eventsDelivered = subscribers("events_delivered_total", "Outbox events this agent's relay delivered, by subscriber.")
 	m.eventsFailed = subscribers("events_failed_total", "Outbox events given up on (rejected, or retried to max_attempts), by subscriber.")
 	m.subscribersDisabled = subscribers("subscribers_disabled_total",
@@ -393,6 +396,15 @@ func (m *Metrics) EventsDelivered(subscriber string, n int) {
 		return
 	}
 	m.eventsDelivered.WithLabelValues(subscriber).Add(float64(n))
+}
+
+// EventsWritten counts n outbox events this agent's relay sequenced (put in
+// commit order): the events committed, counted once across agents.
+func (m *Metrics) EventsWritten(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.eventsWritten.Add(float64(n))
 }
 
 // EventsFailed counts n events given up on for a subscriber.
