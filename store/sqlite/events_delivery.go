@@ -71,21 +71,20 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 	if p.ClaimsNothing() {
 		return out, nil
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now, err := s.clock.At(ctx, p.Now)
+	now, err := s.clock.At(ctx, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("claim subscribers for %q: %w", p.AgentID, dbErr(err))
+	}
+	// Every agent's relay asks every pass: the read pool answers "none"
+	// without taking the single writer from the agent's own writes.
+	if ids, err := claimCandidates(ctx, s.read, p, now); err != nil || len(ids) == 0 {
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("claim subscribers for %q: %w", p.AgentID, dbErr(err))
 		}
-		ids, err := store.QueryStrings(ctx, tx, `SELECT id FROM hammerwork_event_subscribers s
-			WHERE enabled = 1
-				AND (name IN (SELECT value FROM json_each(?2))
-					OR (kind IN (SELECT value FROM json_each(?1))
-						OR kind = 'stream' AND name IN (SELECT value FROM json_each(?6)))
-						AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq))
-				AND (claimed_by IS NULL OR claimed_until <= ?3 OR claimed_by = ?4)
-				AND (retry_at IS NULL OR retry_at <= ?3)
-			ORDER BY claimed_until NULLS FIRST, name LIMIT ?5`,
-			jsonList(p.Kinds), jsonList(p.Names), ts(now), p.AgentID, p.Limit, jsonList(p.Streams))
+		return out, nil
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		ids, err := claimCandidates(ctx, tx, p, now)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
@@ -111,6 +110,20 @@ func (s *Store) ClaimSubscribers(ctx context.Context, p store.ClaimSubscribersPa
 		return nil, fmt.Errorf("claim subscribers for %q: %w", p.AgentID, err)
 	}
 	return out, nil
+}
+
+// claimCandidates lists the subscribers p may claim at now, in claim order.
+func claimCandidates(ctx context.Context, q store.SQLQueryer, p store.ClaimSubscribersParams, now time.Time) ([]string, error) {
+	return store.QueryStrings(ctx, q, `SELECT id FROM hammerwork_event_subscribers s
+		WHERE enabled = 1
+			AND (name IN (SELECT value FROM json_each(?2))
+				OR (kind IN (SELECT value FROM json_each(?1))
+					OR kind = 'stream' AND name IN (SELECT value FROM json_each(?6)))
+					AND EXISTS (SELECT 1 FROM hammerwork_events e WHERE e.seq > s.cursor_seq))
+			AND (claimed_by IS NULL OR claimed_until <= ?3 OR claimed_by = ?4)
+			AND (retry_at IS NULL OR retry_at <= ?3)
+		ORDER BY claimed_until NULLS FIRST, name LIMIT ?5`,
+		jsonList(p.Kinds), jsonList(p.Names), ts(now), p.AgentID, p.Limit, jsonList(p.Streams))
 }
 
 // AckEvents reads the subscriber's row in a write transaction (SQLite's
