@@ -444,7 +444,7 @@ func (d *decoder) yamlToJSON(path string, v any, buf *bytes.Buffer) {
 		buf.WriteByte(']')
 	case float64:
 		if math.IsInf(x, 0) || math.IsNaN(x) {
-			d.fail(path, "%v cannot be represented in JSON", x)
+			d.unrepresentable(path, "%v cannot be represented in JSON", x)
 			buf.WriteString("null")
 			return
 		}
@@ -454,10 +454,21 @@ func (d *decoder) yamlToJSON(path string, v any, buf *bytes.Buffer) {
 	}
 }
 
+// unrepresentable reports a YAML value JSON has no form for: invalid inside
+// the definition, where the path names it; at the root, a document that is
+// not a definition at all (".inf"), so malformed.
+func (d *decoder) unrepresentable(path, format string, a ...any) {
+	if path == "" {
+		d.malformed(path, "the document is not a mapping: "+format, a...)
+		return
+	}
+	d.fail(path, format, a...)
+}
+
 func (d *decoder) marshal(path string, v any, buf *bytes.Buffer) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		d.fail(path, "value of type %T cannot be represented in JSON: %v", v, err)
+		d.unrepresentable(path, "value of type %T cannot be represented in JSON: %v", v, err)
 		buf.WriteString("null")
 		return
 	}
