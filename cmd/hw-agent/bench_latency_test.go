@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,13 +56,27 @@ func requireCPUProfile(t *testing.T, path string) {
 	require.Equal(t, []byte{0x1f, 0x8b}, b[:2], "not gzip: not a pprof profile")
 }
 
+// profiling serialises the tests that pass --cpuprofile: the commands run
+// in this test process, and Go has one CPU profiler per process.
+var profiling sync.Mutex
+
+// whileProfiling runs f holding the profiler, released even when f fails
+// the test.
+func whileProfiling(f func()) {
+	profiling.Lock()
+	defer profiling.Unlock()
+	f()
+}
+
 func TestBenchLatencyMeasuresEveryJobAndHopAndWritesAProfile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bench starts a child process")
 	}
 	t.Parallel()
 	prof := filepath.Join(t.TempDir(), "cpu.pprof")
-	requireLatencyResult(t, benchLatencyJSON(t, "--cpuprofile", prof), "sqlite")
+	var res map[string]any
+	whileProfiling(func() { res = benchLatencyJSON(t, "--cpuprofile", prof) })
+	requireLatencyResult(t, res, "sqlite")
 	requireCPUProfile(t, prof)
 }
 
@@ -87,7 +102,8 @@ func TestBenchThroughputWritesACPUProfile(t *testing.T) {
 	}
 	t.Parallel()
 	prof := filepath.Join(t.TempDir(), "cpu.pprof")
-	r := hw(t, nil, "bench", "--jobs", "200", "--json", "--cpuprofile", prof)
+	var r cliResult
+	whileProfiling(func() { r = hw(t, nil, "bench", "--jobs", "200", "--json", "--cpuprofile", prof) })
 	requireOK(t, r)
 	var res map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
