@@ -58,10 +58,31 @@ func requireRoundTrip(t *testing.T, in []byte, w workflow.Workflow) {
 		if err != nil {
 			t.Fatalf("%s(%s) does not marshal: %v", name, out, err)
 		}
-		if !bytes.Equal(out, again) {
-			t.Fatalf("definition %q does not round-trip through %s:\n first %s\nsecond %s", in, name, out, again)
+		want := out
+		if name == "ParseYAML" {
+			// YAML keeps each value, not its JSON spelling: a payload's
+			// "\u0008" comes back as the same string written "\b".
+			want, again = canonicalJSON(t, out), canonicalJSON(t, again)
+		}
+		if !bytes.Equal(want, again) {
+			t.Fatalf("definition %q does not round-trip through %s:\n first %s\nsecond %s", in, name, want, again)
 		}
 	}
+}
+
+// canonicalJSON re-encodes a JSON document, so two spellings of the same
+// values compare equal.
+func canonicalJSON(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("encode %s: %v", b, err)
+	}
+	return out
 }
 
 // FuzzDefinitionJSON: any document is either a definition that validates and
