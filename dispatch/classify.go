@@ -47,7 +47,7 @@ func (d *Dispatcher) classify(resp *http.Response, maxResult int64) Result {
 		res.Outcome, res.Label = OutcomeFailed, LabelNoRetry
 	case code >= 300 && code < 400:
 		res.Outcome, res.Label = OutcomeFailed, fmt.Sprintf("redirect_%d", code)
-	case retryable(code):
+	case Retryable(code):
 		res.Outcome, res.Label = OutcomeRetry, fmt.Sprintf("http_%d", code)
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), d.now())
@@ -58,10 +58,11 @@ func (d *Dispatcher) classify(resp *http.Response, maxResult int64) Result {
 	return res
 }
 
-// retryable lists the statuses that say "not now" rather than "never":
+// Retryable lists the statuses that say "not now" rather than "never":
 // request timeout, conflict (a lock held elsewhere), too early, too many
-// requests, and every server error.
-func retryable(code int) bool {
+// requests, and every server error. The webhook sink judges its receivers'
+// answers by it too.
+func Retryable(code int) bool {
 	switch code {
 	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
 		return true

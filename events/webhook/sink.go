@@ -245,7 +245,7 @@ func classify(resp *http.Response, now time.Time) events.Result {
 		return res
 	case code == http.StatusGone:
 		res.Outcome = events.Gone
-	case retryable(code):
+	case dispatch.Retryable(code):
 		res.Outcome = events.Retry
 		res.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
 	default:
@@ -256,16 +256,6 @@ func classify(resp *http.Response, now time.Time) events.Result {
 		res.Error = strconv.Itoa(code) + " " + http.StatusText(code)
 	}
 	return res
-}
-
-// retryable lists the statuses that say "not now" rather than "never", as
-// dispatch does for the app.
-func retryable(code int) bool {
-	switch code {
-	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
-		return true
-	}
-	return code >= 500 && code < 600
 }
 
 // retryAfter is how long the receiver asked to wait, never negative; the
